@@ -1,0 +1,10 @@
+"""BDApps status codes (seed 004, appendix A)."""
+from __future__ import annotations
+
+SUCCESS = "S1000"
+# Retryable per appendix A: throttling, balance, delivery and temporary errors.
+RETRYABLE = frozenset({"E1318", "E1319", "E1326", "E1602", "E1603"})
+
+
+def is_retryable(code: str) -> bool:
+    return code in RETRYABLE

@@ -1,0 +1,125 @@
+"""The USSD hop: claim (dedupe + lock + load) before the ack, then in the background run one
+engine turn, save, release and send the screen through `/ussd/send`.
+
+Order matters: the session is saved before the screen goes out, so the subscriber's next
+reply (which can only come after they saw the screen) always finds the new state.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+import structlog
+
+from ..engine.engine import Engine, Reply, Subscriber
+from ..engine.session import decode_session, encode_session
+from ..render import system
+from ..render.budget import encoding_for
+from ..store import Lease, LockTimeout, Store, StoreUnavailable
+from .client import BdappsGateway
+from .payloads import UssdReceive, msisdn_of, subscriber_key
+
+log = structlog.get_logger("alap.ussd")
+
+
+@dataclass
+class HopStats:
+    """Counters the metrics endpoint and tests read."""
+
+    hops: int = 0
+    duplicates: int = 0
+    sent: int = 0
+    send_failures: int = 0
+    errors: int = 0
+
+
+@dataclass
+class UssdService:
+    engine: Engine
+    store: Store
+    gateway: BdappsGateway
+    session_ttl: int
+    default_language: str
+    tasks: set[asyncio.Task] = field(default_factory=set)
+    stats: HopStats = field(default_factory=HopStats)
+
+    async def receive(self, mo: UssdReceive) -> bool:
+        """Claim the hop. True when it was accepted (a background task now owns it), False for a
+        duplicate delivery. Raises StoreUnavailable when the store cannot be reached."""
+        profile_of = subscriber_key(mo.sourceAddress) if mo.ussdOperation == "mo-init" else None
+        claim = await self.store.claim(mo.sessionId, mo.requestId, profile_of=profile_of)
+        if claim.status == "duplicate":
+            self.stats.duplicates += 1
+            log.info("ussd_duplicate", session_id=mo.sessionId, request_id=mo.requestId)
+            return False
+        task = asyncio.create_task(self._hop(mo, claim.lease, time.perf_counter()))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return True
+
+    async def drain(self, timeout: float) -> None:
+        """Let in-flight hops finish (graceful shutdown)."""
+        if self.tasks:
+            await asyncio.wait(list(self.tasks), timeout=timeout)
+
+    async def _hop(self, mo: UssdReceive, lease: Lease | None, started: float) -> None:
+        self.stats.hops += 1
+        profile_of = subscriber_key(mo.sourceAddress)
+        try:
+            if lease is None:  # another hop of this session held the lock: wait our turn
+                lease = await self.store.acquire(
+                    mo.sessionId, profile_of=profile_of if mo.ussdOperation == "mo-init" else None)
+            reply = await self._turn(mo, lease, profile_of)
+        except LockTimeout:
+            log.error("ussd_lock_timeout", session_id=mo.sessionId)
+            reply = self.engine.system_reply(self.default_language, system.SERVICE_BUSY)
+        except StoreUnavailable as exc:
+            log.error("ussd_store_unavailable", session_id=mo.sessionId, error=str(exc))
+            reply = self.engine.system_reply(self.default_language, system.SERVICE_BUSY)
+        except Exception:
+            self.stats.errors += 1
+            log.exception("ussd_hop_failed", session_id=mo.sessionId)
+            reply = self.engine.system_reply(self.default_language, system.SYSTEM_ERROR)
+            if lease is not None:
+                await self._forget(lease)
+        await self._send(mo, reply, started)
+
+    async def _turn(self, mo: UssdReceive, lease: Lease, profile_of: str) -> Reply:
+        subscriber = Subscriber(mo.sessionId, mo.sourceAddress, msisdn_of(mo.sourceAddress))
+        if mo.ussdOperation == "mo-init":
+            language = lease.profile.lang if lease.profile else None
+            session, reply = await self.engine.start(subscriber, mo.message, language or self.default_language)
+        else:
+            session = decode_session(lease.session)
+            if session is None:
+                await self.store.release(lease)
+                profile = await self.store.get_profile(profile_of)
+                return self.engine.system_reply(profile.lang or self.default_language, system.SESSION_ENDED)
+            reply = await self.engine.advance(session, subscriber, mo.message)
+        data = None if reply.final else encode_session(session)
+        if not await self.store.commit(lease, data, self.session_ttl):
+            log.error("ussd_lock_lost", session_id=mo.sessionId)
+        if reply.language:
+            profile = await self.store.get_profile(profile_of)
+            profile.lang = reply.language
+            await self.store.set_profile(profile_of, profile)
+        return reply
+
+    async def _forget(self, lease: Lease) -> None:
+        try:
+            await self.store.commit(lease, None, self.session_ttl)
+        except StoreUnavailable:
+            pass
+
+    async def _send(self, mo: UssdReceive, reply: Reply, started: float) -> None:
+        operation = "mt-fin" if reply.final else "mt-cont"
+        result = await self.gateway.send_ussd(mo.sessionId, mo.sourceAddress, reply.text, operation,
+                                              encoding_for(reply.text))
+        if result.ok:
+            self.stats.sent += 1
+        else:
+            self.stats.send_failures += 1
+        log.info("ussd_hop", session_id=mo.sessionId, operation=mo.ussdOperation, reply=operation,
+                 states=reply.entered, sent=result.ok, status_code=result.status_code,
+                 latency_ms=round((time.perf_counter() - started) * 1000, 1))

@@ -1,0 +1,107 @@
+"""The `alap` command line: serve, dev, sim, check."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from .config import ConfigError, Settings, load_settings
+from .engine.errors import FlowErrors
+
+
+def _fail(message: str) -> int:
+    print(f"alap: {message}", file=sys.stderr)
+    return 2
+
+
+def _use_uvloop() -> None:
+    try:
+        import uvloop
+    except ImportError:
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+def _run(app_factory, settings: Settings, banner: str, *, json_logs: bool) -> int:
+    from aiohttp import web
+
+    from .logs import setup_logging
+
+    setup_logging(settings.log_level, json=json_logs)
+    try:
+        app = app_factory(settings)
+    except FlowErrors as exc:
+        print(str(exc), file=sys.stderr)
+        return _fail(f"{len(exc.problems)} problem(s) in flows; not starting")
+    _use_uvloop()
+    print(banner, flush=True)
+    web.run_app(app, host="0.0.0.0", port=settings.port, access_log=None, print=None, shutdown_timeout=10)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .app import create_app
+
+    settings = load_settings()
+    settings.require_production()
+    return _run(create_app, settings, f"alap: serving on :{settings.port}", json_logs=True)
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    from .dev import create_dev_app
+
+    settings = load_settings()
+    if args.port:
+        settings = settings.model_copy(update={"port": args.port})
+    store = "redis" if settings.redis_url else "memory"
+    banner = (f"alap dev: http://127.0.0.1:{settings.port}  (store: {store}, sandbox gateway at /sandbox/bdapps)\n"
+              f"  dial the demo from another terminal:  alap sim --url http://127.0.0.1:{settings.port}")
+    return _run(create_dev_app, settings, banner, json_logs=False)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from .app import build_engine
+
+    settings = load_settings()
+    try:
+        engine = build_engine(settings)
+    except FlowErrors as exc:
+        print(str(exc))
+        print(f"{len(exc.problems)} problem(s)", file=sys.stderr)
+        return 1
+    print(f"ok: {len(engine.flows)} flow(s), {sum(len(f.states) for f in engine.flows.values())} states")
+    return 0
+
+
+def cmd_sim(args: argparse.Namespace) -> int:
+    from .sim import run_sim
+
+    return asyncio.run(run_sim(args.url, args.address, args.code, args.script))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="alap", description="USSD and SMS conversational app server")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="production server on PORT").set_defaults(func=cmd_serve)
+    dev = sub.add_parser("dev", help="server + sandbox fakes, in-memory store unless REDIS_URL")
+    dev.add_argument("--port", type=int, default=None)
+    dev.set_defaults(func=cmd_dev)
+    check = sub.add_parser("check", help="validate flows, templates and catalogs")
+    check.set_defaults(func=cmd_check)
+    sim = sub.add_parser("sim", help="a terminal phone dialling a running `alap dev`")
+    sim.add_argument("--url", default="http://127.0.0.1:8080")
+    sim.add_argument("--address", default="tel:8801812345678", help="the subscriber address to dial from")
+    sim.add_argument("--code", default="*213#", help="the USSD code (shortcuts like *213*1# work)")
+    sim.add_argument("--script", default=None, help="comma-separated replies to send without prompting")
+    sim.set_defaults(func=cmd_sim)
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        return _fail(str(exc))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""Settings from the environment, named exactly as design.md lists them.
+
+`load_settings()` turns any bad value into one `ConfigError` line naming the variable; the
+command line prints that line and exits, never a traceback and never a half-started server.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+ECARE_DEFAULT_URL = "http://118.179.129.98/myportal/api/rechargeapi/recharge_api_thirdparty.php"
+
+
+class ConfigError(Exception):
+    """One line naming the variable that is missing or malformed."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, case_sensitive=True)
+
+    port: int = Field(8080, ge=1, le=65535, validation_alias="PORT")
+    redis_url: str | None = Field(None, validation_alias="REDIS_URL")
+
+    bdapps_app_id: str = Field("", validation_alias="BDAPPS_APP_ID")
+    bdapps_password: str = Field("", validation_alias="BDAPPS_PASSWORD", repr=False)
+    bdapps_base_url: str = Field("https://developer.bdapps.com", validation_alias="BDAPPS_BASE_URL")
+
+    ecourier_base_url: str = Field("https://staging.ecourier.com.bd/api", validation_alias="ECOURIER_BASE_URL")
+    ecourier_api_key: str = Field("", validation_alias="ECOURIER_API_KEY", repr=False)
+    ecourier_api_secret: str = Field("", validation_alias="ECOURIER_API_SECRET", repr=False)
+    ecourier_user_id: str = Field("", validation_alias="ECOURIER_USER_ID")
+
+    ecare_url: str = Field(ECARE_DEFAULT_URL, validation_alias="ECARE_URL")
+    ecare_access_id: str = Field("", validation_alias="ECARE_ACCESS_ID")
+    ecare_access_pass: str = Field("", validation_alias="ECARE_ACCESS_PASS", repr=False)
+
+    aamarsms_base_url: str = Field("https://aamarsms.com", validation_alias="AAMARSMS_BASE_URL")
+    aamarsms_user: str = Field("", validation_alias="AAMARSMS_USER")
+    aamarsms_password: str = Field("", validation_alias="AAMARSMS_PASSWORD", repr=False)
+    aamarsms_from: str = Field("", validation_alias="AAMARSMS_FROM")
+
+    dinisoft_base_url: str = Field("https://sms.dinisoftbd.com:7790", validation_alias="DINISOFT_BASE_URL")
+    dinisoft_api_key: str = Field("", validation_alias="DINISOFT_API_KEY", repr=False)
+    dinisoft_secret_key: str = Field("", validation_alias="DINISOFT_SECRET_KEY", repr=False)
+    dinisoft_caller_id: str = Field("", validation_alias="DINISOFT_CALLER_ID")
+
+    flows_dir: Path = Field(REPO_ROOT / "flows", validation_alias="ALAP_FLOWS_DIR")
+    templates_dir: Path = Field(REPO_ROOT / "templates", validation_alias="ALAP_TEMPLATES_DIR")
+    locales_dir: Path = Field(REPO_ROOT / "locales", validation_alias="ALAP_LOCALES_DIR")
+
+    admin_token: str | None = Field(None, validation_alias="ALAP_ADMIN_TOKEN", repr=False)
+    session_ttl: int = Field(180, ge=10, le=86400, validation_alias="ALAP_SESSION_TTL")
+    default_language: Literal["bn", "en"] = Field("bn", validation_alias="ALAP_DEFAULT_LANGUAGE")
+    ussd_unicode: bool = Field(True, validation_alias="ALAP_USSD_UNICODE")
+
+    # Not in design.md: tuning knobs with safe defaults.
+    budget_ascii: int = Field(160, ge=40, le=182, validation_alias="ALAP_BUDGET_440")
+    budget_unicode: int = Field(80, ge=20, le=91, validation_alias="ALAP_BUDGET_16")
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", validation_alias="ALAP_LOG_LEVEL")
+
+    @field_validator("bdapps_base_url", "ecourier_base_url", "aamarsms_base_url", "dinisoft_base_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return value.rstrip("/")
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not value.startswith(("redis://", "rediss://", "unix://", "redis+cluster://")):
+            raise ValueError("must start with redis://, rediss://, unix:// or redis+cluster://")
+        return value
+
+    def require_production(self) -> None:
+        """What `alap serve` cannot run without."""
+        for name, value in (("BDAPPS_APP_ID", self.bdapps_app_id), ("BDAPPS_PASSWORD", self.bdapps_password)):
+            if not value:
+                raise ConfigError(f"{name} is required by `alap serve` (the BDApps application credentials)")
+
+
+def load_settings(**overrides: object) -> Settings:
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = err["loc"][0] if err["loc"] else "?"
+        alias = Settings.model_fields[field].validation_alias if field in Settings.model_fields else field
+        secret = field in Settings.model_fields and not Settings.model_fields[field].repr
+        shown = "" if secret else f" (got {err.get('input')!r})"
+        raise ConfigError(f"{alias}: {err['msg']}{shown}"[:300]) from None

@@ -1,0 +1,294 @@
+"""One turn: subscriber input -> new state + screen. No HTTP, no Redis: the caller loads the
+session, calls `start` or `advance`, saves the session and sends `Reply.text`."""
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from ..render import system
+from ..render.budget import Budget, paginate
+from ..render.digits import normalise_digits
+from ..render.environment import Renderer
+from .actions import ActionContext, ActionRegistry, ActionResult
+from .machine import FlowMachine
+from .model import Flow, Option, State
+from .session import Session
+from .validators import Invalid, validate_input
+
+log = structlog.get_logger("alap.engine")
+
+# *213*1*2#  ->  code "*213#", inputs ["1", "2"]
+_DIAL = re.compile(r"^\*(\d+)((?:\*[^*#]*)*)#?$")
+_MAX_AUTO_STEPS = 25
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    session_id: str
+    address: str  # exactly as the gateway sent it; may be masked
+    msisdn: str | None = None  # 01XXXXXXXXX when known
+
+
+@dataclass
+class Reply:
+    text: str
+    final: bool
+    language: str | None = None  # a new saved language, when the turn changed it
+    entered: list[str] = field(default_factory=list)  # states entered this turn (funnel)
+
+
+def parse_dialled(message: str) -> tuple[str, list[str]]:
+    text = normalise_digits(message.strip()).replace(" ", "")
+    match = _DIAL.match(text)
+    if not match:
+        return text, []
+    segments = [s for s in match.group(2).split("*") if s]
+    return f"*{match.group(1)}#", segments
+
+
+class Engine:
+    def __init__(self, flows: list[Flow], renderer: Renderer, actions: ActionRegistry, *,
+                 budget: Budget = Budget(), unicode: bool = True, default_language: str = "bn") -> None:
+        self.renderer = renderer
+        self.actions = actions
+        self.budget = budget
+        self.unicode = unicode
+        self.default_language = default_language
+        self.flows = {f.name: f for f in flows}
+        self.machines = {f.name: FlowMachine(f, renderer.evaluate) for f in flows}
+        self.by_code = {code: f for f in flows for code in f.codes}
+        defaults = [f for f in flows if f.default] or flows
+        self.default_flow = defaults[0]
+
+    # -- entry points -------------------------------------------------------------------------
+    async def start(self, subscriber: Subscriber, message: str, language: str | None,
+                    *, channel: str = "ussd", flow_name: str | None = None) -> tuple[Session, Reply]:
+        code, inputs = parse_dialled(message)
+        flow = self.flows.get(flow_name or "") or self.by_code.get(code) or self.default_flow
+        session = Session(flow=flow.name, state=flow.start, lang=language or self.default_language,
+                          channel=channel, vars={}, history=[])
+        turn = _Turn(self, flow, session, subscriber)
+        await turn.enter(flow.start)
+        for segment in inputs:  # shortcut dialling: replay segments as typed inputs
+            if turn.final or turn.notice or turn.ended_text:
+                break
+            await turn.handle(segment)
+        return session, turn.reply()
+
+    async def advance(self, session: Session, subscriber: Subscriber, text: str) -> Reply:
+        flow = self.flows.get(session.flow)
+        if flow is None or session.state not in flow.states:
+            # The flow changed under a live session (hot reload): end it cleanly.
+            return self.system_reply(session.lang, system.SESSION_ENDED)
+        turn = _Turn(self, flow, session, subscriber)
+        await turn.handle(text)
+        return turn.reply()
+
+    def system_reply(self, language: str, msgid: str) -> Reply:
+        text = self.renderer.render_text(language, msgid, {})
+        if not self.unicode and not text.isascii():
+            text = self.renderer.render_text("en", msgid, {})
+        return Reply(text=text, final=True)
+
+
+class _Turn:
+    """The work of one hop on one session."""
+
+    def __init__(self, engine: Engine, flow: Flow, session: Session, subscriber: Subscriber) -> None:
+        self.engine = engine
+        self.flow = flow
+        self.machine = engine.machines[flow.name]
+        self.session = session
+        self.subscriber = subscriber
+        # An error line shown above the screen: (msgid or Jinja source, extra context).
+        self.notice: tuple[str, dict[str, Any]] | None = None
+        self.final = False
+        self.ended_text: str | None = None  # a system screen that ends the session
+        self.language: str | None = None
+        self.entered: list[str] = []
+
+    # -- context -------------------------------------------------------------------------------
+    def context(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        ctx = dict(self.session.vars)
+        ctx["lang"] = self.session.lang
+        ctx["msisdn"] = self.subscriber.msisdn
+        if extra:
+            ctx.update(extra)
+        return ctx
+
+    @property
+    def state(self) -> State:
+        return self.flow.states[self.session.state]
+
+    # -- input -----------------------------------------------------------------------------------
+    async def handle(self, raw: str) -> None:
+        text = normalise_digits(raw).strip()
+        nav = self.flow.navigation
+        session = self.session
+        state = self.state
+        if text == nav.more and session.page < session.pages - 1:
+            session.page += 1
+            return
+        if text == nav.back:
+            if session.page > 0:
+                session.page -= 1
+            elif session.history:
+                await self.enter(session.history.pop(), record=False)
+            return
+        if text == nav.home and session.state != self.flow.start:
+            session.history.clear()
+            await self.enter(self.machine.fire("home", session.state, {}) or self.flow.start)
+            return
+        if state.kind == "end":
+            # Only reached on a paginated final screen: any key shows the next page.
+            session.page = min(session.page + 1, session.pages - 1)
+            return
+        if state.kind == "menu":
+            await self._choose(state, text)
+        elif state.kind == "input":
+            await self._submit(state, text)
+
+    async def _choose(self, state: State, text: str) -> None:
+        chosen = next((opt for key, opt in self.visible_options(state) if key == text), None)
+        if chosen is None:
+            self.notice = (system.INVALID_CHOICE, {})
+            return
+        target = self.machine.fire("choose", state.name, self.context(), choice=chosen.index)
+        self.session.history.append(state.name)
+        await self.enter(target or chosen.next)
+
+    async def _submit(self, state: State, text: str) -> None:
+        assert state.validator is not None and state.var is not None
+        result = validate_input(state.validator, text)
+        if isinstance(result, Invalid):
+            self.session.retries += 1
+            if self.session.retries > state.retries:
+                if state.on_fail:
+                    await self.enter(self.machine.fire("fail", state.name, self.context()) or state.on_fail)
+                else:
+                    self.ended_text = system.TOO_MANY_ATTEMPTS
+                return
+            source = state.error.source if state.error and state.error.source else result.msgid
+            self.notice = (source or result.msgid, result.params)
+            return
+        self.session.vars[state.var] = result.value
+        target = self.machine.fire("submit", state.name, self.context())
+        self.session.history.append(state.name)
+        await self.enter(target or state.next or state.name)
+
+    # -- entering states ---------------------------------------------------------------------
+    async def enter(self, name: str, *, record: bool = True) -> None:
+        """Move to `name`, running routers and actions until a state with a screen."""
+        for _ in range(_MAX_AUTO_STEPS):
+            state = self.flow.states[name]
+            if record:
+                self.entered.append(name)
+            if state.kind == "router":
+                target = self.machine.fire("route", name, self.context())
+                if target is None:  # validation guarantees a default route; be safe anyway
+                    raise RuntimeError(f"router {name} matched no route")
+                name = target
+                continue
+            if state.kind == "action":
+                outcome = await self._run_action(state)
+                name = self.machine.fire("outcome", name, self.context(), outcome=outcome) or state.fallback or name
+                continue
+            self.session.state = name
+            self.session.page = 0
+            self.session.pages = 1
+            self.session.retries = 0
+            self.final = state.kind == "end"
+            return
+        raise RuntimeError(f"flow {self.flow.name}: more than {_MAX_AUTO_STEPS} routers/actions in a row")
+
+    async def _run_action(self, state: State) -> str:
+        spec = self.engine.actions.get(state.action or "")
+        if spec is None:
+            return "__fallback__"
+        ctx = ActionContext(
+            session_id=self.subscriber.session_id, address=self.subscriber.address,
+            msisdn=self.subscriber.msisdn, language=self.session.lang,
+            vars=dict(self.session.vars), args=self._render_args(state.args),
+            channel=self.session.channel,
+        )
+        try:
+            result: ActionResult = await asyncio.wait_for(spec.fn(ctx), timeout=state.timeout)
+        except asyncio.TimeoutError:
+            log.warning("action_timeout", action=spec.name, timeout=state.timeout, flow=self.flow.name)
+            return "__fallback__"
+        except Exception:
+            log.exception("action_failed", action=spec.name, flow=self.flow.name)
+            return "__fallback__"
+        if state.save_as:
+            self.session.vars[state.save_as] = result.vars
+        else:
+            self.session.vars.update(result.vars)
+        if result.language and result.language != self.session.lang:
+            self.session.lang = result.language
+            self.language = result.language
+        return result.outcome
+
+    def _render_args(self, args: dict[str, Any]) -> dict[str, Any]:
+        out = {}
+        for key, value in args.items():
+            if isinstance(value, str) and "{{" in value:
+                value = self.engine.renderer.envs[self.session.lang].from_string(value).render(self.context())
+            out[key] = value
+        return out
+
+    # -- output ------------------------------------------------------------------------------
+    def visible_options(self, state: State) -> list[tuple[str, Option]]:
+        ctx = self.context()
+        shown: list[tuple[str, Option]] = []
+        number = 0
+        for option in state.options:
+            if option.when and not self.engine.renderer.evaluate(option.when, ctx):
+                continue
+            if option.key is None:
+                number += 1
+                shown.append((str(number), option))
+            else:
+                shown.append((option.key, option))
+        return shown
+
+    def reply(self) -> Reply:
+        if self.ended_text:
+            reply = self.engine.system_reply(self.session.lang, self.ended_text)
+            reply.entered, reply.language = self.entered, self.language
+            return reply
+        text = self._screen(self.session.lang)
+        if not self.engine.unicode and not text.isascii():
+            # GSM-7-only deployment: English is the fallback language (design.md).
+            text = self._screen("en")
+            if not text.isascii():
+                text = text.encode("ascii", "replace").decode("ascii")
+        final = self.state.kind == "end" and self.session.page >= self.session.pages - 1
+        return Reply(text=text, final=final, language=self.language, entered=self.entered)
+
+    def _screen(self, lang: str) -> str:
+        renderer = self.engine.renderer
+        state = self.state
+        ctx = self.context({"lang": lang})
+        lines: list[str] = []
+        if self.notice:
+            self.session.page = 0  # the notice is on the first page: show it
+            source, params = self.notice
+            lines.append(renderer.render_text(lang, source, {**ctx, **params}))
+        if state.text is not None:
+            if state.text.template:
+                lines.append(renderer.render_template(lang, state.text.template, ctx))
+            elif state.text.source is not None:
+                lines.append(renderer.render_text(lang, state.text.source, ctx))
+        for key, option in self.visible_options(state):
+            lines.append(f"{key}. {renderer.render_text(lang, option.label.source or '', ctx)}")
+        nav = self.flow.navigation
+        more = f"{nav.more}. {renderer.gettext(lang, system.MORE)}"
+        back = f"{nav.back}. {renderer.gettext(lang, system.BACK)}"
+        pages = paginate(lines, self.engine.budget, more, back)
+        self.session.pages = len(pages)
+        self.session.page = min(self.session.page, len(pages) - 1)
+        return pages[self.session.page]

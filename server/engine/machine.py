@@ -1,0 +1,79 @@
+"""One `transitions` machine per flow, built at load time; a turn attaches a light model,
+fires one trigger and detaches it. The machine owns the flow's edges and their conditions:
+
+    choose   menu -> option target      (condition: the chosen option's index)
+    submit   input -> next              (the engine validated the input first)
+    fail     input -> on_fail           (retry limit reached)
+    route    router -> first route whose `when` holds
+    outcome  action -> outcomes[outcome], else fallback
+    home     any state -> start
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Mapping
+
+from transitions import EventData, Machine
+
+from .model import Flow
+
+# transitions logs every state change at INFO: too chatty (and too slow) for the hop path.
+logging.getLogger("transitions").setLevel(logging.WARNING)
+
+
+class TurnModel:
+    """The light per-turn model: the state plus what the conditions read."""
+
+    def __init__(self, context: Mapping[str, Any], choice: int | None = None, outcome: str | None = None) -> None:
+        self.context = context
+        self.choice = choice
+        self.outcome = outcome
+
+
+def _chosen(index: int) -> Callable[[EventData], bool]:
+    return lambda event: event.model.choice == index
+
+
+def _outcome_is(name: str) -> Callable[[EventData], bool]:
+    return lambda event: event.model.outcome == name
+
+
+class FlowMachine:
+    def __init__(self, flow: Flow, evaluate: Callable[[str, Mapping[str, Any]], Any]) -> None:
+        self.flow = flow
+        self._evaluate = evaluate
+        self.machine = Machine(
+            model=None, states=list(flow.states), initial=flow.start, auto_transitions=False,
+            send_event=True, ignore_invalid_triggers=False, queued=False,
+        )
+        add = self.machine.add_transition
+        for state in flow.states.values():
+            for option in state.options:
+                add("choose", state.name, option.next, conditions=[_chosen(option.index)])
+            if state.kind == "input":
+                add("submit", state.name, state.next)
+                if state.on_fail:
+                    add("fail", state.name, state.on_fail)
+            for route in state.routes:
+                conditions = [self._holds(route.when)] if route.when else []
+                add("route", state.name, route.next, conditions=conditions)
+            if state.kind == "action":
+                for outcome, target in state.outcomes.items():
+                    add("outcome", state.name, target, conditions=[_outcome_is(outcome)])
+                add("outcome", state.name, state.fallback)
+        add("home", "*", flow.start)
+
+    def _holds(self, expr: str) -> Callable[[EventData], bool]:
+        return lambda event: bool(self._evaluate(expr, event.model.context))
+
+    def fire(self, trigger: str, state: str, context: Mapping[str, Any], *,
+             choice: int | None = None, outcome: str | None = None) -> str | None:
+        """Fire `trigger` from `state`; returns the new state, or None when no transition's
+        conditions held."""
+        model = TurnModel(context, choice, outcome)
+        self.machine.add_model(model, initial=state)
+        try:
+            moved = model.trigger(trigger)  # type: ignore[attr-defined]
+            return model.state if moved else None  # type: ignore[attr-defined]
+        finally:
+            self.machine.remove_model(model)

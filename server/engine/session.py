@@ -1,0 +1,40 @@
+"""Session state as versioned JSON (msgspec): never pickle, readable in redis-cli."""
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+SESSION_VERSION = 1
+
+
+class Session(msgspec.Struct, kw_only=True, omit_defaults=True):
+    v: int = SESSION_VERSION
+    flow: str
+    state: str
+    lang: str
+    channel: str = "ussd"
+    vars: dict[str, Any] = {}
+    history: list[str] = []
+    page: int = 0
+    pages: int = 1
+    retries: int = 0
+
+
+_encoder = msgspec.json.Encoder(decimal_format="string")
+_decoder = msgspec.json.Decoder(Session)
+
+
+def encode_session(session: Session) -> bytes:
+    return _encoder.encode(session)
+
+
+def decode_session(data: bytes | str | None) -> Session | None:
+    """None for absent, unreadable or other-version data (treated as an expired session)."""
+    if not data:
+        return None
+    try:
+        session = _decoder.decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    return session if session.v == SESSION_VERSION else None

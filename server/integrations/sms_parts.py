@@ -1,0 +1,183 @@
+"""What the SMS gateway clients (AamarSMS, DiniSoft) share.
+
+- part counting: `is_gsm7`, `sms_parts` (what a message costs on either gateway);
+- Bangladeshi number normalisation: `normalize_msisdn`;
+- provider-neutral results (`SmsAccepted`, `DeliveryStatus`, `SmsBalance`) so an action can
+  fail over from one gateway to the other without caring which answered;
+- SMS-specific typed errors on top of integrations/base.py;
+- `hide_query_in_httpx_logs`: both gateways take credentials in the query string.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+import httpx
+
+from server.integrations.base import UpstreamRejected
+
+# --- part counting ------------------------------------------------------------------------
+
+# GSM 03.38 basic table (minus ESC) and the extension table, whose characters cost 2 septets.
+_GSM7_BASIC = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+_GSM7_EXTENDED = frozenset("^{}\\[~]|€\f")
+
+GSM7_SINGLE, GSM7_PART = 160, 153  # a multipart message loses 7 septets per part to the UDH
+UCS2_SINGLE, UCS2_PART = 70, 67
+
+
+def is_gsm7(text: str) -> bool:
+    """True when `text` fits the GSM-7 alphabet. Plain ASCII counts as GSM-7 (gateways
+    transliterate the few ASCII characters GSM lacks, such as the backtick)."""
+    return all(ch in _GSM7_BASIC or ch in _GSM7_EXTENDED or ord(ch) < 128 for ch in text)
+
+
+def sms_parts(text: str) -> int:
+    """How many SMS parts `text` needs: GSM-7 160 single / 153 per part, UCS-2 (Bengali)
+    70 single / 67 per part. Extension characters ({ } [ ] ~ ^ | \\ €) cost two septets; UCS-2
+    counts UTF-16 units, so an emoji costs two. Empty text needs 0 parts (nothing to send)."""
+    if not text:
+        return 0
+    if is_gsm7(text):
+        units = sum(2 if ch in _GSM7_EXTENDED else 1 for ch in text)
+        single, part = GSM7_SINGLE, GSM7_PART
+    else:
+        units = len(text.encode("utf-16-le")) // 2
+        single, part = UCS2_SINGLE, UCS2_PART
+    return 1 if units <= single else math.ceil(units / part)
+
+
+# --- numbers ------------------------------------------------------------------------------
+
+_BENGALI_DIGITS = str.maketrans("০১২৩৪৫৬৭৮৯", "0123456789")
+_MSISDN = re.compile(r"8801[3-9]\d{8}")
+
+
+def normalize_msisdn(raw: str) -> str:
+    """Turn 01XXXXXXXXX, 8801XXXXXXXXX, +8801..., 008801..., "tel: 8801..." (spaces, dashes and
+    Bengali digits allowed) into 8801XXXXXXXXX. Raises ValueError for anything else, including
+    BDApps masked addresses ("tel:B%3C4p...") which no SMS gateway can deliver to."""
+    value = raw.strip()
+    if value.lower().startswith("tel:"):
+        value = value[4:]
+    value = re.sub(r"[\s\-().]", "", value).translate(_BENGALI_DIGITS)
+    if value.startswith("+"):
+        value = value[1:]
+    elif value.startswith("00"):
+        value = value[2:]
+    if len(value) == 11 and value.startswith("01"):
+        value = "88" + value
+    if not _MSISDN.fullmatch(value):
+        raise ValueError("not a Bangladeshi mobile number")
+    return value
+
+
+# --- results ------------------------------------------------------------------------------
+
+DeliveryState = Literal["pending", "sent", "delivered", "failed", "unknown"]
+
+
+@dataclass(frozen=True)
+class RecipientStatus:
+    """One recipient of a submission: `accepted` False means the gateway did not send to it."""
+
+    msisdn: str
+    accepted: bool
+    status: str = ""  # the gateway's own word ("Sent", "Failed", "Delivered", "ACCEPTD")
+
+
+@dataclass(frozen=True)
+class SmsAccepted:
+    """The gateway took the message. `parts` is per recipient (our count: neither gateway
+    reports it). `message_ids` may be empty when the gateway gives none (AamarSMS's send)."""
+
+    provider: str
+    message_ids: tuple[str, ...]
+    parts: int
+    recipients: tuple[RecipientStatus, ...]
+    cost: Decimal | None = None
+
+    @property
+    def message_id(self) -> str | None:
+        return self.message_ids[0] if self.message_ids else None
+
+    @property
+    def failed(self) -> tuple[str, ...]:
+        """Recipients the gateway refused inside an otherwise accepted bulk send."""
+        return tuple(r.msisdn for r in self.recipients if not r.accepted)
+
+
+@dataclass(frozen=True)
+class DeliveryStatus:
+    provider: str
+    message_id: str
+    state: DeliveryState
+    provider_status: str  # verbatim ("DELIVRD", "SENT", ...), for support tickets
+    delivered_at: datetime | None = None
+
+    @property
+    def final(self) -> bool:
+        return self.state in ("delivered", "failed")
+
+
+@dataclass(frozen=True)
+class SmsBalance:
+    provider: str
+    amount: Decimal
+
+
+# --- errors -------------------------------------------------------------------------------
+
+class InvalidRecipient(UpstreamRejected):
+    """The number is unusable. Raised before any call for numbers we cannot normalise
+    (nothing was sent), or from the gateway's own "recipient empty" code."""
+
+
+class SmsFailed(UpstreamRejected):
+    """The gateway answered but sent nothing (every recipient failed / "request failed").
+    Not retryable on the same route; failing over to the other gateway cannot duplicate."""
+
+
+class InsufficientBalance(UpstreamRejected):
+    """Account (or reseller) balance too low. Retryable after a top-up, or on the other route;
+    nothing was sent."""
+
+    retryable = True
+
+
+def invalid_recipient(upstream: str, raw: Any) -> InvalidRecipient:
+    # The detail repeats the number so support can see it; numbers are not secrets.
+    return InvalidRecipient(upstream, "invalid_number", f"not a Bangladeshi mobile number: {raw!r}")
+
+
+# --- logging ------------------------------------------------------------------------------
+
+class _DropQuery(logging.Filter):
+    """httpx logs every request at INFO with its full URL; our gateways carry passwords
+    and API keys in that query string, so cut it off before any handler sees it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(_no_query(arg) for arg in record.args)
+        return True
+
+
+def _no_query(arg: Any) -> Any:
+    if isinstance(arg, httpx.URL):
+        return str(arg.copy_with(query=None))
+    return arg
+
+
+def hide_query_in_httpx_logs() -> None:
+    """Install the query-stripping filter on httpx's logger once (idempotent)."""
+    logger = logging.getLogger("httpx")
+    if not any(isinstance(f, _DropQuery) for f in logger.filters):
+        logger.addFilter(_DropQuery())

@@ -1,0 +1,108 @@
+"""The rendering layer: one Jinja environment per language, translated texts compiled once.
+
+A flow text is both Jinja source and gettext msgid: the source is looked up in the language's
+catalog and the translation compiled as a template, so translators see (and keep) the
+`{{ placeholders }}`. Template files use `{% trans %}` / `_()` from Jinja's i18n extension.
+Everything is compiled at load time and cached; a hop only renders.
+"""
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import jinja2
+from jinja2 import nodes  # noqa: F401  (kept for extension authors)
+
+from .catalogs import LoadedCatalog, load_catalog
+from .digits import bengali_digits
+from .formatting import format_number, format_taka, localise_digits
+
+LANGUAGES = ("bn", "en")
+
+
+class TextError(Exception):
+    """A Jinja syntax error in a text or template, with the line inside that text."""
+
+    def __init__(self, message: str, lineno: int | None = None, filename: str | None = None) -> None:
+        self.lineno = lineno
+        self.filename = filename
+        super().__init__(message)
+
+
+class Renderer:
+    def __init__(self, templates_dir: Path, locales_dir: Path, languages: tuple[str, ...] = LANGUAGES,
+                 *, strict: bool = False) -> None:
+        self.templates_dir = Path(templates_dir)
+        self.locales_dir = Path(locales_dir)
+        self.languages = languages
+        self.catalogs: dict[str, LoadedCatalog] = {lang: load_catalog(self.locales_dir, lang) for lang in languages}
+        undefined = jinja2.StrictUndefined if strict else jinja2.ChainableUndefined
+        self.envs = {lang: self._make_env(lang, undefined) for lang in languages}
+        # Conditions are language-neutral expressions over session variables.
+        self.expr_env = jinja2.Environment(undefined=jinja2.ChainableUndefined, autoescape=False)
+        self._texts: dict[tuple[str, str], jinja2.Template] = {}
+        self._exprs: dict[str, Callable[..., Any]] = {}
+
+    def _make_env(self, lang: str, undefined: type[jinja2.Undefined]) -> jinja2.Environment:
+        env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(self.templates_dir),
+            extensions=["jinja2.ext.i18n"],
+            autoescape=False,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            undefined=undefined,
+            auto_reload=False,
+        )
+        env.install_gettext_translations(self.catalogs[lang].translations, newstyle=True)  # type: ignore[attr-defined]
+        env.filters["taka"] = partial(format_taka, lang=lang)
+        env.filters["number"] = partial(format_number, lang=lang)
+        env.filters["digits"] = partial(localise_digits, lang=lang)
+        env.filters["bn_digits"] = bengali_digits
+        env.globals["lang"] = lang
+        return env
+
+    # -- translation -------------------------------------------------------------------------
+    def gettext(self, lang: str, msgid: str) -> str:
+        return self.catalogs[lang].translations.gettext(msgid)
+
+    # -- compile (load time) -------------------------------------------------------------------
+    def compile_text(self, lang: str, source: str) -> jinja2.Template:
+        key = (lang, source)
+        template = self._texts.get(key)
+        if template is None:
+            translated = self.gettext(lang, source)
+            try:
+                template = self.envs[lang].from_string(translated)
+            except jinja2.TemplateSyntaxError as exc:
+                raise TextError(exc.message or str(exc), exc.lineno) from None
+            self._texts[key] = template
+        return template
+
+    def compile_template(self, lang: str, name: str) -> jinja2.Template:
+        try:
+            return self.envs[lang].get_template(name)
+        except jinja2.TemplateNotFound:
+            raise TextError(f"template {name!r} not found in {self.templates_dir}") from None
+        except jinja2.TemplateSyntaxError as exc:
+            raise TextError(exc.message or str(exc), exc.lineno, exc.filename) from None
+
+    def compile_expression(self, expr: str) -> Callable[..., Any]:
+        compiled = self._exprs.get(expr)
+        if compiled is None:
+            try:
+                compiled = self.expr_env.compile_expression(expr)
+            except jinja2.TemplateSyntaxError as exc:
+                raise TextError(exc.message or str(exc), exc.lineno) from None
+            self._exprs[expr] = compiled
+        return compiled
+
+    # -- render (hop time) --------------------------------------------------------------------
+    def render_text(self, lang: str, source: str, context: Mapping[str, Any]) -> str:
+        return self.compile_text(lang, source).render(context).strip()
+
+    def render_template(self, lang: str, name: str, context: Mapping[str, Any]) -> str:
+        return self.compile_template(lang, name).render(context).strip()
+
+    def evaluate(self, expr: str, context: Mapping[str, Any]) -> Any:
+        return self.compile_expression(expr)(**context)

@@ -1,0 +1,152 @@
+"""Redis store (redis.asyncio + hiredis). Each hop costs two round trips: a claim script
+(dedupe + lock + load, pipelined with the profile read on mo-init) and a commit script
+(compare token, save with TTL, unlock).
+
+Keys of one session share the hash tag `{session id}` so the scripts also run on Redis
+Cluster; the profile (keyed by subscriber) lives in its own slot and is read/written in the
+same pipeline, never inside a script.
+"""
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator
+
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from .base import DEDUPE_TTL, LOCK_TTL, PROFILE_TTL, Store, StoreUnavailable, decode_profile
+
+_CLAIM = """
+if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[2]) == false then return {'duplicate'} end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[3]) == false then return {'busy'} end
+return {'ok', redis.call('GET', KEYS[3])}
+"""
+
+_LOCK = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) == false then return {'busy'} end
+return {'ok', redis.call('GET', KEYS[2])}
+"""
+
+_COMMIT = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[2] == '' then redis.call('DEL', KEYS[2]) else redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3]) end
+redis.call('DEL', KEYS[1])
+return 1
+"""
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+def connect(url: str, **options: Any) -> aioredis.Redis:
+    """A client with timeouts short enough that a dead Redis fails a hop fast."""
+    defaults: dict[str, Any] = dict(socket_timeout=1.0, socket_connect_timeout=0.5,
+                                    health_check_interval=15, retry_on_timeout=False)
+    defaults.update(options)
+    if url.startswith("redis+cluster://"):
+        from redis.asyncio.cluster import RedisCluster
+
+        defaults.pop("health_check_interval", None)
+        return RedisCluster.from_url("redis://" + url[len("redis+cluster://"):], **defaults)  # type: ignore[return-value]
+    return aioredis.from_url(url, **defaults)
+
+
+class RedisStore(Store):
+    name = "redis"
+
+    def __init__(self, client: aioredis.Redis, prefix: str = "alap:") -> None:
+        self.redis = client
+        self.prefix = prefix
+        self._claim_script = client.register_script(_CLAIM)
+        self._lock_script = client.register_script(_LOCK)
+        self._commit_script = client.register_script(_COMMIT)
+        self._release_script = client.register_script(_RELEASE)
+
+    @classmethod
+    def from_url(cls, url: str, prefix: str = "alap:") -> "RedisStore":
+        return cls(connect(url), prefix)
+
+    # -- keys ------------------------------------------------------------------------------
+    def _session_key(self, sid: str) -> str:
+        return f"{self.prefix}{{{sid}}}:s"
+
+    def _lock_key(self, sid: str) -> str:
+        return f"{self.prefix}{{{sid}}}:lock"
+
+    def _seen_key(self, sid: str, request_id: str) -> str:
+        return f"{self.prefix}{{{sid}}}:rq:{request_id}"
+
+    def profile_key(self, address: str) -> str:
+        return f"{self.prefix}p:{{{address}}}"
+
+    @asynccontextmanager
+    async def _guard(self) -> AsyncIterator[None]:
+        try:
+            yield
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            raise StoreUnavailable(f"redis: {type(exc).__name__}") from None
+        except RedisError as exc:
+            raise StoreUnavailable(f"redis: {exc}") from None
+
+    async def _with_profile(self, script, keys: list[str], args: list[Any], profile_of: str | None):
+        async with self._guard():
+            if profile_of is None:
+                return await script(keys=keys, args=args), None
+            async with self.redis.pipeline(transaction=False) as pipe:
+                await script(keys=keys, args=args, client=pipe)
+                pipe.get(self.profile_key(profile_of))
+                result, profile = await pipe.execute()
+            return result, decode_profile(profile)
+
+    # -- primitives ------------------------------------------------------------------------
+    async def _claim(self, session_id, request_id, token, profile_of):
+        keys = [self._seen_key(session_id, request_id), self._lock_key(session_id), self._session_key(session_id)]
+        result, profile = await self._with_profile(
+            self._claim_script, keys, [token, DEDUPE_TTL, int(LOCK_TTL * 1000)], profile_of)
+        status = result[0].decode() if isinstance(result[0], bytes) else result[0]
+        if status != "ok":
+            return status, None, None
+        return "ok", result[1], profile
+
+    async def _lock(self, session_id, token, profile_of):
+        keys = [self._lock_key(session_id), self._session_key(session_id)]
+        result, profile = await self._with_profile(self._lock_script, keys, [token, int(LOCK_TTL * 1000)], profile_of)
+        status = result[0].decode() if isinstance(result[0], bytes) else result[0]
+        if status != "ok":
+            return False, None, None
+        return True, result[1], profile
+
+    async def _commit(self, session_id, token, session, ttl):
+        keys = [self._lock_key(session_id), self._session_key(session_id)]
+        async with self._guard():
+            return bool(await self._commit_script(keys=keys, args=[token, session or b"", ttl]))
+
+    async def _release(self, session_id, token):
+        async with self._guard():
+            await self._release_script(keys=[self._lock_key(session_id)], args=[token])
+
+    async def _get_profile(self, address):
+        async with self._guard():
+            return await self.redis.get(self.profile_key(address))
+
+    async def _set_profile(self, address, data):
+        async with self._guard():
+            await self.redis.set(self.profile_key(address), data, ex=PROFILE_TTL)
+
+    async def get_session(self, session_id):
+        async with self._guard():
+            return await self.redis.get(self._session_key(session_id))
+
+    async def ping(self) -> bool:
+        try:
+            async with self._guard():
+                return bool(await self.redis.ping())
+        except StoreUnavailable:
+            return False
+
+    async def close(self) -> None:
+        await self.redis.aclose()
