@@ -19,18 +19,21 @@ from .engine.loader import load_flow_dir
 from .render.budget import Budget
 from .render.environment import Renderer
 from .store import Store, open_store
+from .upstreams import Upstreams
 
 SETTINGS = web.AppKey("settings", Settings)
 ENGINE = web.AppKey("engine", Engine)
 STORE = web.AppKey("store", Store)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
+UPSTREAMS = web.AppKey("upstreams", Upstreams)
 
 SHUTDOWN_DRAIN_SECONDS = 8.0
 
 
-def build_engine(settings: Settings, registry: ActionRegistry | None = None) -> Engine:
+def build_engine(settings: Settings, registry: ActionRegistry | None = None,
+                 upstreams: Upstreams | None = None) -> Engine:
     """Load and check every flow; raises FlowErrors listing all problems."""
-    registry = registry or build_registry()
+    registry = registry or build_registry(upstreams)
     renderer = Renderer(settings.templates_dir, settings.locales_dir)
     flows = load_flow_dir(settings.flows_dir, renderer, registry)
     return Engine(flows, renderer, registry, budget=Budget(settings.budget_ascii, settings.budget_unicode),
@@ -38,10 +41,11 @@ def build_engine(settings: Settings, registry: ActionRegistry | None = None) -> 
 
 
 def create_app(settings: Settings, *, store: Store | None = None, engine: Engine | None = None,
-               registry: ActionRegistry | None = None) -> web.Application:
+               registry: ActionRegistry | None = None, upstreams: Upstreams | None = None) -> web.Application:
     app = web.Application(client_max_size=64 * 1024)
     app[SETTINGS] = settings
-    app[ENGINE] = engine or build_engine(settings, registry)
+    app[UPSTREAMS] = upstreams or Upstreams.from_settings(settings)
+    app[ENGINE] = engine or build_engine(settings, registry, app[UPSTREAMS])
     app[STORE] = store or open_store(settings.redis_url)
     app[APP_ID] = settings.bdapps_app_id
     app.cleanup_ctx.append(_resources)
@@ -62,6 +66,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     yield
     await app[USSD_SERVICE].drain(SHUTDOWN_DRAIN_SECONDS)
     await http.close()
+    await app[UPSTREAMS].aclose()
     await app[STORE].close()
 
 

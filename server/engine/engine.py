@@ -69,8 +69,8 @@ class Engine:
                     *, channel: str = "ussd", flow_name: str | None = None) -> tuple[Session, Reply]:
         code, inputs = parse_dialled(message)
         flow = self.flows.get(flow_name or "") or self.by_code.get(code) or self.default_flow
-        session = Session(flow=flow.name, state=flow.start, lang=language or self.default_language,
-                          channel=channel, vars={}, history=[])
+        session = Session(flow=flow.name, root=flow.name, state=flow.start,
+                          lang=language or self.default_language, channel=channel, vars={}, history=[])
         turn = _Turn(self, flow, session, subscriber)
         await turn.enter(flow.start)
         for segment in inputs:  # shortcut dialling: replay segments as typed inputs
@@ -137,11 +137,18 @@ class _Turn:
             if session.page > 0:
                 session.page -= 1
             elif session.history:
-                await self.enter(session.history.pop(), record=False)
+                flow_name, _, state_name = session.history.pop().rpartition(":")
+                self._switch(flow_name or self.flow.name)
+                await self.enter(state_name, record=False)
             return
-        if text == nav.home and session.state != self.flow.start:
+        root = session.root or self.flow.name
+        if text == nav.home and (session.state != self.flow.start or self.flow.name != root):
             session.history.clear()
-            await self.enter(self.machine.fire("home", session.state, {}) or self.flow.start)
+            if self.flow.name != root:
+                self._switch(root)
+                await self.enter(self.flow.start)
+            else:
+                await self.enter(self.machine.fire("home", session.state, {}) or self.flow.start)
             return
         if state.kind == "end":
             # Only reached on a paginated final screen: any key shows the next page.
@@ -158,7 +165,7 @@ class _Turn:
             self.notice = (system.INVALID_CHOICE, {})
             return
         target = self.machine.fire("choose", state.name, self.context(), choice=chosen.index)
-        self.session.history.append(state.name)
+        self.session.history.append(f"{self.flow.name}:{state.name}")
         await self.enter(target or chosen.next)
 
     async def _submit(self, state: State, text: str) -> None:
@@ -177,13 +184,16 @@ class _Turn:
             return
         self.session.vars[state.var] = result.value
         target = self.machine.fire("submit", state.name, self.context())
-        self.session.history.append(state.name)
+        self.session.history.append(f"{self.flow.name}:{state.name}")
         await self.enter(target or state.next or state.name)
 
     # -- entering states ---------------------------------------------------------------------
     async def enter(self, name: str, *, record: bool = True) -> None:
         """Move to `name`, running routers and actions until a state with a screen."""
         for _ in range(_MAX_AUTO_STEPS):
+            if name.startswith("@"):  # a jump to the start of another flow
+                self._switch(name[1:])
+                name = self.flow.start
             state = self.flow.states[name]
             if record:
                 self.entered.append(name)
@@ -204,6 +214,11 @@ class _Turn:
             self.final = state.kind == "end"
             return
         raise RuntimeError(f"flow {self.flow.name}: more than {_MAX_AUTO_STEPS} routers/actions in a row")
+
+    def _switch(self, flow_name: str) -> None:
+        self.flow = self.engine.flows[flow_name]
+        self.machine = self.engine.machines[flow_name]
+        self.session.flow = flow_name
 
     async def _run_action(self, state: State) -> str:
         spec = self.engine.actions.get(state.action or "")

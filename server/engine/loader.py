@@ -139,6 +139,7 @@ def _parse_options(state: State, node: MarkedDict, problems: _Collector, rendere
                      f"menu '{state.name}' needs a non-empty 'options' list")
         return
     seen: dict[str, Mark] = {}
+    duplicated: set[str] = set()
     reserved = {navigation.back, navigation.home, navigation.more}
     for i, item in enumerate(options):
         mark = options.mark_at(i)
@@ -158,6 +159,7 @@ def _parse_options(state: State, node: MarkedDict, problems: _Collector, rendere
             key = str(key)
             if key in seen:
                 problems.add(item.value_mark("key"), f"duplicate option key '{key}' (first at line {seen[key].line})")
+                duplicated.add(key)
             elif key in reserved:
                 problems.add(item.value_mark("key"), f"option key '{key}' is reserved for navigation")
             seen[key] = item.value_mark("key")
@@ -168,7 +170,7 @@ def _parse_options(state: State, node: MarkedDict, problems: _Collector, rendere
     # Auto-numbered options must not collide with explicit keys.
     auto = [o for o in state.options if o.key is None]
     for n in range(1, len(auto) + 1):
-        if str(n) in seen:
+        if str(n) in seen and str(n) not in duplicated:
             problems.add(seen[str(n)], f"duplicate option key '{n}' (also the number of an unkeyed option)")
 
 
@@ -336,7 +338,7 @@ def _check_references(flow: Flow, registry: ActionRegistry, problems: _Collector
                                          f"action '{spec.name}' has no outcome '{outcome}' "
                                          f"(it has: {', '.join(sorted(spec.outcomes))})")
                 continue
-            if target is not None and target not in flow.states:
+            if target is not None and target not in flow.states and not target.startswith("@"):
                 problems.add(mark, f"unknown target state '{target}'")
 
 
@@ -384,6 +386,12 @@ def load_flow_dir(flows_dir: Path, renderer: Renderer, registry: ActionRegistry)
                                         f"flow name '{flow.name}' already used by {names[flow.name]}"))
         names[flow.name] = flow.file
         flows.append(flow)
+    for flow in flows:  # jumps between flows ("@name") can only be checked once all are loaded
+        for state in flow.states.values():
+            for ref, mark in state.ref_marks.items():
+                target = _ref_target(state, ref)
+                if target and target.startswith("@") and target[1:] not in names:
+                    problems.append(FlowProblem(mark, f"unknown flow '{target[1:]}' in jump '{target}'"))
     if problems:
         raise FlowErrors(problems)
     return flows

@@ -42,8 +42,10 @@ class FlowMachine:
     def __init__(self, flow: Flow, evaluate: Callable[[str, Mapping[str, Any]], Any]) -> None:
         self.flow = flow
         self._evaluate = evaluate
+        # Jumps to other flows ("@flow") are pseudo-states here; the engine switches machines.
+        jumps = sorted({t for state in flow.states.values() for t in state.targets() if t.startswith("@")})
         self.machine = Machine(
-            model=None, states=list(flow.states), initial=flow.start, auto_transitions=False,
+            model=None, states=list(flow.states) + jumps, initial=flow.start, auto_transitions=False,
             send_event=True, ignore_invalid_triggers=False, queued=False,
         )
         add = self.machine.add_transition

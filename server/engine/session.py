@@ -8,14 +8,15 @@ import msgspec
 SESSION_VERSION = 1
 
 
-class Session(msgspec.Struct, kw_only=True, omit_defaults=True):
+class Session(msgspec.Struct, kw_only=True):
     v: int = SESSION_VERSION
     flow: str
     state: str
+    root: str | None = None  # the flow that was dialled; `00` returns to its start
     lang: str
     channel: str = "ussd"
     vars: dict[str, Any] = {}
-    history: list[str] = []
+    history: list[str] = []  # "flow:state" of the screens before this one, for `0`
     page: int = 0
     pages: int = 1
     retries: int = 0

@@ -23,7 +23,14 @@ from aiohttp import web
 
 from .faults import FAULTS_KEY, add_control_routes, apply_fault, record_call
 
-CALLBACK_URL = web.AppKey("callback_url", str)
+class Callback:
+    """Where the fake delivers MO requests; mutable so a test can start both servers first."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+
+CALLBACK = web.AppKey("callback", Callback)
 SCREENS = web.AppKey("screens", dict)
 HTTP = web.AppKey("gateway_http", aiohttp.ClientSession)
 CREDENTIALS = web.AppKey("credentials", tuple)
@@ -59,7 +66,7 @@ async def ussd_send(request: web.Request) -> web.Response:
 
 
 async def _callback(app: web.Application, payload: dict[str, Any]) -> None:
-    async with app[HTTP].post(app[CALLBACK_URL], json=payload) as response:
+    async with app[HTTP].post(app[CALLBACK].url, json=payload) as response:
         answer = await response.json(content_type=None)
         if response.status != 200 or answer.get("statusCode") != "S1000":
             raise web.HTTPBadGateway(text=json.dumps({"callbackStatus": response.status, "answer": answer}),
@@ -112,7 +119,7 @@ async def _http_ctx(app: web.Application):
 
 def create_bdapps_fake(callback_url: str, app_id: str = "APP_000001", password: str = "sandbox") -> web.Application:
     app = web.Application()
-    app[CALLBACK_URL] = callback_url
+    app[CALLBACK] = Callback(callback_url)
     app[CREDENTIALS] = (app_id, password)
     app[SCREENS] = defaultdict(asyncio.Queue)
     add_control_routes(app)

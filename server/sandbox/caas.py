@@ -160,7 +160,8 @@ async def _api(request: web.Request) -> web.StreamResponse:
 
 
 async def _serve(request: web.Request) -> web.StreamResponse:
-    endpoint = request.path
+    # Suffix match: the fake may be mounted under a prefix (alap dev: /sandbox/caas/).
+    endpoint = next(p for p in HANDLERS if request.path.endswith(p))
     entry = await record_call(request, endpoint)
     fault = await apply_fault(request.app[FAULTS_KEY], endpoint)
     if fault is not None:

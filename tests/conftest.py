@@ -1,0 +1,211 @@
+"""Shared fixtures: a real Redis (throwaway server or ALAP_TEST_REDIS_URL), both store
+backends, and the running app wired to the sandbox BDApps gateway over real HTTP."""
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+import aiohttp
+import pytest
+import redis as sync_redis
+
+from server.actions import build_registry
+from server.app import STORE, create_app
+from server.bdapps.routes import USSD_SERVICE
+from server.config import REPO_ROOT, Settings, load_settings
+from server.engine.actions import ActionRegistry
+from server.sandbox.bdapps import CALLBACK, create_bdapps_fake
+from server.sandbox.faults import FAULTS_KEY, Fault
+from server.store import MemoryStore, Store
+from server.store.redis_backend import RedisStore, connect
+
+FIXTURES = Path(__file__).parent / "fixtures"
+APP_ID = "APP_TEST01"
+PASSWORD = "test-password"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class RedisServer:
+    """A throwaway redis-server on a free loopback port, so tests never touch shared data."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.dir = tempfile.mkdtemp(prefix="alap-redis-")
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> "RedisServer":
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", self.dir],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                if sync_redis.Redis(port=self.port, socket_timeout=0.2).ping():
+                    return self
+            except sync_redis.exceptions.ConnectionError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.proc:
+            self.proc.terminate()
+            self.proc.wait(5)
+            self.proc = None
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    url = os.environ.get("ALAP_TEST_REDIS_URL")
+    if url:
+        yield url
+        return
+    if not shutil.which("redis-server"):
+        pytest.exit("Redis tests need redis-server on PATH (Debian/Ubuntu: apt install redis-server) "
+                    "or ALAP_TEST_REDIS_URL", returncode=3)
+    server = RedisServer().start()
+    yield server.url
+    server.cleanup()
+
+
+@asynccontextmanager
+async def redis_test_store(url: str) -> AsyncIterator[RedisStore]:
+    """A RedisStore under a key prefix of its own, whose keys are deleted afterwards."""
+    prefix = f"alap-test-{uuid.uuid4().hex[:8]}:"
+    store = RedisStore(connect(url), prefix)
+    try:
+        yield store
+    finally:
+        keys = [k async for k in store.redis.scan_iter(match=f"{prefix}*")]
+        if keys:
+            await store.redis.delete(*keys)
+        await store.close()
+
+
+@pytest.fixture
+async def redis_store(redis_url: str) -> AsyncIterator[RedisStore]:
+    async with redis_test_store(redis_url) as store:
+        yield store
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def store(request: pytest.FixtureRequest, redis_url: str) -> AsyncIterator[Store]:
+    if request.param == "memory":
+        yield MemoryStore()
+        return
+    async with redis_test_store(redis_url) as store:
+        yield store
+
+
+def test_settings(**overrides: Any) -> Settings:
+    values = {"bdapps_app_id": APP_ID, "bdapps_password": PASSWORD, "bdapps_base_url": "http://127.0.0.1:9",
+              "flows_dir": REPO_ROOT / "flows", "templates_dir": REPO_ROOT / "templates",
+              "locales_dir": REPO_ROOT / "locales"}
+    values.update(overrides)
+    return load_settings().model_copy(update=values)
+
+
+@dataclass
+class Stack:
+    """The app and the sandbox gateway, both listening on loopback."""
+
+    app_url: str
+    gateway_url: str
+    app: Any
+    gateway: Any
+    http: aiohttp.ClientSession
+
+    @property
+    def store(self) -> Store:
+        return self.app[STORE]
+
+    @property
+    def service(self):
+        return self.app[USSD_SERVICE]
+
+    @property
+    def faults(self):
+        return self.gateway[FAULTS_KEY]
+
+    def sent(self) -> list[dict[str, Any]]:
+        return [c["json"] for c in self.faults.calls_to("/ussd/send")]
+
+    def fail_sends(self, **fault: Any) -> None:
+        self.faults.add(Fault(endpoint="/ussd/send", **fault))
+
+    async def post_mo(self, body: Any, *, raw: bytes | None = None) -> tuple[int, Any]:
+        data = raw if raw is not None else None
+        kwargs = {"data": data, "headers": {"Content-Type": "application/json"}} if raw is not None else {"json": body}
+        async with self.http.post(f"{self.app_url}/bdapps/ussd", **kwargs) as resp:
+            return resp.status, await resp.json(content_type=None)
+
+    async def dial(self, code: str = "*213#", address: str = "tel:8801812345678", **extra: Any) -> dict[str, Any]:
+        async with self.http.post(f"{self.gateway_url}/phone/dial",
+                                  json={"code": code, "address": address, **extra}) as resp:
+            assert resp.status == 200, await resp.text()
+            return await resp.json()
+
+    async def reply(self, screen: dict[str, Any], message: str) -> dict[str, Any]:
+        async with self.http.post(f"{self.gateway_url}/phone/reply",
+                                  json={"sessionId": screen["sessionId"], "address": screen["address"],
+                                        "message": message}) as resp:
+            assert resp.status == 200, await resp.text()
+            return await resp.json()
+
+    async def settle(self) -> None:
+        """Wait until no hop is in flight."""
+        for _ in range(200):
+            if not self.service.tasks:
+                return
+            await asyncio.sleep(0.01)
+
+
+async def start_stack(aiohttp_server, *, store: Store | None = None, registry: ActionRegistry | None = None,
+                      **settings: Any) -> Stack:
+    gateway = create_bdapps_fake("http://127.0.0.1:9/unset", APP_ID, PASSWORD)
+    gateway_server = await aiohttp_server(gateway)
+    gateway_url = str(gateway_server.make_url("")).rstrip("/")
+    app = create_app(test_settings(bdapps_base_url=gateway_url, **settings), store=store or MemoryStore(),
+                     registry=registry)
+    app_server = await aiohttp_server(app)
+    app_url = str(app_server.make_url("")).rstrip("/")
+    gateway[CALLBACK].url = f"{app_url}/bdapps/ussd"
+    http = aiohttp.ClientSession()
+    return Stack(app_url, gateway_url, app, gateway, http)
+
+
+@pytest.fixture
+async def stack(aiohttp_server, store: Store) -> AsyncIterator[Stack]:
+    s = await start_stack(aiohttp_server, store=store)
+    yield s
+    await s.http.close()
+
+
+def registry_with(**actions: Any) -> ActionRegistry:
+    registry = build_registry()
+    for name, (fn, outcomes) in actions.items():
+        registry.register(name.replace("__", "."), fn, outcomes)
+    return registry
