@@ -23,7 +23,7 @@ from server.actions import build_registry
 from server.app import STORE, create_app
 from server.bdapps.routes import USSD_SERVICE
 from server.config import REPO_ROOT, Settings, load_settings
-from server.engine.actions import ActionRegistry
+from server.engine.actions import ActionRegistry, ActionResult
 from server.sandbox.bdapps import CALLBACK, create_bdapps_fake
 from server.sandbox.faults import FAULTS_KEY, Fault
 from server.store import MemoryStore, Store
@@ -204,8 +204,29 @@ async def stack(aiohttp_server, store: Store) -> AsyncIterator[Stack]:
     await s.http.close()
 
 
-def registry_with(**actions: Any) -> ActionRegistry:
+async def _slow(ctx):
+    await asyncio.sleep(5)
+    return ActionResult()
+
+
+async def _broken(ctx):
+    raise RuntimeError("upstream exploded")
+
+
+async def _vip(ctx):
+    return ActionResult(vars={"vip": "yes"})
+
+
+async def _increment(ctx):
+    await asyncio.sleep(0.005)  # widen the window in which an unlocked read-modify-write would race
+    return ActionResult(vars={"count": int(ctx.vars.get("count", 0)) + 1})
+
+
+def fixture_registry() -> ActionRegistry:
+    """The built-in actions plus the canned ones the flows in tests/fixtures/flows call."""
     registry = build_registry()
-    for name, (fn, outcomes) in actions.items():
-        registry.register(name.replace("__", "."), fn, outcomes)
+    registry.register("test.slow", _slow)
+    registry.register("test.broken", _broken)
+    registry.register("test.vip", _vip)
+    registry.register("test.increment", _increment)
     return registry

@@ -1,44 +1,24 @@
 """The engine alone: turns over real flows, templates and catalogs; no HTTP, no store."""
 from __future__ import annotations
 
-import asyncio
 import time
 
 import pytest
 import transitions
 
 from server.config import REPO_ROOT
-from server.engine.actions import ActionResult
 from server.engine.engine import Engine, Subscriber, parse_dialled
 from server.engine.loader import load_flow_dir
 from server.render.budget import Budget
 from server.render.environment import Renderer
 
-from .conftest import FIXTURES, registry_with
+from .conftest import FIXTURES, fixture_registry
 
 SUB = Subscriber("s-1", "tel:8801812345678", "01812345678")
 
 
-async def _slow(ctx):
-    await asyncio.sleep(5)
-    return ActionResult()
-
-
-async def _broken(ctx):
-    raise RuntimeError("upstream exploded")
-
-
-async def _vip(ctx):
-    return ActionResult(vars={"vip": "yes"})
-
-
-async def _increment(ctx):
-    return ActionResult(vars={"count": int(ctx.vars.get("count", 0)) + 1})
-
-
 def make_engine(flows_dir=REPO_ROOT / "flows", **kwargs) -> Engine:
-    registry = registry_with(test__slow=(_slow, ["ok"]), test__broken=(_broken, ["ok"]),
-                             test__vip=(_vip, ["ok"]), test__increment=(_increment, ["ok"]))
+    registry = fixture_registry()
     renderer = Renderer(REPO_ROOT / "templates", REPO_ROOT / "locales")
     return Engine(load_flow_dir(flows_dir, renderer, registry), renderer, registry, **kwargs)
 
