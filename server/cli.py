@@ -61,10 +61,11 @@ def cmd_dev(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from .app import build_engine
+    from .upstreams import Upstreams
 
     settings = load_settings()
     try:
-        engine = build_engine(settings)
+        engine = build_engine(settings, upstreams=Upstreams.from_settings(settings))
     except FlowErrors as exc:
         print(str(exc))
         print(f"{len(exc.problems)} problem(s)", file=sys.stderr)

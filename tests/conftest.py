@@ -28,6 +28,7 @@ from server.sandbox.bdapps import CALLBACK, create_bdapps_fake
 from server.sandbox.faults import FAULTS_KEY, Fault
 from server.store import MemoryStore, Store
 from server.store.redis_backend import RedisStore, connect
+from server.upstreams import Upstreams
 
 FIXTURES = Path(__file__).parent / "fixtures"
 APP_ID = "APP_TEST01"
@@ -224,7 +225,7 @@ async def _increment(ctx):
 
 def fixture_registry() -> ActionRegistry:
     """The built-in actions plus the canned ones the flows in tests/fixtures/flows call."""
-    registry = build_registry()
+    registry = build_registry(Upstreams.from_settings(test_settings()))
     registry.register("test.slow", _slow)
     registry.register("test.broken", _broken)
     registry.register("test.vip", _vip)

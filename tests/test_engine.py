@@ -160,10 +160,11 @@ async def test_budget_is_configurable():
     assert len(menu.text) <= 60 and menu.text.endswith("98. More")
 
 
-async def test_machines_are_built_once_and_models_detached(demo, monkeypatch):
+async def test_machines_are_built_once_and_turn_data_unbound(demo, monkeypatch):
     built = []
     original = transitions.Machine.__init__
     monkeypatch.setattr(transitions.Machine, "__init__", lambda self, *a, **k: built.append(1) or original(self, *a, **k))
     await walk(demo, "*213#", ["1", "01812345678", "2", "2", "100", "3"], "en")
     assert built == []
-    assert all(m.machine.models == [] for m in demo.machines.values())
+    # One resident model per machine; the turn's data is unbound after every fire.
+    assert all(len(m.machine.models) == 1 and m.machine.models[0].context == {} for m in demo.machines.values())

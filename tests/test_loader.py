@@ -12,6 +12,8 @@ from server.engine.errors import FlowErrors
 from server.engine.loader import load_flow_dir
 from server.render.environment import Renderer
 
+from .conftest import fixture_registry
+
 
 def load(tmp_path: Path, files: dict[str, str]) -> list[str]:
     for name, text in files.items():
@@ -118,5 +120,5 @@ def test_jump_to_unknown_flow(tmp_path):
 
 def test_shipped_flows_are_valid():
     renderer = Renderer(REPO_ROOT / "templates", REPO_ROOT / "locales")
-    flows = load_flow_dir(REPO_ROOT / "flows", renderer, build_registry())
+    flows = load_flow_dir(REPO_ROOT / "flows", renderer, fixture_registry())
     assert "demo" in {f.name for f in flows}

@@ -90,3 +90,11 @@ async def test_redis_unreachable_raises_store_unavailable():
         await store.claim("s7", "r1")
     assert await store.ping() is False
     await store.close()
+
+
+async def test_claim_survives_a_script_cache_flush(redis_store: RedisStore):
+    await redis_store.set_profile("tel:1", Profile(lang="en"))
+    await redis_store.redis.script_flush()  # as after a Redis restart
+    claim = await redis_store.claim("s8", "r1", profile_of="tel:1")
+    assert claim.status == "ok" and claim.lease.profile.lang == "en"
+    await redis_store.release(claim.lease)

@@ -42,6 +42,8 @@ class Renderer:
         # Conditions are language-neutral expressions over session variables.
         self.expr_env = jinja2.Environment(undefined=jinja2.ChainableUndefined, autoescape=False)
         self._texts: dict[tuple[str, str], jinja2.Template] = {}
+        # Translated texts with no Jinja syntax render to themselves: skip Jinja on the hop.
+        self._static: dict[tuple[str, str], str] = {}
         self._exprs: dict[str, Callable[..., Any]] = {}
 
     def _make_env(self, lang: str, undefined: type[jinja2.Undefined]) -> jinja2.Environment:
@@ -99,7 +101,16 @@ class Renderer:
 
     # -- render (hop time) --------------------------------------------------------------------
     def render_text(self, lang: str, source: str, context: Mapping[str, Any]) -> str:
-        return self.compile_text(lang, source).render(context).strip()
+        key = (lang, source)
+        static = self._static.get(key)
+        if static is not None:
+            return static
+        template = self.compile_text(lang, source)
+        translated = self.gettext(lang, source)
+        if "{" not in translated:
+            static = self._static[key] = translated.strip()
+            return static
+        return template.render(context).strip()
 
     def render_template(self, lang: str, name: str, context: Mapping[str, Any]) -> str:
         return self.compile_template(lang, name).render(context).strip()
