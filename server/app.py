@@ -8,6 +8,7 @@ from typing import AsyncIterator
 import aiohttp
 from aiohttp import web
 
+from . import metrics
 from .actions import build_registry
 from .bdapps.client import BdappsGateway
 from .bdapps.routes import APP_ID, USSD_SERVICE, add_routes
@@ -42,7 +43,7 @@ def build_engine(settings: Settings, registry: ActionRegistry | None = None,
 
 def create_app(settings: Settings, *, store: Store | None = None, engine: Engine | None = None,
                registry: ActionRegistry | None = None, upstreams: Upstreams | None = None) -> web.Application:
-    app = web.Application(client_max_size=64 * 1024)
+    app = web.Application(client_max_size=64 * 1024, middlewares=[count_callbacks])
     app[SETTINGS] = settings
     app[UPSTREAMS] = upstreams or Upstreams.from_settings(settings)
     app[ENGINE] = engine or build_engine(settings, registry, app[UPSTREAMS])
@@ -52,7 +53,31 @@ def create_app(settings: Settings, *, store: Store | None = None, engine: Engine
     app.on_shutdown.append(_drain_hops)
     add_routes(app)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics_endpoint)
     return app
+
+
+@web.middleware
+async def count_callbacks(request: web.Request, handler):
+    """Callbacks by route and HTTP status (BDApps routes only: the rest is not traffic)."""
+    if not request.path.startswith("/bdapps/"):
+        return await handler(request)
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        metrics.CALLBACKS.labels(request.path, str(status)).inc()
+
+
+async def metrics_endpoint(request: web.Request) -> web.Response:
+    active = await request.app[STORE].count_active()
+    body, content_type = metrics.exposition(active)
+    return web.Response(body=body, headers={"Content-Type": content_type})
 
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:

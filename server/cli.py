@@ -55,23 +55,29 @@ def cmd_dev(args: argparse.Namespace) -> int:
         settings = settings.model_copy(update={"port": args.port})
     store = "redis" if settings.redis_url else "memory"
     banner = (f"alap dev: http://127.0.0.1:{settings.port}  (store: {store}, sandbox gateway at /sandbox/bdapps)\n"
-              f"  dial the demo from another terminal:  alap sim --url http://127.0.0.1:{settings.port}")
+              f"  dial the demo in a browser:  http://127.0.0.1:{settings.port}/simulator\n"
+              f"  or from another terminal:    alap sim --url http://127.0.0.1:{settings.port}")
     return _run(create_dev_app, settings, banner, json_logs=False)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from .app import build_engine
+    from .actions import build_registry
+    from .tooling.check import format_json, format_text, has_errors, run_check
     from .upstreams import Upstreams
 
     settings = load_settings()
+    upstreams = Upstreams.from_settings(settings)  # only for the action names: opens no connection
     try:
-        engine = build_engine(settings, upstreams=Upstreams.from_settings(settings))
-    except FlowErrors as exc:
-        print(str(exc))
-        print(f"{len(exc.problems)} problem(s)", file=sys.stderr)
-        return 1
-    print(f"ok: {len(engine.flows)} flow(s), {sum(len(f.states) for f in engine.flows.values())} states")
-    return 0
+        findings = run_check(settings, build_registry(upstreams))
+    finally:
+        asyncio.run(upstreams.aclose())
+    errors = sum(f.severity == "error" for f in findings)
+    if args.format == "json":
+        print(format_json(findings))
+    elif findings:
+        print(format_text(findings))
+    print(f"alap check: {errors} error(s), {len(findings) - errors} warning(s)", file=sys.stderr)
+    return 1 if has_errors(findings) or (args.strict and findings) else 0
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
@@ -88,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     dev.add_argument("--port", type=int, default=None)
     dev.set_defaults(func=cmd_dev)
     check = sub.add_parser("check", help="validate flows, templates and catalogs")
+    check.add_argument("--format", choices=("text", "json"), default="text",
+                       help="json: a list of {file, line, col, severity, message} for editors and CI")
+    check.add_argument("--strict", action="store_true", help="exit non-zero on warnings too")
     check.set_defaults(func=cmd_check)
     sim = sub.add_parser("sim", help="a terminal phone dialling a running `alap dev`")
     sim.add_argument("--url", default="http://127.0.0.1:8080")

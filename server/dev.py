@@ -13,6 +13,7 @@ from .sandbox.bdapps import create_bdapps_fake
 from .sandbox.caas import create_caas_fake
 from .sandbox.ecare import ECARE_PATH, create_ecare_fake
 from .sandbox.ecourier import create_ecourier_fake
+from .sandbox.simulator import add_simulator
 from .upstreams import Upstreams
 
 SANDBOX_APP_ID = "APP_000001"
@@ -43,4 +44,5 @@ def create_dev_app(settings: Settings) -> web.Application:
     app.add_subapp("/sandbox/ecourier/", create_ecourier_fake("sandbox-key", "sandbox-secret", "sandbox-user"))
     app.add_subapp("/sandbox/ecare/", create_ecare_fake("sandbox", "sandbox-pass"))
     app.add_subapp("/sandbox/caas/", create_caas_fake(SANDBOX_APP_ID, SANDBOX_PASSWORD))
+    add_simulator(app, (settings.budget_ascii, settings.budget_unicode))
     return app

@@ -4,7 +4,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..engine.actions import ActionRegistry
+from .balance import register_balance_actions
 from .builtin import register_builtin
+from .offers import register_offer_actions
+from .parcels import register_parcel_actions
 
 if TYPE_CHECKING:
     from ..upstreams import Upstreams
@@ -22,4 +25,6 @@ def build_registry(upstreams: "Upstreams | None" = None) -> ActionRegistry:
 
 def register_upstream_actions(registry: ActionRegistry, upstreams: "Upstreams") -> None:
     """Actions that call eCourier, eCare and CAAS (parcel tracking, balance, offer packs)."""
-    # Filled in by the integrations work (server/actions/parcels.py, balance.py, offers.py).
+    register_parcel_actions(registry, upstreams.ecourier)
+    register_balance_actions(registry, upstreams.caas)
+    register_offer_actions(registry, upstreams.ecare)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
+from .. import metrics
 from ..engine.engine import Engine, Reply, Subscriber
 from ..engine.session import decode_session, encode_session
 from ..render import system
@@ -73,14 +74,14 @@ class UssdService:
             reply = await self._turn(mo, lease, profile_of)
         except LockTimeout:
             log.error("ussd_lock_timeout", session_id=mo.sessionId)
-            reply = self.engine.system_reply(self.default_language, system.SERVICE_BUSY)
+            reply = self.engine.system_reply(self.default_language, system.SERVICE_BUSY, "error")
         except StoreUnavailable as exc:
             log.error("ussd_store_unavailable", session_id=mo.sessionId, error=str(exc))
-            reply = self.engine.system_reply(self.default_language, system.SERVICE_BUSY)
+            reply = self.engine.system_reply(self.default_language, system.SERVICE_BUSY, "error")
         except Exception:
             self.stats.errors += 1
             log.exception("ussd_hop_failed", session_id=mo.sessionId)
-            reply = self.engine.system_reply(self.default_language, system.SYSTEM_ERROR)
+            reply = self.engine.system_reply(self.default_language, system.SYSTEM_ERROR, "error")
             if lease is not None:
                 await self._forget(lease)
         await self._send(mo, reply, started)
@@ -116,10 +117,17 @@ class UssdService:
         operation = "mt-fin" if reply.final else "mt-cont"
         result = await self.gateway.send_ussd(mo.sessionId, mo.sourceAddress, reply.text, operation,
                                               encoding_for(reply.text))
+        elapsed = time.perf_counter() - started
         if result.ok:
             self.stats.sent += 1
         else:
             self.stats.send_failures += 1
-        log.info("ussd_hop", session_id=mo.sessionId, operation=mo.ussdOperation, reply=operation,
-                 states=reply.entered, sent=result.ok, status_code=result.status_code,
-                 latency_ms=round((time.perf_counter() - started) * 1000, 1))
+        metrics.HOP_SECONDS.labels(mo.ussdOperation).observe(elapsed)
+        for flow, state in reply.entered:
+            metrics.STATE_ENTRIES.labels(flow, state).inc()
+        if reply.ended:
+            metrics.SESSIONS_ENDED.labels(reply.ended).inc()
+        flow, state = reply.entered[-1] if reply.entered else (None, None)
+        log.info("ussd_hop", session_id=mo.sessionId, address=mo.sourceAddress, operation=mo.ussdOperation,
+                 flow=flow, state=state, reply=operation, ended=reply.ended, sent=result.ok,
+                 status_code=result.status_code, latency_ms=round(elapsed * 1000, 1))

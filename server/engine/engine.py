@@ -38,7 +38,8 @@ class Reply:
     text: str
     final: bool
     language: str | None = None  # a new saved language, when the turn changed it
-    entered: list[str] = field(default_factory=list)  # states entered this turn (funnel)
+    entered: list[tuple[str, str]] = field(default_factory=list)  # (flow, state) entered this turn
+    ended: str | None = None  # why a final screen ends the session: completed, input_failed, error
 
 
 def parse_dialled(message: str) -> tuple[str, list[str]]:
@@ -88,11 +89,11 @@ class Engine:
         await turn.handle(text)
         return turn.reply()
 
-    def system_reply(self, language: str, msgid: str) -> Reply:
+    def system_reply(self, language: str, msgid: str, ended: str | None = None) -> Reply:
         text = self.renderer.render_text(language, msgid, {})
         if not self.unicode and not text.isascii():
             text = self.renderer.render_text("en", msgid, {})
-        return Reply(text=text, final=True)
+        return Reply(text=text, final=True, ended=ended)
 
 
 class _Turn:
@@ -109,7 +110,7 @@ class _Turn:
         self.final = False
         self.ended_text: str | None = None  # a system screen that ends the session
         self.language: str | None = None
-        self.entered: list[str] = []
+        self.entered: list[tuple[str, str]] = []
 
     # -- context -------------------------------------------------------------------------------
     def context(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -196,7 +197,7 @@ class _Turn:
                 name = self.flow.start
             state = self.flow.states[name]
             if record:
-                self.entered.append(name)
+                self.entered.append((self.flow.name, name))
             if state.kind == "router":
                 target = self.machine.fire("route", name, self.context())
                 if target is None:  # validation guarantees a default route; be safe anyway
@@ -272,7 +273,7 @@ class _Turn:
 
     def reply(self) -> Reply:
         if self.ended_text:
-            reply = self.engine.system_reply(self.session.lang, self.ended_text)
+            reply = self.engine.system_reply(self.session.lang, self.ended_text, "input_failed")
             reply.entered, reply.language = self.entered, self.language
             return reply
         text = self._screen(self.session.lang)
@@ -282,7 +283,8 @@ class _Turn:
             if not text.isascii():
                 text = text.encode("ascii", "replace").decode("ascii")
         final = self.state.kind == "end" and self.session.page >= self.session.pages - 1
-        return Reply(text=text, final=final, language=self.language, entered=self.entered)
+        return Reply(text=text, final=final, language=self.language, entered=self.entered,
+                     ended="completed" if final else None)
 
     def _screen(self, lang: str) -> str:
         renderer = self.engine.renderer

@@ -12,6 +12,8 @@ from typing import Any, Mapping
 import httpx
 import structlog
 
+from ..metrics import UPSTREAM_ERRORS, UPSTREAM_SECONDS
+
 log = structlog.get_logger("alap.upstream")
 
 
@@ -33,6 +35,9 @@ class UpstreamError(Exception):
         self.body = body
         if retryable is not None:
             self.retryable = retryable
+        # Counted where it is made: every client raises exactly one typed error per failure,
+        # including the errors that upstreams report inside HTTP 200 bodies.
+        UPSTREAM_ERRORS.labels(upstream, code).inc()
         super().__init__(f"{upstream} {code}: {detail}" if detail else f"{upstream} {code}")
 
 
@@ -115,9 +120,10 @@ async def send(client: httpx.AsyncClient, upstream: str, method: str, url: str, 
     except httpx.HTTPError as exc:
         raise UpstreamUnavailable(upstream, "transport", type(exc).__name__) from None
     finally:
+        elapsed = time.perf_counter() - started
+        UPSTREAM_SECONDS.labels(upstream).observe(elapsed)
         log.info("upstream_call", upstream=upstream, method=method, path=_path_only(url),
-                 status=status, outcome=outcome,
-                 latency_ms=round((time.perf_counter() - started) * 1000, 1))
+                 status=status, outcome=outcome, latency_ms=round(elapsed * 1000, 1))
 
 
 def _path_only(url: str) -> str:

@@ -56,8 +56,9 @@ def paginate(lines: list[str], budget: Budget, more: str, back: str) -> list[str
     if room < 10:
         raise ValueError("navigation labels leave no room on a page")
     pieces: list[str] = []
-    for line in lines:
-        pieces.extend(_split_long_line(line, room) if len(line) > room else [line])
+    for block in lines:
+        for line in block.split("\n"):  # a multi-line text breaks at its own line ends first
+            pieces.extend(_split_long_line(line, room) if len(line) > room else [line])
     pages: list[list[str]] = [[]]
     used = 0
     for piece in pieces:

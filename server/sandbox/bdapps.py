@@ -1,4 +1,4 @@
-"""A fake BDApps gateway: the USSD side of a subscriber's phone plus `/ussd/send`.
+"""A fake BDApps gateway: the USSD side of a subscriber's phone plus `/ussd/send` and `/sms/send`.
 
 It checks `/ussd/send` like the real one (E1313 on wrong credentials, E1312 on missing
 fields), records every screen, and offers a "phone" API that `alap sim`, the web simulator,
@@ -19,6 +19,7 @@ from collections import defaultdict
 from typing import Any
 
 import aiohttp
+import structlog
 from aiohttp import web
 
 from .faults import FAULTS_KEY, add_control_routes, apply_fault, record_call
@@ -63,6 +64,87 @@ async def ussd_send(request: web.Request) -> web.Response:
     screen.pop("password", None)
     request.app[SCREENS][body["sessionId"]].put_nowait(screen)
     return _status("S1000", "Success", requestId=str(next(_ids)), version="1.0")
+
+
+# --- /sms/send --------------------------------------------------------------------------------
+# Checked like the real gateway (E1313 credentials, E1312 missing or ill-typed fields, E1325 an
+# address without "tel:" per destination, E1341 when every destination failed); every accepted
+# SMS is kept in `app[SENT_SMS]` (GET /_control/sms) and logged as "SMS to <address>: <text>".
+# Throttling and errors are injected with faults on the endpoint "/sms/send", e.g.
+#     Fault(endpoint="/sms/send", mode="body", json=sms_error("E1318"), times=1)
+
+SENT_SMS = web.AppKey("sent_sms", list)
+_SMS_ENCODINGS = ("0", "16", "240", "245")
+_sms_log = structlog.get_logger("alap.sandbox.bdapps")
+_SMS_DETAILS = {
+    "E1318": "Transaction limit per second has exceeded. Please throttle requests not to exceed the "
+             "transaction limit.",
+    "E1319": "Transaction limit for today is exceeded. Please try again tomorrow.",
+    "E1326": "Insufficient balance.",
+    "E1602": "Message delivery failed. Please retry",
+    "E1603": "Temporary System Error occurred while delivering your request.",
+    "E1317": "MSISDN in request is invalid or not allowed.",
+    "E1325": 'Format of the address is invalid. Expected format is "tel: 8801812345678"',
+    "E1341": "Request failed. Errors occurred while sending the request for all the destinations.",
+}
+
+
+def sms_error(code: str, detail: str | None = None) -> dict[str, Any]:
+    """A BDApps error answer for `/sms/send`, for fault injection (mode="body")."""
+    return {"statusCode": code, "statusDetail": detail or _SMS_DETAILS.get(code, "Error"), "version": "1.0"}
+
+
+def sent_sms(app: web.Application) -> list[dict[str, Any]]:
+    """Every SMS the fake accepted, oldest first: to, message, encoding, messageId, ..."""
+    return app[SENT_SMS]
+
+
+async def sms_send(request: web.Request) -> web.Response:
+    entry = await record_call(request, "/sms/send")
+    injected = await apply_fault(request.app[FAULTS_KEY], "/sms/send")
+    if injected is not None:
+        return injected  # type: ignore[return-value]
+    body = entry.get("json")
+    if not isinstance(body, dict):
+        return _status("E1312", "Request is Invalid. Body is not a JSON object")
+    app_id, password = request.app[CREDENTIALS]
+    if body.get("applicationId") != app_id or body.get("password") != password:
+        return _status("E1313", "Authentication failed.")
+    addresses = body.get("destinationAddresses")
+    if not isinstance(body.get("message"), str) or not body["message"]:
+        return _status("E1312", "Request is Invalid. Missing message")
+    if not isinstance(addresses, list) or not addresses or not all(isinstance(a, str) for a in addresses):
+        return _status("E1312", "Request is Invalid. destinationAddresses must be a non-empty list of strings")
+    encoding = str(body.get("encoding", "0"))
+    if encoding not in _SMS_ENCODINGS:
+        return _status("E1312", "Request is Invalid. Bad encoding")
+    if str(body.get("deliveryStatusRequest", "0")) not in ("0", "1"):
+        return _status("E1312", "Request is Invalid. Bad deliveryStatusRequest")
+    stamp = time.strftime("%Y%m%d%H%M%S")
+    responses = []
+    for address in addresses:
+        shown = "tel: " + address[4:] if address[:4].lower() == "tel:" else address  # the seed's "tel: 880..."
+        if address[:4].lower() != "tel:" or not address[4:].strip():
+            responses.append({"statusCode": "E1325", "timeStamp": stamp, "address": shown,
+                              "statusDetail": _SMS_DETAILS["E1325"]})
+            continue
+        message_id = str(next(_ids))
+        responses.append({"statusCode": "S1000", "timeStamp": stamp, "address": shown,
+                          "statusDetail": "Request was successfully processed", "messageId": message_id})
+        sms = {"to": address, "message": body["message"], "encoding": encoding, "messageId": message_id,
+               "sourceAddress": body.get("sourceAddress"),
+               "deliveryStatusRequest": str(body.get("deliveryStatusRequest", "0")), "receivedAt": time.time()}
+        request.app[SENT_SMS].append(sms)
+        _sms_log.info(f"SMS to {address}: {body['message']}", encoding=encoding, message_id=message_id)
+    accepted = [r for r in responses if r["statusCode"] == "S1000"]
+    code = "S1000" if accepted else "E1341"
+    request_id = accepted[0]["messageId"] if accepted else str(next(_ids))
+    detail = "Request was successfully processed" if accepted else _SMS_DETAILS["E1341"]
+    return _status(code, detail, requestId=request_id, destinationResponses=responses, version="1.0")
+
+
+async def _list_sms(request: web.Request) -> web.Response:
+    return web.json_response(request.app[SENT_SMS])
 
 
 async def _callback(app: web.Application, payload: dict[str, Any]) -> None:
@@ -125,6 +207,9 @@ def create_bdapps_fake(callback_url: str, app_id: str = "APP_000001", password: 
     add_control_routes(app)
     app.cleanup_ctx.append(_http_ctx)
     app.router.add_post("/ussd/send", ussd_send)
+    app[SENT_SMS] = []
+    app.router.add_post("/sms/send", sms_send)
+    app.router.add_get("/_control/sms", _list_sms)
     app.router.add_post("/phone/dial", phone_dial)
     app.router.add_post("/phone/reply", phone_reply)
     return app

@@ -146,6 +146,10 @@ class Store(ABC):
     async def get_session(self, session_id: str) -> bytes | None:
         """Read without locking (inspection and tests)."""
 
+    async def count_active(self) -> int | None:
+        """Open sessions across all processes, when the backend can tell cheaply."""
+        return None
+
     @abstractmethod
     async def ping(self) -> bool: ...
 

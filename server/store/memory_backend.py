@@ -78,6 +78,10 @@ class MemoryStore(Store):
     async def get_session(self, session_id):
         return self.sessions.get_live(session_id)
 
+    async def count_active(self) -> int | None:
+        now = time.monotonic()
+        return sum(1 for _, expires in self.sessions.values() if expires >= now)
+
     async def ping(self) -> bool:
         return True
 

@@ -5,16 +5,24 @@
 Keys of one session share the hash tag `{session id}` so the scripts also run on Redis
 Cluster; the profile (keyed by subscriber) lives in its own slot and is read/written in the
 same pipeline, never inside a script.
+
+Redis Cluster (`REDIS_URL=redis+cluster://host:port`, redis.asyncio.cluster.RedisCluster): the
+scripts are routed by their keys' slot (one node per session). redis-py refuses EVALSHA inside
+a cluster pipeline, so on mo-init the claim script and the profile GET (another slot, maybe
+another node) are sent concurrently as two commands: still one round trip of wall time. A
+NOSCRIPT (new, restarted or failed-over node) makes redis-py's Script load the script on every
+primary and retry. The single-node path is unchanged.
 """
 from __future__ import annotations
 
+import asyncio
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .base import DEDUPE_TTL, LOCK_TTL, PROFILE_TTL, Store, StoreUnavailable, decode_profile
@@ -43,17 +51,31 @@ return 0
 """
 
 
+CLUSTER_SCHEME = "redis+cluster://"
+
+
 def connect(url: str, **options: Any) -> aioredis.Redis:
     """A client with timeouts short enough that a dead Redis fails a hop fast."""
     defaults: dict[str, Any] = dict(socket_timeout=1.0, socket_connect_timeout=0.5,
                                     health_check_interval=15, retry_on_timeout=False)
     defaults.update(options)
-    if url.startswith("redis+cluster://"):
+    if is_cluster_url(url):
         from redis.asyncio.cluster import RedisCluster
 
         defaults.pop("health_check_interval", None)
-        return RedisCluster.from_url("redis://" + url[len("redis+cluster://"):], **defaults)  # type: ignore[return-value]
+        defaults.pop("retry_on_timeout", None)  # not a RedisCluster option; it retries on its own
+        return RedisCluster.from_url("redis://" + url[len(CLUSTER_SCHEME):], **defaults)  # type: ignore[return-value]
     return aioredis.from_url(url, **defaults)
+
+
+def is_cluster_url(url: str) -> bool:
+    return url.startswith(CLUSTER_SCHEME)
+
+
+def is_cluster(client: Any) -> bool:
+    from redis.asyncio.cluster import RedisCluster
+
+    return isinstance(client, RedisCluster)
 
 
 class RedisStore(Store):
@@ -66,6 +88,9 @@ class RedisStore(Store):
         self._lock_script = client.register_script(_LOCK)
         self._commit_script = client.register_script(_COMMIT)
         self._release_script = client.register_script(_RELEASE)
+        self.cluster = is_cluster(client)
+        if self.cluster:
+            self._with_profile = self._with_profile_cluster  # type: ignore[method-assign]
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "alap:") -> "RedisStore":
@@ -90,7 +115,7 @@ class RedisStore(Store):
             yield
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             raise StoreUnavailable(f"redis: {type(exc).__name__}") from None
-        except RedisError as exc:
+        except (RedisError, RedisClusterException) as exc:
             raise StoreUnavailable(f"redis: {exc}") from None
 
     async def _with_profile(self, script, keys: list[str], args: list[Any], profile_of: str | None):
@@ -111,6 +136,19 @@ class RedisStore(Store):
                     raise result
                 return result, decode_profile(profile)
             raise AssertionError("unreachable")
+
+    async def _with_profile_cluster(self, script, keys: list[str], args: list[Any], profile_of: str | None):
+        """Cluster: the script and the profile GET go out together (two slots, maybe two nodes)."""
+        async with self._guard():
+            if profile_of is None:
+                return await script(keys=keys, args=args), None
+            result, profile = await asyncio.gather(script(keys=keys, args=args),
+                                                   self.redis.get(self.profile_key(profile_of)),
+                                                   return_exceptions=True)
+            for outcome in (result, profile):
+                if isinstance(outcome, BaseException):
+                    raise outcome
+            return result, decode_profile(profile)
 
     # -- primitives ------------------------------------------------------------------------
     async def _claim(self, session_id, request_id, token, profile_of):
@@ -152,8 +190,12 @@ class RedisStore(Store):
             return await self.redis.get(self._session_key(session_id))
 
     async def ping(self) -> bool:
+        """Single node: PING. Cluster: PING every primary (one unreachable primary fails the
+        sessions hashed to its slots, so the store is reported down)."""
         try:
             async with self._guard():
+                if self.cluster:
+                    return bool(await self.redis.ping(target_nodes=self.redis.PRIMARIES))  # type: ignore[call-arg]
                 return bool(await self.redis.ping())
         except StoreUnavailable:
             return False

@@ -1,0 +1,64 @@
+"""Prometheus metrics (prometheus-client), safe under gunicorn's several processes.
+
+When `PROMETHEUS_MULTIPROC_DIR` is set (`alap serve` sets it for gunicorn workers), every
+process writes its samples there and `/metrics` aggregates them with MultiProcessCollector.
+Label values are bounded: routes, status codes, upstream names and codes, flow/state names.
+"""
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest,
+                               multiprocess)
+from prometheus_client.core import GaugeMetricFamily
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+
+CALLBACKS = Counter("alap_callbacks_total", "Inbound BDApps callbacks by route and HTTP status",
+                    ["route", "status"])
+HOP_SECONDS = Histogram("alap_hop_seconds", "USSD hop latency: callback received -> screen sent",
+                        ["operation"], buckets=_LATENCY_BUCKETS)
+UPSTREAM_SECONDS = Histogram("alap_upstream_seconds", "Upstream call latency", ["upstream"],
+                             buckets=_LATENCY_BUCKETS)
+UPSTREAM_ERRORS = Counter("alap_upstream_errors_total", "Upstream call failures by upstream and code",
+                          ["upstream", "code"])
+SESSIONS_ENDED = Counter("alap_sessions_ended_total",
+                         "USSD sessions ended, by reason (completed, timed_out, abandoned, error)", ["reason"])
+STATE_ENTRIES = Counter("alap_flow_state_entries_total", "Entries into each state of each flow (the funnel)",
+                        ["flow", "state"])
+
+
+def observe_upstream(upstream: str, seconds: float, error_code: str | None) -> None:
+    UPSTREAM_SECONDS.labels(upstream).observe(seconds)
+    if error_code is not None:
+        UPSTREAM_ERRORS.labels(upstream, error_code).inc()
+
+
+class _ActiveSessions:
+    """A scrape-time gauge: the value is read from the store just before exposition."""
+
+    def __init__(self, value: float) -> None:
+        self.value = value
+
+    def collect(self):
+        gauge = GaugeMetricFamily("alap_sessions_active", "USSD sessions currently open (all processes)")
+        gauge.add_metric([], self.value)
+        yield gauge
+
+
+def exposition(active_sessions: float | None) -> tuple[bytes, str]:
+    """The /metrics body: this process's (or every worker's) samples plus the active gauge."""
+    registry = CollectorRegistry()
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.MultiProcessCollector(registry)
+        body = generate_latest(registry)
+    else:
+        from prometheus_client import REGISTRY
+
+        body = generate_latest(REGISTRY)
+    if active_sessions is not None:
+        extra = CollectorRegistry()
+        extra.register(_ActiveSessions(active_sessions))  # type: ignore[arg-type]
+        body += generate_latest(extra)
+    return body, CONTENT_TYPE_LATEST
+
