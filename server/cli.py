@@ -27,7 +27,7 @@ def _run(app_factory, settings: Settings, banner: str, *, json_logs: bool) -> in
 
     from .logs import setup_logging
 
-    setup_logging(settings.log_level, json=json_logs)
+    setup_logging(settings.log_level, json=json_logs, secrets=settings.secrets())
     try:
         app = app_factory(settings)
     except FlowErrors as exc:
@@ -40,11 +40,17 @@ def _run(app_factory, settings: Settings, banner: str, *, json_logs: bool) -> in
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .app import create_app
+    # gunicorn + aiohttp workers (WEB_CONCURRENCY); server.serving imports no app code at import
+    # time, so it can set PROMETHEUS_MULTIPROC_DIR before prometheus_client is loaded.
+    from .serving import serve
 
     settings = load_settings()
     settings.require_production()
-    return _run(create_app, settings, f"alap: serving on :{settings.port}", json_logs=True)
+    try:
+        return serve(settings)
+    except FlowErrors as exc:
+        print(str(exc), file=sys.stderr)
+        return _fail(f"{len(exc.problems)} problem(s) in flows; not starting")
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
@@ -80,6 +86,53 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 1 if has_errors(findings) or (args.strict and findings) else 0
 
 
+def cmd_test(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .config import REPO_ROOT
+    from .tooling.convtest import default_files, run_files
+
+    settings = load_settings()
+    files = [Path(f) for f in args.files] or default_files(REPO_ROOT)
+    if not files:
+        return _fail("no conversation test files (tests/flows/*.yaml) found")
+    try:
+        return asyncio.run(run_files(settings, files, keyword=args.k, verbose=args.verbose))
+    except FlowErrors as exc:  # the flows under test do not load: nothing can run
+        print(str(exc), file=sys.stderr)
+        return _fail(f"{len(exc.problems)} problem(s) in flows; run `alap check`")
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .actions import build_registry
+    from .engine.loader import parse_flow
+    from .render.environment import Renderer
+    from .tooling.graph import find_flow_file, to_dot, to_mermaid
+    from .upstreams import Upstreams
+
+    settings = load_settings()
+    path = find_flow_file(Path(settings.flows_dir), args.flow)
+    if path is None:
+        return _fail(f"no flow {args.flow!r} in {settings.flows_dir} (give a flow name or a .yaml path)")
+    upstreams = Upstreams.from_settings(settings)  # only for the action names: opens no connection
+    try:
+        renderer = Renderer(settings.templates_dir, settings.locales_dir)
+        flow, problems = parse_flow(path, path.read_text(encoding="utf-8"), renderer, build_registry(upstreams))
+    finally:
+        asyncio.run(upstreams.aclose())
+    if flow is None or problems:
+        print("\n".join(str(p) for p in problems), file=sys.stderr)
+        return _fail(f"{path}: {len(problems)} problem(s); run `alap check`")
+    text = to_dot(flow) if args.format == "dot" else to_mermaid(flow)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def cmd_sim(args: argparse.Namespace) -> int:
     from .sim import run_sim
 
@@ -104,6 +157,16 @@ def main(argv: list[str] | None = None) -> int:
     sim.add_argument("--code", default="*213#", help="the USSD code (shortcuts like *213*1# work)")
     sim.add_argument("--script", default=None, help="comma-separated replies to send without prompting")
     sim.set_defaults(func=cmd_sim)
+    test = sub.add_parser("test", help="run conversation tests (YAML dialogues) against the flows")
+    test.add_argument("files", nargs="*", help="test files (default: tests/flows/*.yaml)")
+    test.add_argument("-k", default=None, help="only dialogues whose name contains this text")
+    test.add_argument("-v", "--verbose", action="store_true", help="list passing dialogues too")
+    test.set_defaults(func=cmd_test)
+    graph = sub.add_parser("graph", help="draw a flow's states and transitions")
+    graph.add_argument("flow", help="a flow name (demo) or a flow file (flows/demo.yaml)")
+    graph.add_argument("--format", choices=("mermaid", "dot"), default="mermaid")
+    graph.add_argument("-o", "--output", default=None, help="write to this file instead of stdout")
+    graph.set_defaults(func=cmd_graph)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

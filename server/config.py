@@ -79,6 +79,11 @@ class Settings(BaseSettings):
             raise ValueError("must start with redis://, rediss://, unix:// or redis+cluster://")
         return value
 
+    def secrets(self) -> list[str | None]:
+        """Values that must never reach a log line."""
+        return [self.bdapps_password, self.ecourier_api_key, self.ecourier_api_secret, self.ecare_access_pass,
+                self.aamarsms_password, self.dinisoft_api_key, self.dinisoft_secret_key, self.admin_token]
+
     def require_production(self) -> None:
         """What `alap serve` cannot run without."""
         for name, value in (("BDAPPS_APP_ID", self.bdapps_app_id), ("BDAPPS_PASSWORD", self.bdapps_password)):

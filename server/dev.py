@@ -7,17 +7,17 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .app import create_app
+from .app import UPSTREAMS, build_engine, create_app
+from .bdapps.routes import USSD_SERVICE
+from .reload import watch
 from .config import Settings
 from .sandbox.bdapps import create_bdapps_fake
-from .sandbox.caas import create_caas_fake
 from .sandbox.ecare import ECARE_PATH, create_ecare_fake
 from .sandbox.ecourier import create_ecourier_fake
 from .sandbox.simulator import add_simulator
-from .upstreams import Upstreams
 
 SANDBOX_APP_ID = "APP_000001"
-SANDBOX_PASSWORD = "sandbox"
+SANDBOX_PASSWORD = "sandbox-password"
 
 
 def dev_settings(settings: Settings) -> Settings:
@@ -35,14 +35,14 @@ def dev_settings(settings: Settings) -> Settings:
 
 def create_dev_app(settings: Settings) -> web.Application:
     settings = dev_settings(settings)
-    base = f"http://127.0.0.1:{settings.port}/sandbox"
-    # The CAAS fake has its own mount point; in production CAAS shares BDAPPS_BASE_URL.
-    upstreams = Upstreams.from_settings(settings, caas_base_url=f"{base}/caas")
-    app = create_app(settings, upstreams=upstreams)
+    app = create_app(settings)
+    app.cleanup_ctx.append(watch(
+        [settings.flows_dir, settings.templates_dir, settings.locales_dir],
+        rebuild=lambda: build_engine(settings, upstreams=app[UPSTREAMS]),
+        install=lambda engine: setattr(app[USSD_SERVICE], "engine", engine)))
     callback = f"http://127.0.0.1:{settings.port}/bdapps/ussd"
     app.add_subapp("/sandbox/bdapps/", create_bdapps_fake(callback, settings.bdapps_app_id, settings.bdapps_password))
     app.add_subapp("/sandbox/ecourier/", create_ecourier_fake("sandbox-key", "sandbox-secret", "sandbox-user"))
     app.add_subapp("/sandbox/ecare/", create_ecare_fake("sandbox", "sandbox-pass"))
-    app.add_subapp("/sandbox/caas/", create_caas_fake(SANDBOX_APP_ID, SANDBOX_PASSWORD))
     add_simulator(app, (settings.budget_ascii, settings.budget_unicode))
     return app

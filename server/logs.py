@@ -1,20 +1,63 @@
-"""structlog set-up: one JSON line per event on stdout (`alap dev` uses a readable console)."""
+"""structlog set-up: one JSON line per event on stdout (`alap dev` uses a readable console).
+
+Every event passes through `redact`: subscriber numbers keep only their last 3 digits, and
+the configured secrets (passwords, API keys) are replaced wherever they appear.
+"""
 from __future__ import annotations
 
 import logging
+import re
 import sys
+from typing import Any, Iterable
 
 import structlog
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
+# 8801812345678, +8801812345678, 01812345678 (also inside "tel:8801..." addresses)
+_NUMBER = re.compile(r"(?<!\d)(?:\+?880|0)(1\d{6})(\d{3})(?!\d)")
 
-def setup_logging(level: str = "info", *, json: bool = True) -> None:
+
+def mask_numbers(text: str) -> str:
+    return _NUMBER.sub(lambda m: "*" * (len(m.group(0)) - 3) + m.group(2), text)
+
+
+class Redactor:
+    """A structlog processor; the secrets are set once at start-up from the settings."""
+
+    def __init__(self) -> None:
+        self.secrets: list[str] = []
+
+    def set_secrets(self, secrets: Iterable[str | None]) -> None:
+        # Short values would mask innocent text; real credentials are longer than 3 characters.
+        self.secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
+
+    def clean(self, value: Any) -> Any:
+        if isinstance(value, str):
+            for secret in self.secrets:
+                if secret in value:
+                    value = value.replace(secret, "***")
+            return mask_numbers(value)
+        if isinstance(value, dict):
+            return {k: self.clean(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self.clean(v) for v in value]
+        return value
+
+    def __call__(self, logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+        return {k: self.clean(v) for k, v in event.items()}
+
+
+redactor = Redactor()
+
+
+def setup_logging(level: str = "info", *, json: bool = True, secrets: Iterable[str | None] = ()) -> None:
     numeric = _LEVELS.get(level, logging.INFO)
     logging.basicConfig(level=numeric, stream=sys.stdout, format="%(message)s")
     # httpx logs full URLs at INFO, and some upstreams take credentials in the query string.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    redactor.set_secrets(secrets)
     renderer = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
     structlog.configure(
         processors=[
@@ -22,6 +65,7 @@ def setup_logging(level: str = "info", *, json: bool = True) -> None:
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
+            redactor,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),

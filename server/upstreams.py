@@ -21,12 +21,12 @@ class Upstreams:
     caas: CaasClient
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, caas_base_url: str | None = None) -> "Upstreams":
+    def from_settings(cls, settings: Settings) -> "Upstreams":
         return cls(
             ecourier=ECourierClient(settings.ecourier_base_url, settings.ecourier_api_key,
                                     settings.ecourier_api_secret, settings.ecourier_user_id),
             ecare=ECareClient(settings.ecare_url, settings.ecare_access_id, settings.ecare_access_pass),
-            caas=CaasClient(caas_base_url or settings.bdapps_base_url, settings.bdapps_app_id,
+            caas=CaasClient(settings.bdapps_base_url, settings.bdapps_app_id,
                             settings.bdapps_password),
         )
 

@@ -22,6 +22,7 @@ import aiohttp
 import structlog
 from aiohttp import web
 
+from .caas import add_caas_routes
 from .faults import FAULTS_KEY, add_control_routes, apply_fault, record_call
 
 class Callback:
@@ -205,6 +206,7 @@ def create_bdapps_fake(callback_url: str, app_id: str = "APP_000001", password: 
     app[CREDENTIALS] = (app_id, password)
     app[SCREENS] = defaultdict(asyncio.Queue)
     add_control_routes(app)
+    add_caas_routes(app, app_id, password)  # BDApps serves CAAS under the same base URL
     app.cleanup_ctx.append(_http_ctx)
     app.router.add_post("/ussd/send", ussd_send)
     app[SENT_SMS] = []

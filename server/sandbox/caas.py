@@ -192,10 +192,16 @@ async def _list_debits(request: web.Request) -> web.Response:
 def create_caas_fake(app_id: str = "APP_000001", password: str = "sandbox") -> web.Application:
     """The CAAS fake; serve it and point CaasClient's base_url at its root."""
     app = web.Application()
-    app[STATE_KEY] = CaasState(app_id=app_id, password=password)
     add_control_routes(app)
+    add_caas_routes(app, app_id, password)
+    return app
+
+
+def add_caas_routes(app: web.Application, app_id: str, password: str) -> None:
+    """CAAS routes on an app that already has control routes (the BDApps fake serves both,
+    as the real BDApps does under one base URL)."""
+    app[STATE_KEY] = CaasState(app_id=app_id, password=password)
     for path in HANDLERS:
         app.router.add_post(path, _api)
     app.router.add_post("/_control/caas/balance", _set_balance)
     app.router.add_get("/_control/caas/debits", _list_debits)
-    return app

@@ -192,15 +192,14 @@ class MessageLog(ABC):
         """Move a still-pending message to the back of the polling order."""
 
     # -- parked queue -----------------------------------------------------------------------
+    # save() keeps the queue in step with the record: a PARKED record is queued at its
+    # not-before time, any other status takes it out (in the same round trip).
     async def park(self, record: MessageRecord, not_before: float, *, now: float | None = None) -> None:
         """Hold a message until `not_before` (wall-clock seconds). The record keeps its text."""
         record.status = MessageStatus.PARKED
         record.not_before = not_before
         record.updated_at = now if now is not None else time.time()
-        await self._park(record, not_before)
-
-    @abstractmethod
-    async def _park(self, record: MessageRecord, not_before: float) -> None: ...
+        await self.save(record)
 
     @abstractmethod
     async def take_due(self, now: float, limit: int = 100, *, lease: float = 300.0) -> list[MessageRecord]:
@@ -248,6 +247,10 @@ class MemoryMessageLog(MessageLog):
                 waiting.setdefault(record.id, record.sent_at or record.updated_at)
             else:
                 waiting.pop(record.id, None)
+        if record.status is MessageStatus.PARKED and record.not_before is not None:
+            self.parked[record.id] = record.not_before
+        else:
+            self.parked.pop(record.id, None)
 
     async def get(self, message_id: str) -> MessageRecord | None:
         item = self.records.get(message_id)
@@ -281,10 +284,6 @@ class MemoryMessageLog(MessageLog):
         waiting = self.pending_sets.get(provider, {})
         if message_id in waiting:
             waiting[message_id] = at
-
-    async def _park(self, record: MessageRecord, not_before: float) -> None:
-        await self.save(record)
-        self.parked[record.id] = not_before
 
     async def take_due(self, now: float, limit: int = 100, *, lease: float = 300.0) -> list[MessageRecord]:
         due = sorted((score, our_id) for our_id, score in self.parked.items() if score <= now)[:limit]
@@ -358,9 +357,6 @@ class RedisMessageLog(MessageLog):
             raise StoreUnavailable(f"redis: {type(exc).__name__}") from None
 
     async def save(self, record: MessageRecord) -> None:
-        await self._write(record, park_at=None)
-
-    async def _write(self, record: MessageRecord, park_at: float | None) -> None:
         ttl = self._record_ttl(record)
         async with self._guard():
             async with self.redis.pipeline(transaction=False) as pipe:
@@ -373,8 +369,10 @@ class RedisMessageLog(MessageLog):
                                   {record.id: record.sent_at or record.updated_at}, nx=True)
                     else:
                         pipe.zrem(self._pending_key(record.route), record.id)
-                if park_at is not None:
-                    pipe.zadd(self._parked_key, {record.id: park_at})
+                if record.status is MessageStatus.PARKED and record.not_before is not None:
+                    pipe.zadd(self._parked_key, {record.id: record.not_before})
+                else:
+                    pipe.zrem(self._parked_key, record.id)
                 await pipe.execute()
 
     async def get(self, message_id: str) -> MessageRecord | None:
@@ -413,15 +411,16 @@ class RedisMessageLog(MessageLog):
         async with self._guard():
             await self.redis.zadd(self._pending_key(provider), {message_id: at}, xx=True)
 
-    async def _park(self, record: MessageRecord, not_before: float) -> None:
-        await self._write(record, park_at=not_before)
-
     async def take_due(self, now: float, limit: int = 100, *, lease: float = 300.0) -> list[MessageRecord]:
         async with self._guard():
             ids = await self._take_due_script(keys=[self._parked_key], args=[now, limit, now + lease])
-        out, gone = [], []
+        out: list[MessageRecord] = []
+        gone: list[str] = []
         for our_id, record in await self._records(ids):
-            (gone if record is None else out).append(our_id if record is None else record)
+            if record is None:
+                gone.append(our_id)
+            else:
+                out.append(record)
         if gone:
             async with self._guard():
                 await self.redis.zrem(self._parked_key, *gone)

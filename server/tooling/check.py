@@ -74,6 +74,9 @@ class Finding:
 class _Report:
     def __init__(self) -> None:
         self.findings: dict[Finding, None] = {}  # ordered set: one line per distinct finding
+        # (flow, state, variable) already reported from the source: the render failing on the
+        # same variable would only say it again.
+        self.undefined: set[tuple[str, str, str]] = set()
 
     def add(self, mark: Mark, message: str, severity: str = "error") -> None:
         self.findings[Finding(mark.file, mark.line, mark.col, severity, message)] = None
@@ -244,9 +247,9 @@ def _check_names(flow: Flow, renderer: Renderer, report: _Report) -> None:
     known = _known_names(flow, renderer)
     for state in flow.states.values():
         for what, mark, source in _texts_of(state):
-            _report_names(renderer, source, known, mark, what, report)
+            _report_names(renderer, source, known, mark, what, report, (flow.name, state.name))
         if state.text and state.text.template:
-            _check_template_names(renderer, state, known, report)
+            _check_template_names(renderer, flow, state, known, report)
         conditions = [(o.when, o.mark) for o in state.options if o.when] + \
                      [(r.when, r.mark) for r in state.routes if r.when]
         for expr, mark in conditions:
@@ -255,7 +258,8 @@ def _check_names(flow: Flow, renderer: Renderer, report: _Report) -> None:
         _check_args(state, renderer, known, report)
 
 
-def _report_names(renderer: Renderer, source: str, known: set[str], mark: Mark, what: str, report: _Report) -> None:
+def _report_names(renderer: Renderer, source: str, known: set[str], mark: Mark, what: str, report: _Report,
+                  key: tuple[str, str]) -> None:
     reported: set[str] = set()
     for lang in (SOURCE_LANGUAGE, *[lang for lang in renderer.languages if lang != SOURCE_LANGUAGE]):
         translated = source if lang == SOURCE_LANGUAGE else renderer.gettext(lang, source)
@@ -264,11 +268,12 @@ def _report_names(renderer: Renderer, source: str, known: set[str], mark: Mark, 
         for name in undefined_names(renderer.envs[lang], translated, known):
             if name not in reported:
                 reported.add(name)
+                report.undefined.add((*key, name))
                 suffix = "" if lang == SOURCE_LANGUAGE else f" (in the {lang} translation)"
                 report.add(mark, f"undefined variable '{name}' in {what}{suffix}")
 
 
-def _check_template_names(renderer: Renderer, state: State, known: set[str], report: _Report) -> None:
+def _check_template_names(renderer: Renderer, flow: Flow, state: State, known: set[str], report: _Report) -> None:
     assert state.text is not None and state.text.template is not None
     env = renderer.envs[SOURCE_LANGUAGE]
     try:
@@ -276,6 +281,7 @@ def _check_template_names(renderer: Renderer, state: State, known: set[str], rep
     except jinja2.TemplateNotFound:
         return  # the loader reported it
     for name in undefined_names(env, source, known):
+        report.undefined.add((flow.name, state.name, name))
         report.add(state.text.mark, f"undefined variable '{name}' in screen '{state.name}' "
                    f"(template {state.text.template})")
 
@@ -395,26 +401,29 @@ def _check_screens(flow: Flow, renderer: Renderer, budget: Budget, unicode: bool
             notice = _notice(state)
             for label, ctx, _ in variants:
                 fits = _check_one(flow, state, renderer, lang, ctx, None, label, budget, unicode, mark, report)
-                if fits and notice and label == "":
+                if fits is True and notice and label == "":
                     _check_one(flow, state, renderer, lang, ctx, notice, " after an invalid input", budget,
                                unicode, mark, report)
 
 
 def _check_one(flow: Flow, state: State, renderer: Renderer, lang: str, ctx: dict[str, Any],
                notice: tuple[str, dict[str, Any]] | None, label: str, budget: Budget, unicode: bool,
-               mark: Mark, report: _Report) -> bool:
-    """Render and measure one variant; True when it fits its budget (or could not be rendered)."""
+               mark: Mark, report: _Report) -> bool | None:
+    """Render and measure one variant: True when it fits its budget, None when it could not be
+    rendered (reported) or is not sent as rendered."""
     where = f"screen '{state.name}'{label} in {lang}"
     try:
         screen = render_screen(renderer, flow, state, lang, ctx, notice)
     except jinja2.UndefinedError as exc:
-        report.add(mark, _undefined_message(str(exc), where))
-        return True
+        match = _UNDEFINED.match(str(exc))
+        if not (match and (flow.name, state.name, match.group(1)) in report.undefined):
+            report.add(mark, _undefined_message(str(exc), where))
+        return None
     except Exception as exc:  # a filter or expression failing on the sample data
         report.add(mark, f"{where} does not render with the sample data: {type(exc).__name__}: {exc}")
-        return True
+        return None
     if not unicode and lang != SOURCE_LANGUAGE and not "\n".join(screen.lines).isascii():
-        return True  # a GSM-7-only deployment sends this screen in English, checked on its own
+        return None  # a GSM-7-only deployment sends this screen in English, checked on its own
     more, back = nav_labels(renderer, flow, lang)
     errors, warning = budget_problems(screen, budget, more, back, menu=state.kind == "menu")
     for error in errors:

@@ -1,0 +1,55 @@
+"""Which routes, in which order, for one recipient.
+
+- An address BDApps gave us ("tel:..."):
+  - a masked id (not a number): BDApps only, no other route can address it;
+  - a number: the configured order (default bdapps, aamarsms, dinisoft).
+- A plain number (typed in a flow, e.g. a recharge recipient):
+  - on an operator BDApps serves (Robi 018, Airtel 016 by default): the configured order;
+  - on any other operator (GP 017/013, Banglalink 019/014, Teletalk 015): the SMS gateways
+    first, BDApps last (a ported number may still be on Robi/Airtel).
+- Anything else (not a number, not a BDApps address): no route.
+"""
+from __future__ import annotations
+
+from typing import Iterable, Mapping, Sequence
+
+from .routes import BDAPPS, SmsRoute, is_tel_address, plain_msisdn
+
+KNOWN_ROUTES = ("bdapps", "aamarsms", "dinisoft")
+DEFAULT_ROUTES = KNOWN_ROUTES
+BDAPPS_OPERATOR_PREFIXES = ("016", "018")  # Airtel, Robi
+
+
+def parse_routes(value: str | Iterable[str]) -> tuple[str, ...]:
+    """"bdapps,aamarsms,dinisoft" -> ("bdapps", "aamarsms", "dinisoft"). Raises ValueError
+    naming an unknown or repeated route (for the ALAP_SMS_ROUTES validator)."""
+    items = value.split(",") if isinstance(value, str) else list(value)
+    names = [i.strip().lower() for i in items if i.strip()]
+    if not names:
+        raise ValueError("at least one route is needed")
+    for name in names:
+        if name not in KNOWN_ROUTES:
+            raise ValueError(f"unknown SMS route {name!r} (known: {', '.join(KNOWN_ROUTES)})")
+    if len(set(names)) != len(names):
+        raise ValueError("a route is listed twice")
+    return tuple(names)
+
+
+class RoutingPolicy:
+    def __init__(self, order: Sequence[str] = DEFAULT_ROUTES, *,
+                 bdapps_prefixes: Sequence[str] = BDAPPS_OPERATOR_PREFIXES) -> None:
+        self.order = parse_routes(order)
+        self.bdapps_prefixes = tuple(bdapps_prefixes)
+
+    def routes_for(self, to: str, available: Mapping[str, SmsRoute]) -> list[SmsRoute]:
+        """The routes to try for `to`, best first, among the configured and available ones."""
+        names = [n for n in self.order if n in available]
+        number = plain_msisdn(to)
+        if is_tel_address(to):
+            if number is None:  # masked id: only BDApps knows who it is
+                names = [n for n in names if n == BDAPPS]
+        elif number is None:
+            names = []
+        elif ("0" + number[3:])[:3] not in self.bdapps_prefixes:
+            names = [n for n in names if n != BDAPPS] + [n for n in names if n == BDAPPS]
+        return [available[n] for n in names if available[n].reaches(to)]

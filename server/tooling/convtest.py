@@ -1,0 +1,454 @@
+"""Conversation tests: YAML dialogues run against the real Engine (`alap test`, and pytest via
+tests/test_conversations.py).
+
+A test file holds `dialogues:`; each dials a code and then takes steps:
+
+    dialogues:
+      - name: split a bill                # required, unique in the file
+        dial: "*213#"                     # required; shortcuts like *213*2# replay inputs
+        language: en                      # the subscriber's saved language (default: ALAP_DEFAULT_LANGUAGE)
+        address: tel:8801812345678        # default; a masked id gives msisdn None, as in production
+        actions:                          # canned results for this dialogue, replacing the real actions
+          parcel.track: {outcome: found, vars: {parcel: {...}}}
+          offers.list: [{outcome: busy}, {outcome: ok, vars: {...}}]   # successive calls; the last repeats
+          balance.query: {fail: true}     # raises: the engine takes the state's fallback
+        steps:
+          - screen: "Welcome to Alap..."   # no send/dial: check the screen showing now (the dial's)
+          - send: "2"                      # what the subscriber types
+            contains: "bill amount"        # or a list; also: screen (exact), regex (re.search,
+            final: false                   #   multiline), not_contains, final, encoding ("440"/"16"),
+            calls: [operator.detect]       #   calls: actions run during this step, in order
+          - dial: "*213#"                  # a new session, with the language the last one saved
+        calls: [operator.detect]           # every action run in the dialogue, in order
+
+A `calls` entry is an action name or `{name: {arg: value}}` to also check the rendered args it
+got (those named only). Actions without a canned result run for real; the upstreams they may
+call point at a closed loopback port, so a dialogue never reaches the network (an uncanned
+upstream action takes its error path). Between hops the session goes through the store's JSON
+encoding, as in production; after a final screen (mt-fin) the session is gone and a further
+`send` gets the "session ended" screen, as the transport answers.
+"""
+from __future__ import annotations
+
+import contextvars
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..actions import build_registry
+from ..bdapps.payloads import msisdn_of
+from ..config import Settings
+from ..engine.actions import ActionContext, ActionRegistry, ActionResult, ActionSpec
+from ..engine.engine import Engine, Reply, Subscriber
+from ..engine.errors import FlowProblem, Mark
+from ..engine.loader import load_flow_dir
+from ..engine.session import Session, decode_session, encode_session
+from ..engine.yamlmarks import MarkedDict, MarkedList, load_marked
+from ..render import system
+from ..render.budget import Budget, encoding_for
+from ..render.environment import Renderer
+from ..upstreams import Upstreams
+
+DEFAULT_ADDRESS = "tel:8801812345678"
+NOWHERE = "http://127.0.0.1:9"  # the discard port: connection refused at once, never the network
+_DIALOGUE_KEYS = {"name", "dial", "language", "address", "msisdn", "actions", "steps", "calls"}
+_CHECKS = {"screen", "contains", "not_contains", "regex", "final", "encoding", "calls"}
+_RESULT_KEYS = {"outcome", "vars", "language", "fail"}
+
+
+class ConvTestError(Exception):
+    """A malformed test file: every problem as `file:line:col: message`."""
+
+    def __init__(self, problems: list[FlowProblem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+@dataclass
+class Step:
+    mark: Mark
+    send: str | None = None
+    dial: str | None = None
+    checks: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self, number: int) -> str:
+        what = f"send {self.send!r}" if self.send is not None else f"dial {self.dial!r}" if self.dial else "check"
+        return f"step {number} ({what})"
+
+
+@dataclass
+class Dialogue:
+    name: str
+    mark: Mark
+    dial: str
+    language: str | None = None
+    address: str = DEFAULT_ADDRESS
+    msisdn: str | None = None
+    actions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    steps: list[Step] = field(default_factory=list)
+    calls: list[Any] | None = None
+
+    @property
+    def id(self) -> str:
+        return f"{Path(self.mark.file).name}:{self.mark.line} {self.name}"
+
+
+@dataclass
+class Result:
+    dialogue: Dialogue
+    failure: str | None = None  # the whole report of the first failing step
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None
+
+
+# -- reading test files --------------------------------------------------------------------------
+
+def _plain(value: Any) -> Any:
+    """YAML's marked containers as plain dicts/lists: session vars must encode as JSON."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def load_dialogues(path: Path) -> list[Dialogue]:
+    """Parse one test file; raises ConvTestError listing every problem."""
+    file = str(path)
+    data, problems = load_marked(Path(path).read_text(encoding="utf-8"), file)
+    problems = list(problems)
+    dialogues: list[Dialogue] = []
+    if problems:
+        raise ConvTestError(problems)
+    items = data.get("dialogues") if isinstance(data, MarkedDict) else None
+    if not isinstance(items, MarkedList) or not items:
+        raise ConvTestError([FlowProblem(Mark(file, 1, 1), "a test file needs a non-empty 'dialogues' list")])
+    for key in data:
+        if key not in ("dialogues", "flow", "description"):
+            problems.append(FlowProblem(data.mark_of(key), f"unknown top-level field '{key}'"))
+    names: set[str] = set()
+    for i, node in enumerate(items):
+        dialogue = _dialogue(node, items.mark_at(i), problems)
+        if dialogue is None:
+            continue
+        if dialogue.name in names:
+            problems.append(FlowProblem(dialogue.mark, f"duplicate dialogue name '{dialogue.name}'"))
+        names.add(dialogue.name)
+        dialogues.append(dialogue)
+    if problems:
+        raise ConvTestError(problems)
+    return dialogues
+
+
+def _dialogue(node: Any, mark: Mark, problems: list[FlowProblem]) -> Dialogue | None:
+    def bad(where: Mark, message: str) -> None:
+        problems.append(FlowProblem(where, message))
+
+    if not isinstance(node, MarkedDict):
+        bad(mark, "a dialogue must be a mapping with 'name', 'dial' and 'steps'")
+        return None
+    for key in node:
+        if key not in _DIALOGUE_KEYS:
+            bad(node.mark_of(key), f"unknown dialogue field '{key}' (one of {', '.join(sorted(_DIALOGUE_KEYS))})")
+    if not isinstance(node.get("name"), str) or not isinstance(node.get("dial"), (str, int)):
+        bad(mark, "a dialogue needs 'name' and 'dial' strings")
+        return None
+    dialogue = Dialogue(name=node["name"], mark=mark, dial=str(node["dial"]),
+                        language=node.get("language"), address=str(node.get("address", DEFAULT_ADDRESS)))
+    dialogue.msisdn = node["msisdn"] if "msisdn" in node else msisdn_of(dialogue.address)
+    actions = node.get("actions", {})
+    if not isinstance(actions, MarkedDict):
+        bad(node.value_mark("actions"), "'actions' maps action names to a canned result (or a list of them)")
+    else:
+        for name, results in actions.items():
+            listed = results if isinstance(results, list) else [results]
+            for result in listed:
+                if not isinstance(result, MarkedDict) or any(k not in _RESULT_KEYS for k in result):
+                    bad(actions.value_mark(name), f"a canned result of '{name}' is a mapping of "
+                        f"{', '.join(sorted(_RESULT_KEYS))}")
+            dialogue.actions[str(name)] = [_plain(r) for r in listed]
+    steps = node.get("steps", [])
+    if not isinstance(steps, MarkedList):
+        bad(node.value_mark("steps"), "'steps' must be a list")
+        steps = []
+    for i, item in enumerate(steps):
+        step = _step(item, steps.mark_at(i), bad)
+        if step:
+            dialogue.steps.append(step)
+    if "calls" in node:
+        dialogue.calls = _plain(node["calls"]) if isinstance(node["calls"], list) else None
+        if dialogue.calls is None:
+            bad(node.value_mark("calls"), "'calls' must be a list of action names")
+    return dialogue
+
+
+def _step(item: Any, mark: Mark, bad: Any) -> Step | None:
+    if not isinstance(item, MarkedDict):
+        bad(mark, "a step must be a mapping (send/dial and what to expect)")
+        return None
+    for key in item:
+        if key not in _CHECKS | {"send", "dial"}:
+            bad(item.mark_of(key), f"unknown step field '{key}' (send, dial, {', '.join(sorted(_CHECKS))})")
+    if "send" in item and "dial" in item:
+        bad(mark, "a step either sends or dials, not both")
+    step = Step(mark=mark, send=None if item.get("send") is None else str(item["send"]),
+                dial=None if item.get("dial") is None else str(item["dial"]))
+    step.checks = {k: _plain(v) for k, v in item.items() if k in _CHECKS}
+    if "regex" in step.checks:
+        for pattern in _as_list(step.checks["regex"]):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                bad(item.value_mark("regex"), f"invalid regex {pattern!r}: {exc}")
+    return step
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+# -- running ---------------------------------------------------------------------------------------
+
+@dataclass
+class _Call:
+    name: str
+    args: dict[str, Any]
+    outcome: str = "?"
+    canned: bool = False
+
+    def __str__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.args.items())
+        return f"{self.name}({args}) -> {self.outcome}{' [canned]' if self.canned else ''}"
+
+
+@dataclass
+class _Run:
+    """What the actions of the dialogue running now read and write (a context variable, so
+    dialogues can run concurrently on one engine)."""
+
+    canned: dict[str, list[dict[str, Any]]]
+    calls: list[_Call] = field(default_factory=list)
+
+
+_CURRENT: contextvars.ContextVar[_Run] = contextvars.ContextVar("alap_convtest_run")
+
+
+def _recording(spec: ActionSpec) -> Any:
+    async def run(ctx: ActionContext) -> ActionResult:
+        state = _CURRENT.get(None)
+        call = _Call(spec.name, dict(ctx.args))
+        if state is not None:
+            state.calls.append(call)
+        results = state.canned.get(spec.name) if state else None
+        if not results:
+            result = await spec.fn(ctx)
+            call.outcome = result.outcome
+            return result
+        canned = results.pop(0) if len(results) > 1 else results[0]
+        call.canned = True
+        if canned.get("fail"):
+            call.outcome = "raised (fallback)"
+            raise RuntimeError(f"canned failure of {spec.name}")
+        call.outcome = str(canned.get("outcome", "ok"))
+        return ActionResult(outcome=call.outcome, vars=dict(canned.get("vars") or {}),
+                            language=canned.get("language"))
+
+    return run
+
+
+def recording_registry(registry: ActionRegistry) -> ActionRegistry:
+    """The same actions, each recording its calls and answering canned results when the running
+    dialogue has some."""
+    out = ActionRegistry()
+    for name in registry.names():
+        spec = registry.get(name)
+        assert spec is not None
+        out.register(name, _recording(spec), spec.outcomes, spec.description)
+    return out
+
+
+class Runner:
+    """Runs dialogues on one engine built from settings (flows, templates, catalogs, budgets)."""
+
+    def __init__(self, settings: Settings, registry: ActionRegistry | None = None) -> None:
+        self.upstreams: Upstreams | None = None
+        if registry is None:
+            offline = settings.model_copy(update={"ecourier_base_url": NOWHERE, "ecare_url": NOWHERE,
+                                                  "bdapps_base_url": NOWHERE})
+            self.upstreams = Upstreams.from_settings(offline)
+            registry = build_registry(self.upstreams)
+        self.registry = recording_registry(registry)
+        renderer = Renderer(settings.templates_dir, settings.locales_dir)
+        flows = load_flow_dir(settings.flows_dir, renderer, self.registry)
+        self.engine = Engine(flows, renderer, self.registry,
+                             budget=Budget(settings.budget_ascii, settings.budget_unicode),
+                             unicode=settings.ussd_unicode, default_language=settings.default_language)
+        self.default_language = settings.default_language
+
+    async def aclose(self) -> None:
+        if self.upstreams is not None:
+            await self.upstreams.aclose()
+
+    def _check_canned(self, dialogue: Dialogue) -> str | None:
+        for name, results in dialogue.actions.items():
+            spec = self.registry.get(name)
+            if spec is None:
+                return f"canned result for unknown action '{name}' (known: {', '.join(self.registry.names())})"
+            for result in results:
+                outcome = str(result.get("outcome", "ok"))
+                if not result.get("fail") and outcome not in spec.outcomes:
+                    return (f"canned outcome '{outcome}' is not an outcome of '{name}' "
+                            f"(it has: {', '.join(sorted(spec.outcomes))})")
+        return None
+
+    async def run(self, dialogue: Dialogue) -> Result:
+        problem = self._check_canned(dialogue)
+        if problem:
+            return Result(dialogue, f"{dialogue.mark}: {dialogue.name}: {problem}")
+        run = _Run({name: [dict(r) for r in results] for name, results in dialogue.actions.items()})
+        token = _CURRENT.set(run)
+        try:
+            return await self._run(dialogue, run)
+        finally:
+            _CURRENT.reset(token)
+
+    async def _run(self, dialogue: Dialogue, run: _Run) -> Result:
+        hop = _Hop(self, dialogue)
+        reply = await hop.dial(dialogue.dial)
+        for number, step in enumerate(dialogue.steps, 1):
+            before = len(run.calls)
+            if step.dial is not None:
+                reply = await hop.dial(step.dial)
+            elif step.send is not None:
+                reply = await hop.send(step.send)
+            failure = _verify(step.checks, reply, run.calls[before:])
+            if failure:
+                return Result(dialogue, _report(dialogue, step.describe(number), step.mark, failure, reply,
+                                                hop.lang, run.calls))
+        if dialogue.calls is not None:
+            failure = _match_calls(dialogue.calls, run.calls)
+            if failure:
+                return Result(dialogue, _report(dialogue, "the dialogue's calls", dialogue.mark, failure, reply,
+                                                hop.lang, run.calls))
+        return Result(dialogue)
+
+
+class _Hop:
+    """One subscriber's phone: the live session (as the store would hold it) and the saved
+    language (as the profile would)."""
+
+    def __init__(self, runner: Runner, dialogue: Dialogue) -> None:
+        self.engine = runner.engine
+        self.dialogue = dialogue
+        self.saved_language = dialogue.language or runner.default_language
+        self.session: bytes | None = None
+        self.sessions = 0
+        self.lang = self.saved_language
+
+    def _subscriber(self) -> Subscriber:
+        return Subscriber(f"convtest-{self.sessions}", self.dialogue.address, self.dialogue.msisdn)
+
+    async def dial(self, code: str) -> Reply:
+        self.sessions += 1
+        session, reply = await self.engine.start(self._subscriber(), code, self.saved_language)
+        return self._after(session, reply)
+
+    async def send(self, text: str) -> Reply:
+        session = decode_session(self.session)
+        if session is None:  # what the transport answers when no session is stored
+            return self.engine.system_reply(self.saved_language, system.SESSION_ENDED)
+        return self._after(session, await self.engine.advance(session, self._subscriber(), text))
+
+    def _after(self, session: Session, reply: Reply) -> Reply:
+        self.session = None if reply.final else encode_session(session)
+        self.lang = session.lang
+        if reply.language:
+            self.saved_language = reply.language
+        return reply
+
+
+def _verify(checks: dict[str, Any], reply: Reply, calls: list[_Call]) -> str | None:
+    text = reply.text
+    if "screen" in checks and text != str(checks["screen"]).rstrip("\n"):
+        return f"expected the screen to be exactly:\n{_indent(str(checks['screen']).rstrip(chr(10)))}"
+    for part in _as_list(checks.get("contains", [])):
+        if str(part) not in text:
+            return f"expected the screen to contain {str(part)!r}"
+    for part in _as_list(checks.get("not_contains", [])):
+        if str(part) in text:
+            return f"expected the screen not to contain {str(part)!r}"
+    for pattern in _as_list(checks.get("regex", [])):
+        if not re.search(str(pattern), text, re.MULTILINE):
+            return f"expected the screen to match the regex {str(pattern)!r}"
+    if "final" in checks and bool(checks["final"]) != reply.final:
+        return "expected a final screen (mt-fin)" if checks["final"] else "expected the session to go on (mt-cont)"
+    if "encoding" in checks and str(checks["encoding"]) != encoding_for(text):
+        return f"expected encoding {checks['encoding']}, the screen goes out as {encoding_for(text)}"
+    if "calls" in checks:
+        return _match_calls(_as_list(checks["calls"]), calls)
+    return None
+
+
+def _match_calls(expected: list[Any], calls: list[_Call]) -> str | None:
+    names = [c.name for c in calls]
+    wanted = [next(iter(e)) if isinstance(e, dict) else str(e) for e in expected]
+    if names != wanted:
+        return f"expected the action calls {wanted}, got {names}"
+    for item, call in zip(expected, calls):
+        if isinstance(item, dict):
+            for key, value in (item[call.name] or {}).items():
+                if str(call.args.get(key)) != str(value):
+                    return f"expected {call.name} to get {key}={value!r}, it got {call.args.get(key)!r}"
+    return None
+
+
+def _indent(text: str) -> str:
+    return "\n".join(f"    | {line}" for line in text.split("\n"))
+
+
+def _report(dialogue: Dialogue, what: str, mark: Mark, failure: str, reply: Reply, lang: str,
+            calls: list[_Call]) -> str:
+    operation = "mt-fin" if reply.final else "mt-cont"
+    seen = (f"screen seen ({lang}, {operation}, encoding {encoding_for(reply.text)}, "
+            f"{len(reply.text)} characters):\n{_indent(reply.text)}")
+    called = "\n".join(f"    {c}" for c in calls) or "    (none)"
+    return f"{mark.file}:{mark.line}: {dialogue.name}: {what}: {failure}\n{seen}\nactions called:\n{called}"
+
+
+# -- command line ----------------------------------------------------------------------------------
+
+def default_files(repo_root: Path) -> list[Path]:
+    here = Path.cwd() / "tests" / "flows"
+    folder = here if here.is_dir() else repo_root / "tests" / "flows"
+    return sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")])
+
+
+async def run_files(settings: Settings, files: list[Path], *, keyword: str | None = None,
+                    verbose: bool = False) -> int:
+    """`alap test`: 0 when every dialogue passes, 1 on a failure, 2 on a malformed file."""
+    loaded: list[Dialogue] = []
+    broken = False
+    for path in files:
+        try:
+            loaded += load_dialogues(path)
+        except (ConvTestError, OSError) as exc:
+            print(str(exc))
+            broken = True
+    chosen = [d for d in loaded if not keyword or keyword.lower() in d.name.lower()]
+    runner = Runner(settings)
+    failed = 0
+    try:
+        for dialogue in chosen:
+            result = await runner.run(dialogue)
+            if not result.ok:
+                failed += 1
+                print(f"FAIL {dialogue.id}\n{result.failure}\n")
+            elif verbose:
+                print(f"ok   {dialogue.id}")
+    finally:
+        await runner.aclose()
+    print(f"{len(chosen) - failed} passed, {failed} failed" + (" (some files could not be read)" if broken else ""))
+    return 2 if broken else (1 if failed else 0)
