@@ -3,20 +3,25 @@ typed AppKeys, resources opened and closed in a cleanup context, in-flight hops 
 shutdown)."""
 from __future__ import annotations
 
+import asyncio
 from typing import AsyncIterator
 
 import aiohttp
+import structlog
 from aiohttp import web
 
 from . import metrics
 from .actions import build_registry
 from .bdapps.client import BdappsGateway
-from .bdapps.routes import APP_ID, USSD_SERVICE, add_routes
+from .bdapps.push import ADMIN_TOKEN, PUSH_SERVICE, PushService, push_ussd
+from .bdapps.routes import APP_ID, DELIVERY_REPORTS, SMS_SERVICE, USSD_SERVICE, add_routes
+from .bdapps.sms import SmsService
 from .bdapps.ussd import UssdService
 from .config import Settings
 from .engine.actions import ActionRegistry
 from .engine.engine import Engine
 from .engine.loader import load_flow_dir
+from .messaging import SmsSender, build_sms_sender
 from .render.budget import Budget
 from .render.environment import Renderer
 from .store import Store, open_store
@@ -27,6 +32,7 @@ ENGINE = web.AppKey("engine", Engine)
 STORE = web.AppKey("store", Store)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 UPSTREAMS = web.AppKey("upstreams", Upstreams)
+SMS_SENDER = web.AppKey("sms_sender", SmsSender)
 
 SHUTDOWN_DRAIN_SECONDS = 8.0
 
@@ -49,9 +55,12 @@ def create_app(settings: Settings, *, store: Store | None = None, engine: Engine
     app[ENGINE] = engine or build_engine(settings, registry, app[UPSTREAMS])
     app[STORE] = store or open_store(settings.redis_url)
     app[APP_ID] = settings.bdapps_app_id
+    app[ADMIN_TOKEN] = settings.admin_token or ""
     app.cleanup_ctx.append(_resources)
+    app.cleanup_ctx.append(_messaging_jobs)
     app.on_shutdown.append(_drain_hops)
     add_routes(app)
+    app.router.add_post("/push/ussd", push_ussd)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_endpoint)
     return app
@@ -86,18 +95,57 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200, keepalive_timeout=30))
     app[HTTP] = http
     gateway = BdappsGateway(settings.bdapps_base_url, settings.bdapps_app_id, settings.bdapps_password, http)
-    app[USSD_SERVICE] = UssdService(app[ENGINE], app[STORE], gateway, settings.session_ttl,
-                                    settings.default_language)
+    engine, store = app[ENGINE], app[STORE]
+    sender = build_sms_sender(settings, http, store, gateway=gateway)
+    app[SMS_SENDER] = sender
+    app[USSD_SERVICE] = UssdService(engine, store, gateway, settings.session_ttl, settings.default_language)
+    app[SMS_SERVICE] = SmsService(engine, store, reply=lambda to, text: sender.send(to, text, kind="reply"),
+                                  session_ttl=settings.sms_session_ttl, default_language=settings.default_language)
+    app[PUSH_SERVICE] = PushService(engine, store, gateway, lambda to, text: sender.send(to, text, kind="notice"),
+                                    settings.session_ttl, settings.default_language)
+    app[DELIVERY_REPORTS] = sender.delivery_report
     yield
-    await app[USSD_SERVICE].drain(SHUTDOWN_DRAIN_SECONDS)
+    await _drain_hops(app)
+    await sender.aclose()
     await http.close()
     await app[UPSTREAMS].aclose()
     await app[STORE].close()
 
 
+MESSAGING_JOB_SECONDS = 30.0
+
+
+async def _messaging_jobs(app: web.Application) -> AsyncIterator[None]:
+    """Send parked SMS that are due and poll DiniSoft delivery statuses (it has no reports).
+    Safe in every worker at once: parked messages are leased atomically."""
+
+    async def loop() -> None:
+        sender = app[SMS_SENDER]
+        while True:
+            await asyncio.sleep(MESSAGING_JOB_SECONDS)
+            try:
+                await sender.flush_parked()
+                await sender.poll_dinisoft()
+            except Exception:  # a passing store/upstream problem: try again next round
+                structlog.get_logger("alap.jobs").exception("messaging_job_failed")
+
+    task = asyncio.create_task(loop())
+    yield
+    task.cancel()
+
+
+def install_engine(app: web.Application, engine: Engine) -> None:
+    """Hot reload: every service takes the new engine for its next turn."""
+    for key in (USSD_SERVICE, SMS_SERVICE, PUSH_SERVICE):
+        if key in app:
+            app[key].engine = engine
+
+
 async def _drain_hops(app: web.Application) -> None:
-    if USSD_SERVICE in app:
-        await app[USSD_SERVICE].drain(SHUTDOWN_DRAIN_SECONDS)
+    """Finish what was acknowledged: USSD hops, SMS turns, pushes in flight."""
+    tasks = [t for key in (USSD_SERVICE, SMS_SERVICE, PUSH_SERVICE) if key in app for t in app[key].tasks]
+    if tasks:
+        await asyncio.wait(tasks, timeout=SHUTDOWN_DRAIN_SECONDS)
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -1,4 +1,4 @@
-"""The `alap` command line: serve, dev, sim, check."""
+"""The `alap` command line: serve, dev, sim, push, check, test, graph."""
 from __future__ import annotations
 
 import argparse
@@ -93,6 +93,16 @@ def cmd_test(args: argparse.Namespace) -> int:
     from .tooling.convtest import default_files, run_files
 
     settings = load_settings()
+    if args.verbose:
+        from .logs import setup_logging
+
+        setup_logging(settings.log_level, json=False)
+    else:  # the engine logs the canned timeouts and failures: noise between the results
+        import logging
+
+        import structlog
+
+        structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.CRITICAL))
     files = [Path(f) for f in args.files] or default_files(REPO_ROOT)
     if not files:
         return _fail("no conversation test files (tests/flows/*.yaml) found")
@@ -134,9 +144,26 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
-    from .sim import run_sim
+    from .sim import run_sim, run_sms
 
+    if args.sms is not None:
+        return asyncio.run(run_sms(args.url, args.address, args.sms))
     return asyncio.run(run_sim(args.url, args.address, args.code, args.script))
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    from .sim import run_push
+
+    variables = {}
+    for item in args.var:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            return _fail(f"--var takes name=value, got {item!r}")
+        variables[name] = value
+    token = args.token or load_settings().admin_token
+    if not token:
+        return _fail("ALAP_ADMIN_TOKEN (or --token) is needed to push")
+    return asyncio.run(run_push(args.url, token, args.address, args.flow, variables))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -156,7 +183,15 @@ def main(argv: list[str] | None = None) -> int:
     sim.add_argument("--address", default="tel:8801812345678", help="the subscriber address to dial from")
     sim.add_argument("--code", default="*213#", help="the USSD code (shortcuts like *213*1# work)")
     sim.add_argument("--script", default=None, help="comma-separated replies to send without prompting")
+    sim.add_argument("--sms", default=None, metavar="TEXT", help="text this SMS (e.g. 'TRACK ECR...') and show the reply")
     sim.set_defaults(func=cmd_sim)
+    push = sub.add_parser("push", help="start a flow on a subscriber's phone (USSD mt-init, SMS fallback)")
+    push.add_argument("--url", default="http://127.0.0.1:8080")
+    push.add_argument("--address", required=True, help="the subscriber address, e.g. tel:8801812345678")
+    push.add_argument("--flow", required=True, help="the flow to start, e.g. parcel_notice")
+    push.add_argument("--var", action="append", default=[], help="a flow variable as name=value (repeatable)")
+    push.add_argument("--token", default=None, help="the admin token (default: ALAP_ADMIN_TOKEN)")
+    push.set_defaults(func=cmd_push)
     test = sub.add_parser("test", help="run conversation tests (YAML dialogues) against the flows")
     test.add_argument("files", nargs="*", help="test files (default: tests/flows/*.yaml)")
     test.add_argument("-k", default=None, help="only dialogues whose name contains this text")

@@ -55,6 +55,10 @@ class Settings(BaseSettings):
 
     admin_token: str | None = Field(None, validation_alias="ALAP_ADMIN_TOKEN", repr=False)
     session_ttl: int = Field(180, ge=10, le=86400, validation_alias="ALAP_SESSION_TTL")
+    sms_session_ttl: int = Field(900, ge=30, le=7 * 86400, validation_alias="ALAP_SMS_SESSION_TTL")
+    sms_routes: str = Field("bdapps,aamarsms,dinisoft", validation_alias="ALAP_SMS_ROUTES")
+    sms_rate: float = Field(10.0, ge=0, le=1000, validation_alias="ALAP_SMS_RATE")
+    bdapps_sms_source_address: str | None = Field(None, validation_alias="BDAPPS_SMS_SOURCE_ADDRESS")
     default_language: Literal["bn", "en"] = Field("bn", validation_alias="ALAP_DEFAULT_LANGUAGE")
     ussd_unicode: bool = Field(True, validation_alias="ALAP_USSD_UNICODE")
 
@@ -69,6 +73,15 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http(s) URL")
         return value.rstrip("/")
+
+    @field_validator("sms_routes")
+    @classmethod
+    def _known_routes(cls, value: str) -> str:
+        names = [n.strip() for n in value.split(",") if n.strip()]
+        unknown = [n for n in names if n not in ("bdapps", "aamarsms", "dinisoft")]
+        if not names or unknown:
+            raise ValueError("must list routes from bdapps, aamarsms, dinisoft, e.g. 'bdapps,aamarsms'")
+        return ",".join(names)
 
     @field_validator("redis_url")
     @classmethod

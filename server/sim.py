@@ -51,3 +51,39 @@ async def run_sim(url: str, address: str, code: str, script: str | None) -> int:
                 screen = await resp.json()
             _show(screen)
     return 0
+
+
+async def run_sms(url: str, address: str, message: str) -> int:
+    """Text one SMS through the sandbox gateway and print the reply."""
+    async with aiohttp.ClientSession() as http:
+        try:
+            async with http.post(url.rstrip("/") + "/sandbox/bdapps/phone/sms",
+                                 json={"address": address, "message": message}) as resp:
+                if resp.status != 200:
+                    print(f"alap sim: SMS failed: HTTP {resp.status} {await resp.text()}", file=sys.stderr)
+                    return 1
+                sms = await resp.json()
+        except aiohttp.ClientConnectorError:
+            print(f"alap sim: nothing answers at {url}; start `alap dev` first", file=sys.stderr)
+            return 1
+    print(f"> {message}")
+    print(f"< {sms['message']}")
+    print(f"  [{len(sms['message'])} chars, encoding {sms.get('encoding')}]")
+    return 0
+
+
+async def run_push(url: str, token: str, address: str, flow: str, variables: dict[str, str]) -> int:
+    """POST /push/ussd; prints the new session id."""
+    async with aiohttp.ClientSession() as http:
+        try:
+            async with http.post(url.rstrip("/") + "/push/ussd", headers={"Authorization": f"Bearer {token}"},
+                                 json={"address": address, "flow": flow, "vars": variables}) as resp:
+                body = await resp.text()
+                if resp.status != 202:
+                    print(f"alap push: HTTP {resp.status} {body}", file=sys.stderr)
+                    return 1
+        except aiohttp.ClientConnectorError:
+            print(f"alap push: nothing answers at {url}", file=sys.stderr)
+            return 1
+    print(f"pushed {flow} to {address}: {body}")
+    return 0

@@ -99,3 +99,25 @@ def test_dev_and_sim_walk_the_demo_in_both_languages():
 def test_sim_without_a_server_says_so():
     result = run("sim", "--url", f"http://127.0.0.1:{free_port()}", "--script", "1")
     assert result.returncode == 1 and "start `alap dev` first" in result.stderr
+
+
+def test_sim_sms_and_push_against_dev():
+    port = free_port()
+    proc = subprocess.Popen([*ALAP, "dev", "--port", str(port)], env=env(ALAP_ADMIN_TOKEN="tok-123456"),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_healthy(port, proc)
+        url = f"http://127.0.0.1:{port}"
+        sms = run("sim", "--url", url, "--sms", "LANG EN")
+        assert sms.returncode == 0 and "< Your language is now English." in sms.stdout
+        pushed = run("push", "--url", url, "--address", "tel:8801812345678", "--flow", "parcel_notice",
+                     "--var", "parcel_id=ECR1022001175478", "--var", "agent_phone=01712345678",
+                     ALAP_ADMIN_TOKEN="tok-123456")
+        assert pushed.returncode == 0 and "sessionId" in pushed.stdout
+        refused = run("push", "--url", url, "--address", "tel:8801812345678", "--flow", "parcel_notice",
+                      "--token", "wrong")
+        assert refused.returncode == 1 and "HTTP 401" in refused.stderr
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=15)
+    assert "SMS to tel:**********678: Your language is now English." in out

@@ -37,8 +37,26 @@ async def detect_operator(ctx: ActionContext) -> ActionResult:
     return ActionResult(vars={"operator": operator})
 
 
+async def set_vars(ctx: ActionContext) -> ActionResult:
+    """Copy the (rendered) args into session variables: `args: {ref: "{{ args }}"}`."""
+    return ActionResult(vars=dict(ctx.args))
+
+
+async def opt_out(ctx: ActionContext) -> ActionResult:
+    """STOP: no more messages to this subscriber except replies to their own requests."""
+    return ActionResult(opted_out=True)
+
+
+async def opt_in(ctx: ActionContext) -> ActionResult:
+    """START: messages resume."""
+    return ActionResult(opted_out=False)
+
+
 def register_builtin(registry: ActionRegistry) -> None:
     registry.register("set_language", set_language, outcomes=("ok", "invalid"),
                       description="save the subscriber's language")
     registry.register("operator.detect", detect_operator, outcomes=("ok", "unknown"),
                       description="operator of a Bangladeshi mobile number by its prefix")
+    registry.register("vars.set", set_vars, description="set session variables from args")
+    registry.register("subscriber.opt_out", opt_out, description="SMS STOP: opt out of messages")
+    registry.register("subscriber.opt_in", opt_in, description="SMS START: opt back in")

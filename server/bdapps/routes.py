@@ -2,18 +2,26 @@
 work to the services; they know nothing of flows."""
 from __future__ import annotations
 
+from typing import Awaitable, Callable
+
+import msgspec
 import structlog
 from aiohttp import web
 
 from ..store import StoreUnavailable
-from .payloads import (ACK, TEMPORARY_ERROR, InvalidRequest, UssdReceive, auth_failed_body, decode,
-                       invalid_body)
+from .payloads import (ACK, TEMPORARY_ERROR, DeliveryReport, InvalidRequest, SmsReceive, UssdReceive,
+                       auth_failed_body, decode, invalid_body)
+from .sms import SmsService
 from .ussd import UssdService
 
 log = structlog.get_logger("alap.routes")
 
 USSD_SERVICE = web.AppKey("ussd_service", UssdService)
+SMS_SERVICE = web.AppKey("sms_service", SmsService)
 APP_ID = web.AppKey("bdapps_app_id", str)
+# (provider, message id, status text) -> known?  The outbound sender's delivery-report hook.
+ReportFn = Callable[[str, str, str], Awaitable[bool]]
+DELIVERY_REPORTS = web.AppKey("delivery_reports", object)
 
 _MO_OPERATIONS = ("mo-init", "mo-cont")
 
@@ -22,18 +30,27 @@ def _json(body: bytes, status: int = 200) -> web.Response:
     return web.Response(body=body, status=status, content_type="application/json")
 
 
-async def ussd_receive(request: web.Request) -> web.Response:
-    raw = await request.read()
+def _parse(raw: bytes, kind: type[msgspec.Struct], app_id: str) -> msgspec.Struct | web.Response:
+    """The payload, or the BDApps-style refusal: E1312 (400) for a bad body, E1313 (403) for a
+    foreign applicationId."""
     try:
-        mo = decode(raw, UssdReceive)
-        if mo.ussdOperation not in _MO_OPERATIONS:
-            raise InvalidRequest(f"ussdOperation must be mo-init or mo-cont, got {mo.ussdOperation[:20]!r}")
+        payload = decode(raw, kind)
+        if isinstance(payload, UssdReceive) and payload.ussdOperation not in _MO_OPERATIONS:
+            raise InvalidRequest(f"ussdOperation must be mo-init or mo-cont, got {payload.ussdOperation[:20]!r}")
     except InvalidRequest as exc:
-        log.info("ussd_rejected", reason=str(exc))
+        log.info("callback_rejected", kind=kind.__name__, reason=str(exc))
         return _json(invalid_body(str(exc)), 400)
-    if mo.applicationId != request.app[APP_ID]:
-        log.info("ussd_foreign_app", application_id=mo.applicationId[:40])
-        return _json(auth_failed_body(mo.applicationId), 403)
+    given = getattr(payload, "applicationId", None)
+    if given is not None and given != app_id:
+        log.info("callback_foreign_app", kind=kind.__name__, application_id=given[:40])
+        return _json(auth_failed_body(given), 403)
+    return payload
+
+
+async def ussd_receive(request: web.Request) -> web.Response:
+    mo = _parse(await request.read(), UssdReceive, request.app[APP_ID])
+    if isinstance(mo, web.Response):
+        return mo
     try:
         await request.app[USSD_SERVICE].receive(mo)
     except StoreUnavailable as exc:
@@ -42,5 +59,34 @@ async def ussd_receive(request: web.Request) -> web.Response:
     return _json(ACK)
 
 
+async def sms_receive(request: web.Request) -> web.Response:
+    mo = _parse(await request.read(), SmsReceive, request.app[APP_ID])
+    if isinstance(mo, web.Response):
+        return mo
+    try:
+        await request.app[SMS_SERVICE].receive(mo)
+    except StoreUnavailable as exc:
+        log.error("sms_store_unavailable", error=str(exc))
+        return _json(TEMPORARY_ERROR, 503)
+    return _json(ACK)
+
+
+async def sms_report(request: web.Request) -> web.Response:
+    report = _parse(await request.read(), DeliveryReport, request.app[APP_ID])
+    if isinstance(report, web.Response):
+        return report
+    on_report: ReportFn = request.app[DELIVERY_REPORTS]  # type: ignore[assignment]
+    try:
+        known = await on_report("bdapps", report.requestId, report.deliveryStatus)
+    except StoreUnavailable as exc:
+        log.error("sms_report_store_unavailable", error=str(exc))
+        return _json(TEMPORARY_ERROR, 503)
+    if not known:  # acknowledged anyway: the gateway must not keep redelivering it
+        log.warning("sms_report_unknown_message", request_id=report.requestId, status=report.deliveryStatus)
+    return _json(ACK)
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_post("/bdapps/ussd", ussd_receive)
+    app.router.add_post("/bdapps/sms", sms_receive)
+    app.router.add_post("/bdapps/sms/report", sms_report)

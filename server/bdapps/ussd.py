@@ -20,6 +20,7 @@ from ..render.budget import encoding_for
 from ..store import Lease, LockTimeout, Store, StoreUnavailable
 from .client import BdappsGateway
 from .payloads import UssdReceive, msisdn_of, subscriber_key
+from .profiles import apply_profile_changes
 
 log = structlog.get_logger("alap.ussd")
 
@@ -101,10 +102,7 @@ class UssdService:
         data = None if reply.final else encode_session(session)
         if not await self.store.commit(lease, data, self.session_ttl):
             log.error("ussd_lock_lost", session_id=mo.sessionId)
-        if reply.language:
-            profile = await self.store.get_profile(profile_of)
-            profile.lang = reply.language
-            await self.store.set_profile(profile_of, profile)
+        await apply_profile_changes(self.store, profile_of, reply)
         return reply
 
     async def _forget(self, lease: Lease) -> None:

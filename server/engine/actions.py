@@ -25,6 +25,7 @@ class ActionResult:
     outcome: str = "ok"
     vars: dict[str, Any] = field(default_factory=dict)
     language: str | None = None  # set to change the subscriber's saved language
+    opted_out: bool | None = None  # set to record an SMS opt-out (True) or opt-in (False)
 
 
 ActionFn = Callable[[ActionContext], Awaitable[ActionResult]]

@@ -14,6 +14,7 @@ from ..render.budget import Budget, paginate
 from ..render.digits import normalise_digits
 from ..render.environment import Renderer
 from .actions import ActionContext, ActionRegistry, ActionResult
+from .loader import normalise_keyword
 from .machine import FlowMachine
 from .model import Flow, Option, State
 from .session import Session
@@ -24,6 +25,9 @@ log = structlog.get_logger("alap.engine")
 # *213*1*2#  ->  code "*213#", inputs ["1", "2"]
 _DIAL = re.compile(r"^\*(\d+)((?:\*[^*#]*)*)#?$")
 _MAX_AUTO_STEPS = 25
+# An SMS reply may be three concatenated parts (153 GSM-7 or 67 UCS-2 characters each) before
+# it is paginated: one message where possible, never a wall of parts.
+SMS_BUDGET = Budget(ascii=459, unicode=201)
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,7 @@ class Reply:
     language: str | None = None  # a new saved language, when the turn changed it
     entered: list[tuple[str, str]] = field(default_factory=list)  # (flow, state) entered this turn
     ended: str | None = None  # why a final screen ends the session: completed, input_failed, error
+    opted_out: bool | None = None  # a new SMS opt-out choice, when the turn changed it
 
 
 def parse_dialled(message: str) -> tuple[str, list[str]]:
@@ -53,10 +58,11 @@ def parse_dialled(message: str) -> tuple[str, list[str]]:
 
 class Engine:
     def __init__(self, flows: list[Flow], renderer: Renderer, actions: ActionRegistry, *,
-                 budget: Budget = Budget(), unicode: bool = True, default_language: str = "bn") -> None:
+                 budget: Budget = Budget(), sms_budget: Budget = SMS_BUDGET, unicode: bool = True,
+                 default_language: str = "bn") -> None:
         self.renderer = renderer
         self.actions = actions
-        self.budget = budget
+        self.budgets = {"ussd": budget, "sms": sms_budget}
         self.unicode = unicode
         self.default_language = default_language
         self.flows = {f.name: f for f in flows}
@@ -64,14 +70,24 @@ class Engine:
         self.by_code = {code: f for f in flows for code in f.codes}
         defaults = [f for f in flows if f.default] or flows
         self.default_flow = defaults[0]
+        self.by_keyword = {k: f for f in flows for k in f.keywords}
+        self.sms_default = next((f for f in flows if f.sms_default), None)
+
+    def match_keyword(self, text: str) -> tuple[Flow | None, str, str]:
+        """(flow, keyword, args) for an SMS: the first word picks the flow; the rest are its args."""
+        word, _, args = normalise_digits(text.strip()).partition(" ")
+        keyword = normalise_keyword(word)
+        return self.by_keyword.get(keyword), keyword, args.strip()
 
     # -- entry points -------------------------------------------------------------------------
     async def start(self, subscriber: Subscriber, message: str, language: str | None,
-                    *, channel: str = "ussd", flow_name: str | None = None) -> tuple[Session, Reply]:
-        code, inputs = parse_dialled(message)
+                    *, channel: str = "ussd", flow_name: str | None = None,
+                    variables: dict[str, Any] | None = None) -> tuple[Session, Reply]:
+        code, inputs = parse_dialled(message) if channel == "ussd" else (message, [])
         flow = self.flows.get(flow_name or "") or self.by_code.get(code) or self.default_flow
         session = Session(flow=flow.name, root=flow.name, state=flow.start,
-                          lang=language or self.default_language, channel=channel, vars={}, history=[])
+                          lang=language or self.default_language, channel=channel,
+                          vars=dict(variables or {}), history=[])
         turn = _Turn(self, flow, session, subscriber)
         await turn.enter(flow.start)
         for segment in inputs:  # shortcut dialling: replay segments as typed inputs
@@ -89,9 +105,9 @@ class Engine:
         await turn.handle(text)
         return turn.reply()
 
-    def system_reply(self, language: str, msgid: str, ended: str | None = None) -> Reply:
+    def system_reply(self, language: str, msgid: str, ended: str | None = None, channel: str = "ussd") -> Reply:
         text = self.renderer.render_text(language, msgid, {})
-        if not self.unicode and not text.isascii():
+        if not self.unicode and channel == "ussd" and not text.isascii():
             text = self.renderer.render_text("en", msgid, {})
         return Reply(text=text, final=True, ended=ended)
 
@@ -110,6 +126,7 @@ class _Turn:
         self.final = False
         self.ended_text: str | None = None  # a system screen that ends the session
         self.language: str | None = None
+        self.opted_out: bool | None = None
         self.entered: list[tuple[str, str]] = []
 
     # -- context -------------------------------------------------------------------------------
@@ -246,6 +263,8 @@ class _Turn:
         if result.language and result.language != self.session.lang:
             self.session.lang = result.language
             self.language = result.language
+        if result.opted_out is not None:
+            self.opted_out = result.opted_out
         return result.outcome
 
     def _render_args(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -273,18 +292,18 @@ class _Turn:
 
     def reply(self) -> Reply:
         if self.ended_text:
-            reply = self.engine.system_reply(self.session.lang, self.ended_text, "input_failed")
-            reply.entered, reply.language = self.entered, self.language
+            reply = self.engine.system_reply(self.session.lang, self.ended_text, "input_failed", self.session.channel)
+            reply.entered, reply.language, reply.opted_out = self.entered, self.language, self.opted_out
             return reply
         text = self._screen(self.session.lang)
-        if not self.engine.unicode and not text.isascii():
+        if not self.engine.unicode and self.session.channel == "ussd" and not text.isascii():
             # GSM-7-only deployment: English is the fallback language (design.md).
             text = self._screen("en")
             if not text.isascii():
                 text = text.encode("ascii", "replace").decode("ascii")
         final = self.state.kind == "end" and self.session.page >= self.session.pages - 1
         return Reply(text=text, final=final, language=self.language, entered=self.entered,
-                     ended="completed" if final else None)
+                     ended="completed" if final else None, opted_out=self.opted_out)
 
     def _screen(self, lang: str) -> str:
         renderer = self.engine.renderer
@@ -305,7 +324,7 @@ class _Turn:
         nav = self.flow.navigation
         more = f"{nav.more}. {renderer.gettext(lang, system.MORE)}"
         back = f"{nav.back}. {renderer.gettext(lang, system.BACK)}"
-        pages = paginate(lines, self.engine.budget, more, back)
+        pages = paginate(lines, self.engine.budgets[self.session.channel], more, back)
         self.session.pages = len(pages)
         self.session.page = min(self.session.page, len(pages) - 1)
         return pages[self.session.page]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..render.digits import normalise_digits
 from ..render.environment import Renderer, TextError
 from .actions import ActionRegistry
 from .errors import FlowErrors, FlowProblem, Mark
@@ -28,7 +29,13 @@ _FIELDS = {
 # gateway's patience and below the lock's lifetime (store.base.LOCK_TTL).
 MAX_ACTION_TIMEOUT = 4.0
 
-_TOP = {"flow", "code", "codes", "start", "default", "states", "navigation", "sample", "channels", "description"}
+_TOP = {"flow", "code", "codes", "start", "default", "states", "navigation", "sample", "channels", "description",
+        "keywords", "interrupt", "sms_default"}
+
+
+def normalise_keyword(word: str) -> str:
+    """Keywords match case-insensitively, with Bengali digits read as ASCII."""
+    return normalise_digits(word.strip()).casefold()
 
 
 class _Collector:
@@ -296,11 +303,17 @@ def parse_flow(path: Path, text: str, renderer: Renderer, registry: ActionRegist
     codes = data.get("codes", data.get("code", ()))
     codes = tuple(str(c) for c in codes) if isinstance(codes, list) else ((str(codes),) if codes else ())
     channels = data.get("channels", ["ussd"])
+    keywords = data.get("keywords", [])
+    if not isinstance(keywords, list) or not all(isinstance(k, (str, int)) and str(k).strip() for k in keywords):
+        problems.add(data.value_mark("keywords"), "'keywords' must be a list of words")
+        keywords = []
     flow = Flow(
         name=str(data.get("flow", path.stem)), file=file, start=start or "", states=states, codes=codes,
         default=bool(data.get("default", False)), navigation=navigation,
         channels=tuple(channels) if isinstance(channels, list) else ("ussd",),
         sample=dict(data.get("sample") or {}), mark=data.mark,
+        keywords=tuple(normalise_keyword(str(k)) for k in keywords),
+        interrupt=bool(data.get("interrupt", False)), sms_default=bool(data.get("sms_default", False)),
     )
     _check_references(flow, registry, problems)
     if start:
@@ -386,6 +399,13 @@ def load_flow_dir(flows_dir: Path, renderer: Renderer, registry: ActionRegistry)
                                         f"flow name '{flow.name}' already used by {names[flow.name]}"))
         names[flow.name] = flow.file
         flows.append(flow)
+    keyword_owner: dict[str, str] = {}
+    for flow in flows:
+        for keyword in flow.keywords:
+            if keyword in keyword_owner:
+                problems.append(FlowProblem(flow.mark or Mark(flow.file, 1, 1),
+                                            f"SMS keyword '{keyword}' is also claimed by {keyword_owner[keyword]}"))
+            keyword_owner[keyword] = flow.file
     for flow in flows:  # jumps between flows ("@name") can only be checked once all are loaded
         for state in flow.states.values():
             for ref, mark in state.ref_marks.items():

@@ -89,6 +89,9 @@ class Flow:
     codes: tuple[str, ...] = ()
     default: bool = False
     channels: tuple[str, ...] = ("ussd",)
+    keywords: tuple[str, ...] = ()  # SMS: a message whose first word is one of these starts the flow
+    interrupt: bool = False  # SMS: its keywords win over an open SMS conversation (STOP, HELP)
+    sms_default: bool = False  # SMS: answers messages with no known keyword (var `unknown`)
     navigation: Navigation = field(default_factory=Navigation)
     sample: dict[str, Any] = field(default_factory=dict)
     mark: Mark | None = None

@@ -6,8 +6,10 @@ tests and the benchmark use to dial and reply through the server's real callback
 
     POST /phone/dial   {"address": "tel:8801812345678", "code": "*213#"}  -> the first screen
     POST /phone/reply  {"sessionId": "...", "message": "1"}               -> the next screen
+    POST /phone/sms    {"address": "tel:8801812345678", "message": "HELP"} -> the SMS reply
 
-Each answer is the `/ussd/send` body the server sent for that session, plus `sessionId`.
+Each USSD answer is the `/ussd/send` body the server sent for that session, plus `sessionId`;
+the SMS answer is the reply the server sent to that address through `/sms/send`.
 """
 from __future__ import annotations
 
@@ -30,6 +32,11 @@ class Callback:
 
     def __init__(self, url: str) -> None:
         self.url = url
+
+    @property
+    def sms_url(self) -> str:
+        """The app's MO SMS route, next to its USSD route."""
+        return self.url.rsplit("/ussd", 1)[0] + "/sms"
 
 
 CALLBACK = web.AppKey("callback", Callback)
@@ -148,8 +155,8 @@ async def _list_sms(request: web.Request) -> web.Response:
     return web.json_response(request.app[SENT_SMS])
 
 
-async def _callback(app: web.Application, payload: dict[str, Any]) -> None:
-    async with app[HTTP].post(app[CALLBACK].url, json=payload) as response:
+async def _callback(app: web.Application, payload: dict[str, Any], url: str | None = None) -> None:
+    async with app[HTTP].post(url or app[CALLBACK].url, json=payload) as response:
         answer = await response.json(content_type=None)
         if response.status != 200 or answer.get("statusCode") != "S1000":
             raise web.HTTPBadGateway(text=json.dumps({"callbackStatus": response.status, "answer": answer}),
@@ -194,6 +201,26 @@ async def phone_reply(request: web.Request) -> web.Response:
     return web.json_response({**screen, "sessionId": session_id, "address": address})
 
 
+async def phone_sms(request: web.Request) -> web.Response:
+    data = await request.json()
+    address = str(data.get("address") or "tel:8801812345678")
+    message = str(data.get("message", ""))
+    app = request.app
+    seen = len(app[SENT_SMS])
+    await _callback(app, {"applicationId": app[CREDENTIALS][0], "sourceAddress": address, "message": message,
+                          "requestId": str(next(_ids)), "encoding": "0" if message.isascii() else "16",
+                          "version": "1.0"}, app[CALLBACK].sms_url)
+    wanted = "".join(address.split())
+    deadline = time.monotonic() + float(data.get("timeout", 10))
+    while time.monotonic() < deadline:
+        for sms in app[SENT_SMS][seen:]:
+            if "".join(str(sms.get("to", "")).split()) == wanted:
+                return web.json_response({**sms, "address": address})
+        await asyncio.sleep(0.01)
+    raise web.HTTPGatewayTimeout(text='{"error": "no SMS reply from the server in time"}',
+                                 content_type="application/json")
+
+
 async def _http_ctx(app: web.Application):
     app[HTTP] = aiohttp.ClientSession()
     yield
@@ -214,4 +241,5 @@ def create_bdapps_fake(callback_url: str, app_id: str = "APP_000001", password: 
     app.router.add_get("/_control/sms", _list_sms)
     app.router.add_post("/phone/dial", phone_dial)
     app.router.add_post("/phone/reply", phone_reply)
+    app.router.add_post("/phone/sms", phone_sms)
     return app

@@ -10,8 +10,8 @@ Redis Cluster (`REDIS_URL=redis+cluster://host:port`, redis.asyncio.cluster.Redi
 scripts are routed by their keys' slot (one node per session). redis-py refuses EVALSHA inside
 a cluster pipeline, so on mo-init the claim script and the profile GET (another slot, maybe
 another node) are sent concurrently as two commands: still one round trip of wall time. A
-NOSCRIPT (new, restarted or failed-over node) makes redis-py's Script load the script on every
-primary and retry. The single-node path is unchanged.
+NOSCRIPT (new, restarted or promoted master) loads the script on that node only and retries.
+The client learns the slot map before its first command. The single-node path is unchanged.
 """
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 from redis.exceptions import RedisClusterException, RedisError
@@ -27,14 +29,21 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .base import DEDUPE_TTL, LOCK_TTL, PROFILE_TTL, Store, StoreUnavailable, decode_profile
 
+# The claim and lock scripts are idempotent for one token: the dedupe key and the lock hold the
+# hop's token, so when the client re-sends the same call after a lost reply (RedisCluster
+# retries timeouts and connection errors) the script finds its own marks and goes on, instead
+# of calling the hop a duplicate and dropping it. A redelivery by BDApps has a new token.
 _CLAIM = """
-if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[2]) == false then return {'duplicate'} end
-if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[3]) == false then return {'busy'} end
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) == false
+   and redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'duplicate'} end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[3]) == false
+   and redis.call('GET', KEYS[2]) ~= ARGV[1] then return {'busy'} end
 return {'ok', redis.call('GET', KEYS[3])}
 """
 
 _LOCK = """
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) == false then return {'busy'} end
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) == false
+   and redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'busy'} end
 return {'ok', redis.call('GET', KEYS[2])}
 """
 
@@ -54,16 +63,28 @@ return 0
 CLUSTER_SCHEME = "redis+cluster://"
 
 
+MAX_CONNECTIONS = 1000  # per process (per node on a cluster)
+
+
 def connect(url: str, **options: Any) -> aioredis.Redis:
-    """A client with timeouts short enough that a dead Redis fails a hop fast."""
+    """A client with timeouts short enough that a dead Redis fails a hop fast.
+
+    redis-py (>= 6) caps a pool at 100 connections and then fails the command at once
+    (MaxConnectionsError) instead of waiting: a burst of more than 100 hops in one worker
+    would answer 503. A hop holds a connection only for its round trip, so the cap is raised
+    well above any worker's concurrency (Redis' own default maxclients is 10000)."""
     defaults: dict[str, Any] = dict(socket_timeout=1.0, socket_connect_timeout=0.5,
-                                    health_check_interval=15, retry_on_timeout=False)
+                                    health_check_interval=15, retry_on_timeout=False,
+                                    max_connections=MAX_CONNECTIONS)
     defaults.update(options)
     if is_cluster_url(url):
         from redis.asyncio.cluster import RedisCluster
 
         defaults.pop("health_check_interval", None)
-        defaults.pop("retry_on_timeout", None)  # not a RedisCluster option; it retries on its own
+        defaults.pop("retry_on_timeout", None)  # not a RedisCluster option: it has `retry`
+        # One retry, after re-reading the slot map (a failover, a moved slot), with a short
+        # backoff: redis-py's default (3 retries) could hold a hop for 4 s on a hung master.
+        defaults.setdefault("retry", Retry(ExponentialBackoff(cap=0.1, base=0.02), 1))
         return RedisCluster.from_url("redis://" + url[len(CLUSTER_SCHEME):], **defaults)  # type: ignore[return-value]
     return aioredis.from_url(url, **defaults)
 
@@ -78,18 +99,41 @@ def is_cluster(client: Any) -> bool:
     return isinstance(client, RedisCluster)
 
 
+class _NodeScript:
+    """A script on Redis Cluster, called like redis-py's Script (`keys=`, `args=`).
+
+    redis-py's Script answers NOSCRIPT with SCRIPT LOAD on every primary, which fails while
+    any one of them is down, so sessions on the healthy masters would fail too. This loads it
+    only on the node that owns the keys' slot (a new, restarted or promoted master)."""
+
+    def __init__(self, client: Any, script: str) -> None:
+        self.client = client
+        self.script = script
+        self.sha = client.register_script(script).sha
+
+    async def __call__(self, keys: list[str], args: list[Any]) -> Any:
+        try:
+            return await self.client.evalsha(self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            node = self.client.get_node_from_key(keys[0])
+            await self.client.execute_command("SCRIPT LOAD", self.script, target_nodes=node)
+            return await self.client.evalsha(self.sha, len(keys), *keys, *args)
+
+
 class RedisStore(Store):
     name = "redis"
 
     def __init__(self, client: aioredis.Redis, prefix: str = "alap:") -> None:
         self.redis = client
         self.prefix = prefix
-        self._claim_script = client.register_script(_CLAIM)
-        self._lock_script = client.register_script(_LOCK)
-        self._commit_script = client.register_script(_COMMIT)
-        self._release_script = client.register_script(_RELEASE)
         self.cluster = is_cluster(client)
-        if self.cluster:
+        script = (lambda text: _NodeScript(client, text)) if self.cluster else client.register_script
+        self._claim_script = script(_CLAIM)
+        self._lock_script = script(_LOCK)
+        self._commit_script = script(_COMMIT)
+        self._release_script = script(_RELEASE)
+        if self.cluster:  # the single-node hop path stays as it is (benchmarked)
+            self._guard = self._cluster_guard  # type: ignore[method-assign]
             self._with_profile = self._with_profile_cluster  # type: ignore[method-assign]
 
     @classmethod
@@ -117,6 +161,15 @@ class RedisStore(Store):
             raise StoreUnavailable(f"redis: {type(exc).__name__}") from None
         except (RedisError, RedisClusterException) as exc:
             raise StoreUnavailable(f"redis: {exc}") from None
+
+    @asynccontextmanager
+    async def _cluster_guard(self) -> AsyncIterator[None]:
+        """Cluster: learn the slot map before the first command. redis-py initializes lazily,
+        and commands sent concurrently before that are routed without their slot (wrong node,
+        then a re-initialization that closes connections other commands are using)."""
+        async with RedisStore._guard(self):
+            await self.redis.initialize()  # once; later calls return at once (and after a failover)
+            yield
 
     async def _with_profile(self, script, keys: list[str], args: list[Any], profile_of: str | None):
         async with self._guard():

@@ -1,17 +1,19 @@
 """`alap check`: everything the loader validates, plus what only shows when screens are rendered.
 
 1. Loader problems (malformed YAML, unknown fields/targets/actions, Jinja syntax...): errors.
-2. Screens: every screen state (menu, input, end) of every USSD flow is rendered in every
+2. Screens: every screen state (menu, input, end) of every flow is rendered in every
    language with the flow's `sample:` data, the way the engine lays it out (text, visible
    options, navigation labels), and measured against the budget of the encoding it would be
    sent in (the engine's rule: the whole screen plus its "98. More"/"0. Back" labels ASCII ->
-   `ALAP_BUDGET_440`, else `ALAP_BUDGET_16`). Rules (also in docs/flows.md):
+   `ALAP_BUDGET_440`, else `ALAP_BUDGET_16`; SMS-only flows: the engine's SMS budget, three
+   concatenated parts). Rules (also in docs/flows.md):
      - warning: the screen is longer than its budget, so its first page needs pagination;
      - error: it needs pagination and a page cannot show it properly:
          * a word longer than a page's room would be cut mid-word,
          * a menu option line longer than a page's room would be split across lines/pages,
          * a menu's text above its options is longer than a page's room, so the first page
-           would show no option at all.
+           would show no option at all (when the text fits but the first option does not fit
+           beside it, the first page shows no option either: the warning says so).
      A page's room is the budget minus the "98. More" and "0. Back" lines. On the screen shown
      after an invalid input (below) these are warnings: the subscriber has made a mistake and
      still reaches everything with "98".
@@ -44,6 +46,7 @@ from jinja2 import meta, nodes
 
 from ..config import Settings
 from ..engine.actions import ActionRegistry
+from ..engine.engine import SMS_BUDGET
 from ..engine.errors import FlowErrors, FlowProblem, Mark
 from ..engine.loader import load_flow_dir, parse_flow
 from ..engine.model import Flow, State
@@ -96,18 +99,22 @@ def run_check(settings: Settings, registry: ActionRegistry) -> list[Finding]:
     report = _Report()
     renderer = Renderer(settings.templates_dir, settings.locales_dir)
     flows = _load_flows(Path(settings.flows_dir), renderer, registry, report)
-    for lang, loaded in renderer.catalogs.items():
+    for loaded in renderer.catalogs.values():
         for problem in loaded.problems:
             report.add(Mark(_display(loaded.path or settings.locales_dir), 1, 1), problem)
     # A second renderer with StrictUndefined: sample rendering must fail loudly on a gap.
     strict = Renderer(settings.templates_dir, settings.locales_dir, strict=True)
     dynamic = _record_gettext(strict)
-    budget = Budget(settings.budget_ascii, settings.budget_unicode)
+    ussd = Budget(settings.budget_ascii, settings.budget_unicode)
     static_msgids = _check_catalogs(flows, renderer, report)
     for flow in flows:
+        _check_sample_keys(flow, report)
         _check_names(flow, strict, report)
+        # A flow on both channels is measured against the tighter USSD budget.
         if "ussd" in flow.channels:
-            _check_screens(flow, strict, budget, settings.ussd_unicode, report)
+            _check_screens(flow, strict, ussd, settings.ussd_unicode, report)
+        elif "sms" in flow.channels:
+            _check_screens(flow, strict, SMS_BUDGET, True, report)
         _check_dynamic_msgids(flow, strict, dynamic, static_msgids, report)
     return sorted(report.findings)
 
@@ -243,7 +250,6 @@ def _texts_of(state: State) -> Iterator[tuple[str, Mark, str]]:
 
 
 def _check_names(flow: Flow, renderer: Renderer, report: _Report) -> None:
-    _check_sample_keys(flow, report)
     known = _known_names(flow, renderer)
     for state in flow.states.values():
         for what, mark, source in _texts_of(state):
@@ -365,11 +371,24 @@ def budget_problems(screen: Screen, budget: Budget, more: str, back: str, *, men
             errors.append(f"has the option '{_short(line)}' of {len(line)} characters, more than the {room} a page "
                           f"holds next to its navigation lines: it would be split")
     header = "\n".join(screen.header)
+    pages = len(paginate(screen.lines, budget, more, back))
+    warning = f"is {len(whole)} characters, budget {limit} ({pages} pages)"
     if menu and screen.options and len(header) > room:
         errors.append(f"has {len(header)} characters of text above its options, more than the {room} a page holds "
                       f"next to its navigation lines: the first page would show no option")
-    pages = len(paginate(screen.lines, budget, more, back))
-    return errors, f"is {len(whole)} characters, budget {limit} ({pages} pages)"
+    elif menu and screen.options and not _option_on_first_page(screen, limit, more, back):
+        warning += f"; its first option does not fit beside the {len(header)} characters of text above it, " \
+                   f"so the first page shows no option"
+    return errors, warning
+
+
+def _option_on_first_page(screen: Screen, limit: int, more: str, back: str) -> bool:
+    """Whether paginate puts an option on page one: option lines get a private-use marker in
+    place of their first character (same length, same spaces) and a budget of `limit` for any
+    encoding, so the layout is exactly the real one."""
+    marker = "\ue000"
+    marked = screen.header + [marker + line[1:] for line in screen.options]
+    return marker in paginate(marked, Budget(limit, limit), more, back)[0]
 
 
 def _short(text: str, width: int = 30) -> str:
@@ -560,3 +579,17 @@ def _check_dynamic_msgids(flow: Flow, renderer: Renderer, seen: dict[str, set[st
                            f"msgid {_quote(msgid)} (a value flow '{flow.name}' shows through _() with its "
                            f"sample data) {problem} in {_display(loaded.path)}", "warning")  # type: ignore[arg-type]
         msgids.clear()
+
+
+# -- documentation -------------------------------------------------------------------------------
+
+def actions_table(registry: ActionRegistry) -> str:
+    """The registered actions as the Markdown table docs/flows.md embeds (tests/test_check.py
+    keeps the two equal, so a new action shows up in the docs)."""
+    rows = ["| action | outcomes | what it does |", "| --- | --- | --- |"]
+    for name in registry.names():
+        spec = registry.get(name)
+        assert spec is not None
+        outcomes = ", ".join(f"`{o}`" for o in sorted(spec.outcomes))
+        rows.append(f"| `{name}` | {outcomes} | {spec.description} |")
+    return "\n".join(rows)

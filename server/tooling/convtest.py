@@ -1,24 +1,32 @@
 """Conversation tests: YAML dialogues run against the real Engine (`alap test`, and pytest via
 tests/test_conversations.py).
 
-A test file holds `dialogues:`; each dials a code and then takes steps:
+A test file holds `dialogues:`; each starts with a move (dial a USSD code, sms a message, or
+push a flow as the app does) and then takes steps:
 
+    flow: demo                            # optional, for the reader; so is `description`
+    data:                                 # optional: YAML anchors (&x / *x) the dialogues share
+      parcel: &parcel {id: ECR1022001175478, status: Delivered, pages: 0, history: []}
     dialogues:
       - name: split a bill                # required, unique in the file
-        dial: "*213#"                     # required; shortcuts like *213*2# replay inputs
+        dial: "*213#"                     # shortcuts like *213*2# replay inputs; or instead:
+                                          #   sms: "TRACK ECR123"  (a keyword and its args), or
+                                          #   push: parcel_notice + vars: {...}  (mt-init, POST /push/ussd)
         language: en                      # the subscriber's saved language (default: ALAP_DEFAULT_LANGUAGE)
         address: tel:8801812345678        # default; a masked id gives msisdn None, as in production
         actions:                          # canned results for this dialogue, replacing the real actions
           parcel.track: {outcome: found, vars: {parcel: {...}}}
           offers.list: [{outcome: busy}, {outcome: ok, vars: {...}}]   # successive calls; the last repeats
-          balance.query: {fail: true}     # raises: the engine takes the state's fallback
+          balance.query: {fail: timeout}  # or `error`: the engine takes the state's fallback
         steps:
           - screen: "Welcome to Alap..."   # no send/dial: check the screen showing now (the dial's)
           - send: "2"                      # what the subscriber types
             contains: "bill amount"        # or a list; also: screen (exact), regex (re.search,
             final: false                   #   multiline), not_contains, final, encoding ("440"/"16"),
-            calls: [operator.detect]       #   calls: actions run during this step, in order
+            calls: [operator.detect]       #   calls: actions run by this step's hop, in order;
+            language: en                   #   language / opted_out: the profile after this step
           - dial: "*213#"                  # a new session, with the language the last one saved
+          - sms: "HELP"                    # an SMS: a keyword, or the next input of an open SMS conversation
         calls: [operator.detect]           # every action run in the dialogue, in order
 
 A `calls` entry is an action name or `{name: {arg: value}}` to also check the rendered args it
@@ -30,6 +38,7 @@ encoding, as in production; after a final screen (mt-fin) the session is gone an
 """
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import re
 from dataclasses import dataclass, field
@@ -52,8 +61,10 @@ from ..upstreams import Upstreams
 
 DEFAULT_ADDRESS = "tel:8801812345678"
 NOWHERE = "http://127.0.0.1:9"  # the discard port: connection refused at once, never the network
-_DIALOGUE_KEYS = {"name", "dial", "language", "address", "msisdn", "actions", "steps", "calls"}
-_CHECKS = {"screen", "contains", "not_contains", "regex", "final", "encoding", "calls"}
+MOVES = ("dial", "send", "sms", "push")  # what a subscriber (or the app, for push) does
+_DIALOGUE_KEYS = {"name", "dial", "sms", "push", "vars", "language", "address", "msisdn", "actions", "steps",
+                  "calls"}
+_CHECKS = {"screen", "contains", "not_contains", "regex", "final", "encoding", "calls", "language", "opted_out"}
 _RESULT_KEYS = {"outcome", "vars", "language", "fail"}
 
 
@@ -66,22 +77,32 @@ class ConvTestError(Exception):
 
 
 @dataclass
+class Move:
+    """dial a USSD code, send a USSD reply, sms a message, or push a flow (mt-init) with vars."""
+
+    kind: str
+    value: str
+    vars: dict[str, Any] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.value!r}"
+
+
+@dataclass
 class Step:
     mark: Mark
-    send: str | None = None
-    dial: str | None = None
+    move: Move | None = None  # None: check the screen showing now
     checks: dict[str, Any] = field(default_factory=dict)
 
     def describe(self, number: int) -> str:
-        what = f"send {self.send!r}" if self.send is not None else f"dial {self.dial!r}" if self.dial else "check"
-        return f"step {number} ({what})"
+        return f"step {number} ({self.move or 'check'})"
 
 
 @dataclass
 class Dialogue:
     name: str
     mark: Mark
-    dial: str
+    start: Move
     language: str | None = None
     address: str = DEFAULT_ADDRESS
     msisdn: str | None = None
@@ -127,7 +148,7 @@ def load_dialogues(path: Path) -> list[Dialogue]:
     if not isinstance(items, MarkedList) or not items:
         raise ConvTestError([FlowProblem(Mark(file, 1, 1), "a test file needs a non-empty 'dialogues' list")])
     for key in data:
-        if key not in ("dialogues", "flow", "description"):
+        if key not in ("dialogues", "flow", "description", "data"):  # data: YAML anchors shared by dialogues
             problems.append(FlowProblem(data.mark_of(key), f"unknown top-level field '{key}'"))
     names: set[str] = set()
     for i, node in enumerate(items):
@@ -153,13 +174,17 @@ def _dialogue(node: Any, mark: Mark, problems: list[FlowProblem]) -> Dialogue | 
     for key in node:
         if key not in _DIALOGUE_KEYS:
             bad(node.mark_of(key), f"unknown dialogue field '{key}' (one of {', '.join(sorted(_DIALOGUE_KEYS))})")
-    if not isinstance(node.get("name"), str) or not isinstance(node.get("dial"), (str, int)):
-        bad(mark, "a dialogue needs 'name' and 'dial' strings")
+    starts = [k for k in ("dial", "sms", "push") if k in node]
+    if not isinstance(node.get("name"), str) or len(starts) != 1 or not isinstance(node[starts[0]], (str, int)):
+        bad(mark, "a dialogue needs a 'name' and one of 'dial' (a USSD code), 'sms' (a message) or 'push' (a flow)")
         return None
-    dialogue = Dialogue(name=node["name"], mark=mark, dial=str(node["dial"]),
+    start = Move(starts[0], str(node[starts[0]]), _plain(node.get("vars") or {}))
+    if "vars" in node and start.kind != "push":
+        bad(node.mark_of("vars"), "'vars' go with 'push' (the variables the app starts the flow with)")
+    dialogue = Dialogue(name=node["name"], mark=mark, start=start,
                         language=node.get("language"), address=str(node.get("address", DEFAULT_ADDRESS)))
     dialogue.msisdn = node["msisdn"] if "msisdn" in node else msisdn_of(dialogue.address)
-    actions = node.get("actions", {})
+    actions = node.get("actions") or MarkedDict()
     if not isinstance(actions, MarkedDict):
         bad(node.value_mark("actions"), "'actions' maps action names to a canned result (or a list of them)")
     else:
@@ -170,12 +195,12 @@ def _dialogue(node: Any, mark: Mark, problems: list[FlowProblem]) -> Dialogue | 
                     bad(actions.value_mark(name), f"a canned result of '{name}' is a mapping of "
                         f"{', '.join(sorted(_RESULT_KEYS))}")
             dialogue.actions[str(name)] = [_plain(r) for r in listed]
-    steps = node.get("steps", [])
-    if not isinstance(steps, MarkedList):
+    steps = node.get("steps") or []
+    if not isinstance(steps, list):
         bad(node.value_mark("steps"), "'steps' must be a list")
         steps = []
     for i, item in enumerate(steps):
-        step = _step(item, steps.mark_at(i), bad)
+        step = _step(item, steps.mark_at(i) if isinstance(steps, MarkedList) else mark, bad)
         if step:
             dialogue.steps.append(step)
     if "calls" in node:
@@ -187,15 +212,19 @@ def _dialogue(node: Any, mark: Mark, problems: list[FlowProblem]) -> Dialogue | 
 
 def _step(item: Any, mark: Mark, bad: Any) -> Step | None:
     if not isinstance(item, MarkedDict):
-        bad(mark, "a step must be a mapping (send/dial and what to expect)")
+        bad(mark, "a step must be a mapping (send/dial/sms/push and what to expect)")
         return None
     for key in item:
-        if key not in _CHECKS | {"send", "dial"}:
-            bad(item.mark_of(key), f"unknown step field '{key}' (send, dial, {', '.join(sorted(_CHECKS))})")
-    if "send" in item and "dial" in item:
-        bad(mark, "a step either sends or dials, not both")
-    step = Step(mark=mark, send=None if item.get("send") is None else str(item["send"]),
-                dial=None if item.get("dial") is None else str(item["dial"]))
+        if key not in _CHECKS | set(MOVES) | {"vars"}:
+            bad(item.mark_of(key), f"unknown step field '{key}' ({', '.join(MOVES)}, vars, "
+                f"{', '.join(sorted(_CHECKS))})")
+    moves = [k for k in MOVES if k in item]
+    if len(moves) > 1:
+        bad(mark, f"a step makes one move, not {' and '.join(moves)}")
+    step = Step(mark=mark)
+    if moves:
+        value = item[moves[0]]
+        step.move = Move(moves[0], "" if value is None else str(value), _plain(item.get("vars") or {}))
     step.checks = {k: _plain(v) for k, v in item.items() if k in _CHECKS}
     if "regex" in step.checks:
         for pattern in _as_list(step.checks["regex"]):
@@ -249,9 +278,13 @@ def _recording(spec: ActionSpec) -> Any:
             return result
         canned = results.pop(0) if len(results) > 1 else results[0]
         call.canned = True
-        if canned.get("fail"):
-            call.outcome = "raised (fallback)"
-            raise RuntimeError(f"canned failure of {spec.name}")
+        fail = canned.get("fail")
+        if fail:
+            # The engine treats both alike (the state's fallback); a timeout logs no traceback.
+            call.outcome = "error (fallback)" if fail == "error" else "timeout (fallback)"
+            if fail == "error":
+                raise RuntimeError(f"canned failure of {spec.name}")
+            raise asyncio.TimeoutError(f"canned timeout of {spec.name}")
         call.outcome = str(canned.get("outcome", "ok"))
         return ActionResult(outcome=call.outcome, vars=dict(canned.get("vars") or {}),
                             language=canned.get("language"))
@@ -307,7 +340,7 @@ class Runner:
     async def run(self, dialogue: Dialogue) -> Result:
         problem = self._check_canned(dialogue)
         if problem:
-            return Result(dialogue, f"{dialogue.mark}: {dialogue.name}: {problem}")
+            return Result(dialogue, f"{dialogue.mark.file}:{dialogue.mark.line}: {dialogue.name}: {problem}")
         run = _Run({name: [dict(r) for r in results] for name, results in dialogue.actions.items()})
         token = _CURRENT.set(run)
         try:
@@ -317,14 +350,13 @@ class Runner:
 
     async def _run(self, dialogue: Dialogue, run: _Run) -> Result:
         hop = _Hop(self, dialogue)
-        reply = await hop.dial(dialogue.dial)
+        reply = await hop.make(dialogue.start)
+        before = 0  # calls of the last hop start here; a check-only step looks at that hop's
         for number, step in enumerate(dialogue.steps, 1):
-            before = len(run.calls)
-            if step.dial is not None:
-                reply = await hop.dial(step.dial)
-            elif step.send is not None:
-                reply = await hop.send(step.send)
-            failure = _verify(step.checks, reply, run.calls[before:])
+            if step.move is not None:
+                before = len(run.calls)
+                reply = await hop.make(step.move)
+            failure = _verify(step.checks, reply, run.calls[before:]) or _verify_profile(step.checks, hop)
             if failure:
                 return Result(dialogue, _report(dialogue, step.describe(number), step.mark, failure, reply,
                                                 hop.lang, run.calls))
@@ -337,36 +369,66 @@ class Runner:
 
 
 class _Hop:
-    """One subscriber's phone: the live session (as the store would hold it) and the saved
-    language (as the profile would)."""
+    """One subscriber's phone: the live USSD and SMS sessions (JSON, as the store holds them)
+    and the saved language (as the profile holds it). What happens at each move mirrors the
+    transport: server/bdapps/ussd.py, sms.py and push.py."""
 
     def __init__(self, runner: Runner, dialogue: Dialogue) -> None:
         self.engine = runner.engine
         self.dialogue = dialogue
         self.saved_language = dialogue.language or runner.default_language
-        self.session: bytes | None = None
-        self.sessions = 0
+        self.sessions: dict[str, bytes | None] = {"ussd": None, "sms": None}
+        self.count = 0
         self.lang = self.saved_language
+        self.opted_out: bool | None = None
 
-    def _subscriber(self) -> Subscriber:
-        return Subscriber(f"convtest-{self.sessions}", self.dialogue.address, self.dialogue.msisdn)
+    def _subscriber(self, channel: str = "ussd") -> Subscriber:
+        session_id = f"sms:{self.dialogue.address}" if channel == "sms" else f"convtest-{self.count}"
+        return Subscriber(session_id, self.dialogue.address, self.dialogue.msisdn)
 
-    async def dial(self, code: str) -> Reply:
-        self.sessions += 1
-        session, reply = await self.engine.start(self._subscriber(), code, self.saved_language)
-        return self._after(session, reply)
+    async def make(self, move: Move) -> Reply:
+        if move.kind == "send":
+            return await self.send(move.value)
+        if move.kind == "sms":
+            return await self.sms(move.value)
+        self.count += 1
+        if move.kind == "push":
+            session, reply = await self.engine.start(self._subscriber(), "", self.saved_language,
+                                                     flow_name=move.value, variables=dict(move.vars))
+        else:
+            session, reply = await self.engine.start(self._subscriber(), move.value, self.saved_language)
+        return self._after("ussd", session, reply)
 
     async def send(self, text: str) -> Reply:
-        session = decode_session(self.session)
+        session = decode_session(self.sessions["ussd"])
         if session is None:  # what the transport answers when no session is stored
             return self.engine.system_reply(self.saved_language, system.SESSION_ENDED)
-        return self._after(session, await self.engine.advance(session, self._subscriber(), text))
+        return self._after("ussd", session, await self.engine.advance(session, self._subscriber(), text))
 
-    def _after(self, session: Session, reply: Reply) -> Reply:
-        self.session = None if reply.final else encode_session(session)
+    async def sms(self, text: str) -> Reply:
+        """A keyword starts its flow (args/keyword vars); an open conversation takes the message
+        as input unless the keyword's flow interrupts; else the sms_default flow answers."""
+        session = decode_session(self.sessions["sms"])
+        flow, keyword, args = self.engine.match_keyword(text)
+        if session is not None and not (flow is not None and flow.interrupt):
+            return self._after("sms", session, await self.engine.advance(session, self._subscriber("sms"), text))
+        variables = {"args": args, "keyword": keyword}
+        if flow is None:
+            flow = self.engine.sms_default
+            variables = {"args": args, "unknown": keyword}
+        if flow is None:
+            return self.engine.system_reply(self.saved_language, system.INVALID_CHOICE, channel="sms")
+        session, reply = await self.engine.start(self._subscriber("sms"), text, self.saved_language, channel="sms",
+                                                 flow_name=flow.name, variables=variables)
+        return self._after("sms", session, reply)
+
+    def _after(self, channel: str, session: Session, reply: Reply) -> Reply:
+        self.sessions[channel] = None if reply.final else encode_session(session)
         self.lang = session.lang
         if reply.language:
             self.saved_language = reply.language
+        if getattr(reply, "opted_out", None) is not None:
+            self.opted_out = reply.opted_out
         return reply
 
 
@@ -389,6 +451,14 @@ def _verify(checks: dict[str, Any], reply: Reply, calls: list[_Call]) -> str | N
         return f"expected encoding {checks['encoding']}, the screen goes out as {encoding_for(text)}"
     if "calls" in checks:
         return _match_calls(_as_list(checks["calls"]), calls)
+    return None
+
+
+def _verify_profile(checks: dict[str, Any], hop: "_Hop") -> str | None:
+    if "language" in checks and str(checks["language"]) != hop.saved_language:
+        return f"expected the saved language {checks['language']}, it is {hop.saved_language}"
+    if "opted_out" in checks and bool(checks["opted_out"]) != bool(hop.opted_out):
+        return f"expected opted_out {bool(checks['opted_out'])}, it is {bool(hop.opted_out)}"
     return None
 
 
