@@ -244,6 +244,7 @@ async def process_figures(redis_url: str, sessions: int, workers: int, concurren
             await in_batches(concurrency, concurrency, lambda i: walk(i, "w"))  # warm-up: every code path once
             show("after warm-up", server.pid, pids)
             await client.flushall()
+            await client.config_resetstat()
             peak = {pid: 0.0 for pid in pids}
             done = asyncio.Event()
 
@@ -259,9 +260,12 @@ async def process_figures(redis_url: str, sessions: int, workers: int, concurren
             took = time.perf_counter() - started
             done.set()
             await sampler
+            stats = await client.info("commandstats")
+            redis_usec = sum(v["usec"] for k, v in stats.items() if k not in ("cmdstat_info", "cmdstat_config"))
             show(f"{sessions:,} sessions open", server.pid, pids)
             print(f"  {'peak RSS under load':<26} " + ", ".join(f"worker {n + 1} {peak[p]:.0f} MB" for n, p in enumerate(pids)))
             print(f"  ({sessions * 3:,} hops in {took:.1f} s, {concurrency} subscribers at a time)")
+            print(f"  Redis CPU per hop (INFO commandstats): {redis_usec / (sessions * 3):.1f} µs")
     finally:
         server.terminate()
         try:

@@ -242,13 +242,13 @@ class _Turn:
         spec = self.engine.actions.get(state.action or "")
         if spec is None:
             return "__fallback__"
-        ctx = ActionContext(
-            session_id=self.subscriber.session_id, address=self.subscriber.address,
-            msisdn=self.subscriber.msisdn, language=self.session.lang,
-            vars=dict(self.session.vars), args=self._render_args(state.args),
-            channel=self.session.channel,
-        )
         try:
+            ctx = ActionContext(
+                session_id=self.subscriber.session_id, address=self.subscriber.address,
+                msisdn=self.subscriber.msisdn, language=self.session.lang,
+                vars=dict(self.session.vars), args=self._render_args(state.args),
+                channel=self.session.channel,
+            )
             result: ActionResult = await asyncio.wait_for(spec.fn(ctx), timeout=state.timeout)
         except asyncio.TimeoutError:
             log.warning("action_timeout", action=spec.name, timeout=state.timeout, flow=self.flow.name)
@@ -270,8 +270,8 @@ class _Turn:
     def _render_args(self, args: dict[str, Any]) -> dict[str, Any]:
         out = {}
         for key, value in args.items():
-            if isinstance(value, str) and "{{" in value:
-                value = self.engine.renderer.envs[self.session.lang].from_string(value).render(self.context())
+            if isinstance(value, str) and ("{{" in value or "{%" in value):
+                value = self.engine.renderer.render_arg(self.session.lang, value, self.context())
             out[key] = value
         return out
 

@@ -115,5 +115,13 @@ class Renderer:
     def render_template(self, lang: str, name: str, context: Mapping[str, Any]) -> str:
         return self.compile_template(lang, name).render(context).strip()
 
+    def render_arg(self, lang: str, source: str, context: Mapping[str, Any]) -> str:
+        """An action argument: Jinja over the session, not translated, compiled once."""
+        key = ("arg:" + lang, source)
+        template = self._texts.get(key)
+        if template is None:
+            template = self._texts[key] = self.envs[lang].from_string(source)
+        return template.render(context)
+
     def evaluate(self, expr: str, context: Mapping[str, Any]) -> Any:
         return self.compile_expression(expr)(**context)

@@ -21,7 +21,7 @@ from typing import Any, AsyncIterator
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
+from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 from redis.exceptions import RedisClusterException, RedisError
@@ -29,21 +29,14 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .base import DEDUPE_TTL, LOCK_TTL, PROFILE_TTL, Store, StoreUnavailable, decode_profile
 
-# The claim and lock scripts are idempotent for one token: the dedupe key and the lock hold the
-# hop's token, so when the client re-sends the same call after a lost reply (RedisCluster
-# retries timeouts and connection errors) the script finds its own marks and goes on, instead
-# of calling the hop a duplicate and dropping it. A redelivery by BDApps has a new token.
 _CLAIM = """
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) == false
-   and redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'duplicate'} end
-if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[3]) == false
-   and redis.call('GET', KEYS[2]) ~= ARGV[1] then return {'busy'} end
+if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[2]) == false then return {'duplicate'} end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[3]) == false then return {'busy'} end
 return {'ok', redis.call('GET', KEYS[3])}
 """
 
 _LOCK = """
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) == false
-   and redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'busy'} end
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) == false then return {'busy'} end
 return {'ok', redis.call('GET', KEYS[2])}
 """
 
@@ -82,9 +75,13 @@ def connect(url: str, **options: Any) -> aioredis.Redis:
 
         defaults.pop("health_check_interval", None)
         defaults.pop("retry_on_timeout", None)  # not a RedisCluster option: it has `retry`
-        # One retry, after re-reading the slot map (a failover, a moved slot), with a short
-        # backoff: redis-py's default (3 retries) could hold a hop for 4 s on a hung master.
-        defaults.setdefault("retry", Retry(ExponentialBackoff(cap=0.1, base=0.02), 1))
+        # No retry of a failed command, as on a single node. RedisCluster would re-send a
+        # claim after a timeout or a dropped connection (3 times by default): if the script
+        # had run, the re-send finds the dedupe key and the hop is dropped as a duplicate, and
+        # a hung master would hold a hop for 4 s. Failing at once answers BDApps 503 E1603 and
+        # it redelivers; the failure also makes the client re-read the slot map (failover).
+        # MOVED/ASK redirections (resharding) are followed all the same: they are not retries.
+        defaults.setdefault("retry", Retry(NoBackoff(), 0))
         return RedisCluster.from_url("redis://" + url[len(CLUSTER_SCHEME):], **defaults)  # type: ignore[return-value]
     return aioredis.from_url(url, **defaults)
 
