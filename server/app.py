@@ -4,6 +4,7 @@ shutdown)."""
 from __future__ import annotations
 
 import asyncio
+from decimal import Decimal
 from typing import AsyncIterator
 
 import aiohttp
@@ -25,6 +26,7 @@ from .messaging import SmsSender, build_sms_sender
 from .render.budget import Budget
 from .render.environment import Renderer
 from .store import Store, open_store
+from .store.ledger import Ledger, open_ledger
 from .upstreams import Upstreams
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -33,14 +35,16 @@ STORE = web.AppKey("store", Store)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 UPSTREAMS = web.AppKey("upstreams", Upstreams)
 SMS_SENDER = web.AppKey("sms_sender", SmsSender)
+LEDGER = web.AppKey("ledger", Ledger)
 
 SHUTDOWN_DRAIN_SECONDS = 8.0
 
 
 def build_engine(settings: Settings, registry: ActionRegistry | None = None,
-                 upstreams: Upstreams | None = None) -> Engine:
+                 upstreams: Upstreams | None = None, ledger: Ledger | None = None) -> Engine:
     """Load and check every flow; raises FlowErrors listing all problems."""
-    registry = registry or build_registry(upstreams)
+    limits = (Decimal(str(getattr(settings, "recharge_min", 10))), Decimal(str(getattr(settings, "recharge_max", 1000))))
+    registry = registry or build_registry(upstreams, ledger=ledger, recharge_limits=limits)
     renderer = Renderer(settings.templates_dir, settings.locales_dir)
     flows = load_flow_dir(settings.flows_dir, renderer, registry)
     return Engine(flows, renderer, registry, budget=Budget(settings.budget_ascii, settings.budget_unicode),
@@ -52,8 +56,9 @@ def create_app(settings: Settings, *, store: Store | None = None, engine: Engine
     app = web.Application(client_max_size=64 * 1024, middlewares=[count_callbacks])
     app[SETTINGS] = settings
     app[UPSTREAMS] = upstreams or Upstreams.from_settings(settings)
-    app[ENGINE] = engine or build_engine(settings, registry, app[UPSTREAMS])
     app[STORE] = store or open_store(settings.redis_url)
+    app[LEDGER] = open_ledger(app[STORE])
+    app[ENGINE] = engine or build_engine(settings, registry, app[UPSTREAMS], app[LEDGER])
     app[APP_ID] = settings.bdapps_app_id
     app[ADMIN_TOKEN] = settings.admin_token or ""
     app.cleanup_ctx.append(_resources)

@@ -1,4 +1,4 @@
-"""The `alap` command line: serve, dev, sim, push, check, test, graph."""
+"""The `alap` command line: serve, dev, sim, push, check, test, graph, worker, ledger."""
 from __future__ import annotations
 
 import argparse
@@ -166,6 +166,42 @@ def cmd_push(args: argparse.Namespace) -> int:
     return asyncio.run(run_push(args.url, token, args.address, args.flow, variables))
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    from .logs import setup_logging
+    from .recharge.worker import check_worker_settings, run_worker
+
+    settings = load_settings()
+    check_worker_settings(settings)
+    setup_logging(settings.log_level, json=True, secrets=settings.secrets())
+    _use_uvloop()
+    return asyncio.run(run_worker(settings, worker_id=args.id))
+
+
+def cmd_ledger(args: argparse.Namespace) -> int:
+    from .recharge.operator import ledger_command
+    from .store import open_store
+    from .store.ledger import open_ledger
+
+    settings = load_settings()
+    if not settings.redis_url:
+        return _fail("REDIS_URL is required by `alap ledger` (the ledger lives in Redis)")
+
+    async def go() -> int:
+        store = open_store(settings.redis_url, settings.redis_prefix)
+        try:
+            return await ledger_command(open_ledger(store), args.action, args.id, state=args.state,
+                                        limit=args.limit, note=args.note, by=args.by, as_json=args.json)
+        finally:
+            await store.close()
+
+    from .store import StoreUnavailable
+
+    try:
+        return asyncio.run(go())
+    except StoreUnavailable as exc:
+        return _fail(f"the ledger's Redis is unreachable ({exc})")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="alap", description="USSD and SMS conversational app server")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -202,6 +238,19 @@ def main(argv: list[str] | None = None) -> int:
     graph.add_argument("--format", choices=("mermaid", "dot"), default="mermaid")
     graph.add_argument("-o", "--output", default=None, help="write to this file instead of stdout")
     graph.set_defaults(func=cmd_graph)
+    worker = sub.add_parser("worker", help="run the recharge worker (the durable money queue in Redis)")
+    worker.add_argument("--id", default=None, help="this worker's id, unique among live workers "
+                                                   "(default: ALAP_WORKER_ID, $DYNO or host:pid)")
+    worker.set_defaults(func=cmd_worker)
+    ledger = sub.add_parser("ledger", help="the recharge ledger: list, show ID, resolve ID --note ...")
+    ledger.add_argument("action", nargs="?", choices=("list", "show", "resolve"), default="list")
+    ledger.add_argument("id", nargs="?", default=None, help="a record ID (show, resolve)")
+    ledger.add_argument("--state", default=None, help="only records in this state (e.g. REFUND_REQUIRED)")
+    ledger.add_argument("--limit", type=int, default=50, help="at most this many records (newest first)")
+    ledger.add_argument("--note", default=None, help="resolve: what was done (refund reference...)")
+    ledger.add_argument("--by", default=None, help="resolve: who did it")
+    ledger.add_argument("--json", action="store_true", help="JSON instead of a table")
+    ledger.set_defaults(func=cmd_ledger)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

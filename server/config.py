@@ -67,6 +67,41 @@ class Settings(BaseSettings):
     budget_unicode: int = Field(80, ge=20, le=91, validation_alias="ALAP_BUDGET_16")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", validation_alias="ALAP_LOG_LEVEL")
 
+    # Mobile recharge (docs/recharge.md): the amounts a flow accepts, the CAAS payment
+    # instrument, and the `alap worker` knobs (seconds unless said otherwise).
+    redis_prefix: str = Field("alap:", min_length=1, validation_alias="ALAP_REDIS_PREFIX")
+    recharge_min: int = Field(10, ge=1, le=100000, validation_alias="ALAP_RECHARGE_MIN")
+    recharge_max: int = Field(1000, ge=1, le=100000, validation_alias="ALAP_RECHARGE_MAX")
+    payment_instrument: str = Field("Mobile Account", min_length=1, validation_alias="ALAP_PAYMENT_INSTRUMENT")
+    recharge_http_timeout: float = Field(10.0, gt=0, le=120, validation_alias="ALAP_RECHARGE_HTTP_TIMEOUT")
+    recharge_retry_delay: float = Field(5.0, gt=0, le=3600, validation_alias="ALAP_RECHARGE_RETRY_DELAY")
+    recharge_retry_max_delay: float = Field(300.0, gt=0, le=86400, validation_alias="ALAP_RECHARGE_RETRY_MAX_DELAY")
+    recharge_poll_delay: float = Field(5.0, gt=0, le=3600, validation_alias="ALAP_RECHARGE_POLL_DELAY")
+    recharge_poll_max_delay: float = Field(120.0, gt=0, le=86400, validation_alias="ALAP_RECHARGE_POLL_MAX_DELAY")
+    recharge_poll_timeout: float = Field(3600.0, gt=0, le=30 * 86400, validation_alias="ALAP_RECHARGE_POLL_TIMEOUT")
+    recharge_give_up_after: float = Field(1800.0, gt=0, le=30 * 86400, validation_alias="ALAP_RECHARGE_GIVE_UP")
+    recharge_max_unknown: int = Field(5, ge=1, le=100, validation_alias="ALAP_RECHARGE_MAX_UNKNOWN")
+    worker_id: str | None = Field(None, validation_alias="ALAP_WORKER_ID")
+    worker_concurrency: int = Field(8, ge=1, le=256, validation_alias="ALAP_WORKER_CONCURRENCY")
+    worker_poll_interval: float = Field(1.0, gt=0, le=60, validation_alias="ALAP_WORKER_POLL_INTERVAL")
+    worker_lease: float = Field(60.0, gt=0, le=3600, validation_alias="ALAP_WORKER_LEASE")
+
+    @field_validator("recharge_max")
+    @classmethod
+    def _max_above_min(cls, value: int, info) -> int:
+        if value < info.data.get("recharge_min", 1):
+            raise ValueError("must be at least ALAP_RECHARGE_MIN")
+        return value
+
+    @field_validator("worker_id")
+    @classmethod
+    def _worker_id(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if "|" in value or len(value) > 100:
+            raise ValueError("must be at most 100 characters, without '|'")
+        return value
+
     @field_validator("bdapps_base_url", "ecourier_base_url", "aamarsms_base_url", "dinisoft_base_url")
     @classmethod
     def _strip_slash(cls, value: str) -> str:

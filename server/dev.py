@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .app import UPSTREAMS, build_engine, create_app, install_engine
+from .app import LEDGER, UPSTREAMS, build_engine, create_app, install_engine
 from .reload import watch
 from .config import Settings
 from .sandbox.bdapps import create_bdapps_fake
@@ -37,7 +37,7 @@ def create_dev_app(settings: Settings) -> web.Application:
     app = create_app(settings)
     app.cleanup_ctx.append(watch(
         [settings.flows_dir, settings.templates_dir, settings.locales_dir],
-        rebuild=lambda: build_engine(settings, upstreams=app[UPSTREAMS]),
+        rebuild=lambda: build_engine(settings, upstreams=app[UPSTREAMS], ledger=app[LEDGER]),
         install=lambda engine: install_engine(app, engine)))
     callback = f"http://127.0.0.1:{settings.port}/bdapps/ussd"
     app.add_subapp("/sandbox/bdapps/", create_bdapps_fake(callback, settings.bdapps_app_id, settings.bdapps_password))

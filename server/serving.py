@@ -120,16 +120,20 @@ def check_workers(settings: Settings, workers: int) -> None:
         raise ConfigError(f"WEB_CONCURRENCY={workers} needs REDIS_URL (the in-memory store is per process)")
 
 
-def check_flows(settings: Settings) -> None:
-    """Load every flow as a worker will (raises FlowErrors); keep nothing."""
-    from .app import build_engine
-    from .upstreams import Upstreams
+def check_app(settings: Settings) -> None:
+    """Build the app exactly as each worker will (every flow, template and catalog is loaded
+    and checked: raises FlowErrors), then close the clients it made. They never connected
+    (connections open on first use, in the workers' `_resources`), and none survives into the
+    fork."""
+    from .app import STORE, UPSTREAMS, create_app
 
-    upstreams = Upstreams.from_settings(settings)
-    try:
-        build_engine(settings, upstreams=upstreams)
-    finally:
-        asyncio.run(upstreams.aclose())  # no client survives into the fork
+    app = create_app(settings)
+
+    async def close() -> None:
+        await app[UPSTREAMS].aclose()
+        await app[STORE].close()
+
+    asyncio.run(close())
 
 
 # -- metrics across processes ------------------------------------------------------------------
@@ -222,7 +226,7 @@ def serve(settings: Settings, *, banner: bool = True) -> int:
             shutil.rmtree(metrics_dir, ignore_errors=True)
 
     try:
-        check_flows(settings)
+        check_app(settings)
     except BaseException:
         remove_metrics_dir()
         raise

@@ -80,7 +80,7 @@ async def test_english_screens_go_out_as_440_and_mt_fin_on_the_last(stack: Stack
 async def test_walk_through_the_sandbox_phone_in_both_languages(stack: Stack):
     screen = await stack.dial("*213#")
     assert screen["message"].startswith("আলাপে স্বাগতম")
-    screen = await stack.reply(screen, "6")  # language menu
+    screen = await stack.reply(screen, "7")  # language menu
     screen = await stack.reply(screen, "1")  # English
     assert screen["message"].startswith("Welcome to Alap") and screen["encoding"] == "440"
     screen = await stack.dial("*213#")  # the choice persists across sessions

@@ -169,7 +169,7 @@ def test_first_option_pushed_to_page_two_is_said_in_the_warning() -> None:
 # -- render_screen lays a screen out as the engine does ------------------------------------------
 
 @pytest.mark.parametrize("lang, inputs, state", [("en", [], "main"), ("bn", ["1", "01812345678"], "operator_result"),
-                                                ("en", ["6"], "language")])
+                                                ("en", ["7"], "language")])
 async def test_render_screen_matches_the_engine(lang, inputs, state) -> None:
     settings = settings_for()
     registry = build_registry(Upstreams.from_settings(settings))

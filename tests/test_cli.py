@@ -85,7 +85,7 @@ def test_dev_and_sim_walk_the_demo_in_both_languages():
         bn = run("sim", "--url", url, "--script", "2,1250,4")
         assert bn.returncode == 0, bn.stderr
         assert "আলাপে স্বাগতম" in bn.stdout and "১,২৫০.০০৳, ৪ জনে ভাগ: প্রত্যেকে ৩১২.৫০৳।" in bn.stdout
-        switch = run("sim", "--url", url, "--script", "6,1")
+        switch = run("sim", "--url", url, "--script", "7,1")
         assert "Welcome to Alap" in switch.stdout
         en = run("sim", "--url", url, "--code", "*213*2*1250*4#")
         assert "Tk 1,250.00 shared by 4: Tk 312.50 each." in en.stdout and "encoding 440, end" in en.stdout

@@ -80,9 +80,9 @@ async def test_validation_error_reprompts_in_the_subscribers_language(demo):
 
 
 async def test_action_branches_and_conditional_option_appears(demo):
-    session, screens = await walk(demo, "*213#", ["1", "8801912345678", "2"], "en")
+    session, screens = await walk(demo, "*213#", ["1", "8801912345678", "2", "98"], "en")
     assert screens[2].text.startswith("01912345678 is Banglalink by its prefix.")
-    assert "8. Last check: 01912345678" in screens[3].text
+    assert "9. Last check: 01912345678" in screens[4].text  # the conditional option comes last
     assert session.vars == {"number": "01912345678", "operator": "Banglalink"}
 
 
@@ -100,14 +100,14 @@ async def test_invalid_choice_keeps_the_state(demo):
 
 
 async def test_language_menu_changes_language(demo):
-    session, screens = await walk(demo, "*213#", ["6", "1"], "en")
+    session, screens = await walk(demo, "*213#", ["7", "1"], "en")
     assert screens[1].text == "Choose your language\n1. Bangla\n2. Main menu"
     assert screens[2].language == "bn" and session.lang == "bn"
     assert screens[2].text.startswith("আলাপে স্বাগতম")
 
 
 async def test_long_text_is_paginated_never_cut(demo):
-    session, screens = await walk(demo, "*213#", ["7", "98", "98", "98"], "bn")
+    session, screens = await walk(demo, "*213#", ["8", "98", "98", "98"], "bn")
     pages = [s.text for s in screens[1:]]
     assert all(len(p) <= 80 for p in pages)
     assert [s.final for s in screens[1:]] == [False, False, False, True]

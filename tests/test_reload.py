@@ -22,7 +22,7 @@ def test_dev_reloads_good_edits_and_keeps_the_last_good_version(tmp_path):
     url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(port, proc)
-        assert "Welcome to Alap" in run("sim", "--url", url, "--script", "6,1").stdout
+        assert "Welcome to Alap" in run("sim", "--url", url, "--script", "7,1").stdout
         demo = flows / "demo.yaml"
         demo.write_text(demo.read_text().replace('"Welcome to Alap"', '"Welcome back to Alap"'))
         deadline = time.monotonic() + 10

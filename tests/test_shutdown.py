@@ -50,7 +50,7 @@ async def test_sigterm_finishes_hops_in_flight_then_exits(aiohttp_server, redis_
 
             await asyncio.sleep(0.3)
             assert server.proc.poll() is None  # still draining (the screens take SEND_DELAY)...
-            with pytest.raises((aiohttp.ClientConnectionError, asyncio.TimeoutError)):
+            with pytest.raises(aiohttp.ClientConnectorError):  # connection refused
                 async with aiohttp.ClientSession() as fresh:  # ...but a new callback is refused
                     async with fresh.post(f"{server.url}/bdapps/ussd", json=mo(f"{tag}-late", 0, "*213#", "tel:1"),
                                           timeout=aiohttp.ClientTimeout(total=2)) as resp:
@@ -60,6 +60,7 @@ async def test_sigterm_finishes_hops_in_flight_then_exits(aiohttp_server, redis_
             took = time.monotonic() - signalled
         assert code == 0, server.logs()
         assert SEND_DELAY * 0.8 <= took < EXIT_BOUND, took  # it waited for the slow sends
+        print(f"exited {took:.2f} s after SIGTERM")
         # every acknowledged hop's screen reached the gateway and was answered before the exit
         for i in range(HOPS):
             screen = await next_screen(gateway, f"{tag}-{i}", timeout=1)

@@ -183,6 +183,8 @@ class _Turn:
             self.notice = (system.INVALID_CHOICE, {})
             return
         target = self.machine.fire("choose", state.name, self.context(), choice=chosen.index)
+        if chosen.set:
+            self.session.vars.update(self._render_args(dict(chosen.set)))
         self.session.history.append(f"{self.flow.name}:{state.name}")
         await self.enter(target or chosen.next)
 

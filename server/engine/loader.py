@@ -154,7 +154,7 @@ def _parse_options(state: State, node: MarkedDict, problems: _Collector, rendere
             problems.add(mark, "an option must be a mapping with 'label' and 'next'")
             continue
         for key in item:
-            if key not in ("label", "next", "key", "when"):
+            if key not in ("label", "next", "key", "when", "set"):
                 problems.add(item.mark_of(key), f"unknown option field '{key}'")
         label = _inline(item.get("label"), item.value_mark("label"), problems, renderer, "label") \
             if "label" in item else None
@@ -171,8 +171,12 @@ def _parse_options(state: State, node: MarkedDict, problems: _Collector, rendere
                 problems.add(item.value_mark("key"), f"option key '{key}' is reserved for navigation")
             seen[key] = item.value_mark("key")
         when = _condition(item.get("when"), item.value_mark("when"), problems, renderer)
+        assigns = item.get("set", {})
+        if not isinstance(assigns, dict) or not all(isinstance(k, str) and k.isidentifier() for k in assigns):
+            problems.add(item.value_mark("set"), "'set' must map variable names to values")
+            assigns = {}
         if label and target:
-            state.options.append(Option(i, label, target, mark, key, when))
+            state.options.append(Option(i, label, target, mark, key, when, tuple(assigns.items())))
             state.ref_marks[f"option:{i}"] = item.value_mark("next")
     # Auto-numbered options must not collide with explicit keys.
     auto = [o for o in state.options if o.key is None]

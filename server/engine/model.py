@@ -29,6 +29,7 @@ class Option:
     mark: Mark
     key: str | None = None  # explicit key; None = numbered among the visible options
     when: str | None = None
+    set: tuple[tuple[str, Any], ...] = ()  # session variables this choice sets (values may be Jinja)
 
 
 @dataclass(frozen=True)

@@ -150,11 +150,14 @@ class RechargeRecord(msgspec.Struct, kw_only=True):
 
     @property
     def state_since(self) -> float:
-        """When the record entered its current state."""
+        """When the record entered its current state (history lines that repeat the state,
+        e.g. SUBMITTED -> SUBMITTED on a new MRCSTATUS word, do not restart the clock)."""
+        since = self.created_at
         for entry in reversed(self.history):
-            if entry.state is self.state:
-                return entry.at
-        return self.created_at
+            if entry.state is not self.state:
+                break
+            since = entry.at
+        return since
 
 
 _encode = msgspec.json.encode
