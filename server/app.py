@@ -4,6 +4,7 @@ shutdown)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from decimal import Decimal
 from typing import AsyncIterator
 
@@ -117,12 +118,13 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     await app[STORE].close()
 
 
-MESSAGING_JOB_SECONDS = 30.0
+MESSAGING_JOB_SECONDS = 15.0
 
 
 async def _messaging_jobs(app: web.Application) -> AsyncIterator[None]:
-    """Send parked SMS that are due and poll DiniSoft delivery statuses (it has no reports).
-    Safe in every worker at once: parked messages are leased atomically."""
+    """Send parked SMS that are due, poll DiniSoft delivery statuses (it has no reports) and
+    count expired USSD sessions. Safe in every worker at once: parked messages are leased and
+    expired sessions popped atomically."""
 
     async def loop() -> None:
         sender = app[SMS_SENDER]
@@ -133,10 +135,26 @@ async def _messaging_jobs(app: web.Application) -> AsyncIterator[None]:
                 await sender.poll_dinisoft()
             except Exception:  # a passing store/upstream problem: try again next round
                 structlog.get_logger("alap.jobs").exception("messaging_job_failed")
+            await sweep_sessions(app[STORE])
 
     task = asyncio.create_task(loop())
     yield
     task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def sweep_sessions(store: Store) -> None:
+    """Count the USSD sessions that expired without a final screen (the funnel's drop-offs)."""
+    try:
+        timed_out, abandoned = await store.sweep_expired()
+    except Exception:
+        structlog.get_logger("alap.jobs").exception("session_sweep_failed")
+        return
+    if timed_out:
+        metrics.SESSIONS_ENDED.labels("timed_out").inc(timed_out)
+    if abandoned:
+        metrics.SESSIONS_ENDED.labels("abandoned").inc(abandoned)
 
 
 def install_engine(app: web.Application, engine: Engine) -> None:
@@ -147,10 +165,17 @@ def install_engine(app: web.Application, engine: Engine) -> None:
 
 
 async def _drain_hops(app: web.Application) -> None:
-    """Finish what was acknowledged: USSD hops, SMS turns, pushes in flight."""
-    tasks = [t for key in (USSD_SERVICE, SMS_SERVICE, PUSH_SERVICE) if key in app for t in app[key].tasks]
-    if tasks:
-        await asyncio.wait(tasks, timeout=SHUTDOWN_DRAIN_SECONDS)
+    """Finish what was acknowledged: USSD hops, SMS turns, pushes in flight, including tasks
+    that start while we wait (a hop waiting for its session lock)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + SHUTDOWN_DRAIN_SECONDS
+    while True:
+        tasks = [t for key in (USSD_SERVICE, SMS_SERVICE, PUSH_SERVICE) if key in app
+                 for t in app[key].tasks if not t.done()]
+        remaining = deadline - loop.time()
+        if not tasks or remaining <= 0:
+            return
+        await asyncio.wait(tasks, timeout=remaining)
 
 
 async def healthz(request: web.Request) -> web.Response:

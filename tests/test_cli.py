@@ -17,7 +17,8 @@ ALAP = [sys.executable, "-m", "server.cli"]
 
 
 def env(**extra: str) -> dict[str, str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("BDAPPS_", "ALAP_", "REDIS_URL", "PORT"))}
+    clean = {k: v for k, v in os.environ.items()
+             if not k.startswith(("BDAPPS_", "ALAP_", "REDIS_URL", "PORT", "WEB_CONCURRENCY", "PROMETHEUS_"))}
     clean.update(extra)
     return clean
 

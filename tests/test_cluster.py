@@ -244,7 +244,7 @@ async def test_alap_serve_on_a_cluster(aiohttp_server, cluster, tmp_path):
         server.proc.send_signal(signal.SIGTERM)
         assert await server.wait_exit(15) == 0, server.logs()
     finally:
-        server.kill()
+        await server.close()
     for port, keys in cluster.keys_by_node(f"alap:{{{session_id}}}").items():
         for key in keys:
             cluster.node(port).delete(key)

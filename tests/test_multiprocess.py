@@ -114,16 +114,18 @@ class Serve:
             await asyncio.sleep(0.02)
         return self.proc.poll()
 
-    def kill(self) -> None:
-        """Clean-up: whatever of this process group is left."""
-        if self.proc is None:
+    async def close(self) -> None:
+        """Clean-up: whatever of this process group is left gets SIGTERM (so that `alap serve`
+        removes its metrics directory), then SIGKILL."""
+        if self.proc is None or self.proc.poll() is not None:
             return
-        if self.proc.poll() is None:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
             try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
+                os.killpg(self.proc.pid, sig)
             except ProcessLookupError:
                 pass
-            self.proc.wait(10)
+            if await self.wait_exit(10) is not None:
+                return
 
 
 @asynccontextmanager
@@ -240,7 +242,7 @@ async def test_two_servers_one_redis_alternate_hops(aiohttp_server, redis_url, t
             assert await server.wait_exit(15) == 0, server.logs()
     finally:
         for server in servers:
-            server.kill()
+            await server.close()
         await delete_keys(redis_url, tag)
     # each server did exactly its half (hop k of session i on server (i + k) % 2), and sent it
     for n, server in enumerate(servers):
@@ -293,7 +295,7 @@ async def test_web_concurrency_2_serves_with_a_pool_per_worker(aiohttp_server, r
         server.proc.send_signal(signal.SIGTERM)
         assert await server.wait_exit(15) == 0, server.logs()
     finally:
-        server.kill()
+        await server.close()
         await delete_keys(redis_url, tag)
     assert "Traceback" not in server.logs()
 
@@ -337,7 +339,7 @@ async def test_metrics_add_up_across_workers(aiohttp_server, redis_url, tmp_path
         assert await server.wait_exit(15) == 0, server.logs()
         assert not metrics_dir.exists()
     finally:
-        server.kill()
+        await server.close()
         await delete_keys(redis_url, tag)
 
 

@@ -60,7 +60,6 @@ async def test_sigterm_finishes_hops_in_flight_then_exits(aiohttp_server, redis_
             took = time.monotonic() - signalled
         assert code == 0, server.logs()
         assert SEND_DELAY * 0.8 <= took < EXIT_BOUND, took  # it waited for the slow sends
-        print(f"exited {took:.2f} s after SIGTERM")
         # every acknowledged hop's screen reached the gateway and was answered before the exit
         for i in range(HOPS):
             screen = await next_screen(gateway, f"{tag}-{i}", timeout=1)
@@ -72,9 +71,8 @@ async def test_sigterm_finishes_hops_in_flight_then_exits(aiohttp_server, redis_
         assert sorted(sent) == sorted(f"{tag}-{i}" for i in range(HOPS))  # once each; nothing for the late one
         assert "Traceback" not in server.logs()
     finally:
-        server.kill()
+        await server.close()
         await delete_keys(redis_url, tag)
-
 
 
 async def test_sigterm_during_a_burst_every_acked_hop_gets_its_screen(aiohttp_server, redis_url, tmp_path):
@@ -117,5 +115,5 @@ async def test_sigterm_during_a_burst_every_acked_hop_gets_its_screen(aiohttp_se
         assert set(acked) <= sent
         assert "Traceback" not in server.logs()
     finally:
-        server.kill()
+        await server.close()
         await delete_keys(redis_url, tag)

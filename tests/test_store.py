@@ -98,3 +98,23 @@ async def test_claim_survives_a_script_cache_flush(redis_store: RedisStore):
     claim = await redis_store.claim("s8", "r1", profile_of="tel:1")
     assert claim.status == "ok" and claim.lease.profile.lang == "en"
     await redis_store.release(claim.lease)
+
+
+async def test_open_sessions_index_counts_and_sweeps_once(store):
+    first = (await store.claim("open-1", "r1")).lease
+    await store.commit(first, b"s", 1, answered=False)  # expires, never answered: timed out
+    second = (await store.claim("open-2", "r1")).lease
+    await store.commit(second, b"s", 1, answered=True)  # expires after a reply: abandoned
+    third = (await store.claim("open-3", "r1")).lease
+    await store.commit(third, b"s", 60, answered=True)
+    ended = (await store.claim("open-4", "r1")).lease
+    await store.commit(ended, b"s", 60, answered=False)
+    ended = (await store.claim("open-4", "r2")).lease
+    await store.commit(ended, None, 60, answered=True)  # finished normally: leaves the index
+    sms = (await store.claim("sms:x", "r1")).lease
+    await store.commit(sms, b"s", 60)  # not a USSD session: not indexed
+    assert await store.count_active() == 3
+    await asyncio.sleep(2.7)  # Redis scores whole seconds (+0.5 once answered)
+    assert await store.count_active() == 1
+    assert await store.sweep_expired() == (1, 1)
+    assert await store.sweep_expired() == (0, 0)  # counted once

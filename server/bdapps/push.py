@@ -56,7 +56,8 @@ class PushService:
         subscriber = Subscriber(session_id, request.address, msisdn_of(request.address))
         session, reply = await self.engine.start(subscriber, "", language, flow_name=request.flow,
                                                  variables=request.vars)
-        await self.store.commit(claim.lease, None if reply.final else encode_session(session), self.session_ttl)
+        await self.store.commit(claim.lease, None if reply.final else encode_session(session), self.session_ttl,
+                                answered=False)
         task = asyncio.create_task(self._send(session_id, request.address, reply.text, reply.final))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
@@ -70,7 +71,7 @@ class PushService:
             return
         log.warning("push_refused_sending_sms", session_id=session_id, status_code=result.status_code)
         lease = await self.store.acquire(session_id)
-        await self.store.commit(lease, None, self.session_ttl)  # no USSD session will follow
+        await self.store.commit(lease, None, self.session_ttl, answered=False)  # no USSD session will follow
         await self.notice_by_sms(address, text)
 
 

@@ -100,14 +100,15 @@ class UssdService:
                 return self.engine.system_reply(profile.lang or self.default_language, system.SESSION_ENDED)
             reply = await self.engine.advance(session, subscriber, mo.message)
         data = None if reply.final else encode_session(session)
-        if not await self.store.commit(lease, data, self.session_ttl):
+        answered = mo.ussdOperation == "mo-cont"
+        if not await self.store.commit(lease, data, self.session_ttl, answered=answered):
             log.error("ussd_lock_lost", session_id=mo.sessionId)
         await apply_profile_changes(self.store, profile_of, reply)
         return reply
 
     async def _forget(self, lease: Lease) -> None:
         try:
-            await self.store.commit(lease, None, self.session_ttl)
+            await self.store.commit(lease, None, self.session_ttl, answered=True)
         except StoreUnavailable:
             pass
 

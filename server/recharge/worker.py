@@ -194,6 +194,12 @@ def check_worker_settings(settings: Any) -> None:
                         ("ECARE_ACCESS_ID", settings.ecare_access_id), ("ECARE_ACCESS_PASS", settings.ecare_access_pass)):
         if not value:
             raise ConfigError(f"{name} is required by `alap worker` (CAAS debits, eCare recharges, SMS receipts)")
+    # Between two lease renewals a step makes at most two upstream calls (a read retried once,
+    # or a read then a money call): the lease must outlast them, or a second worker could take
+    # the record while the first is still waiting for an answer.
+    if settings.worker_lease < 3 * settings.recharge_http_timeout:
+        raise ConfigError(f"ALAP_WORKER_LEASE must be at least 3 x ALAP_RECHARGE_HTTP_TIMEOUT "
+                          f"({3 * settings.recharge_http_timeout:g} s), got {settings.worker_lease:g}")
 
 
 async def run_worker(settings: Any, *, stop_event: asyncio.Event | None = None,

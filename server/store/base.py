@@ -105,10 +105,14 @@ class Store(ABC):
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.05)
 
-    async def commit(self, lease: Lease, session: bytes | None, ttl: int) -> bool:
+    async def commit(self, lease: Lease, session: bytes | None, ttl: int, *, answered: bool | None = None) -> bool:
         """Save the session (None deletes it) and release the lock. False when the lock had
-        expired and was taken by someone else: nothing was written."""
-        return await self._commit(lease.session_id, lease.token, session, ttl)
+        expired and was taken by someone else: nothing was written.
+
+        `answered` (USSD sessions only) also keeps the session in the open-sessions index:
+        whether the subscriber has replied at least once tells an abandoned session from one
+        that timed out on its first screen (see `sweep_expired`)."""
+        return await self._commit(lease.session_id, lease.token, session, ttl, answered)
 
     async def release(self, lease: Lease) -> None:
         """Give the lock back without writing (a hop that failed before computing a state)."""
@@ -131,7 +135,8 @@ class Store(ABC):
                     profile_of: str | None) -> tuple[bool, bytes | None, Profile | None]: ...
 
     @abstractmethod
-    async def _commit(self, session_id: str, token: str, session: bytes | None, ttl: int) -> bool: ...
+    async def _commit(self, session_id: str, token: str, session: bytes | None, ttl: int,
+                      answered: bool | None) -> bool: ...
 
     @abstractmethod
     async def _release(self, session_id: str, token: str) -> None: ...
@@ -146,9 +151,14 @@ class Store(ABC):
     async def get_session(self, session_id: str) -> bytes | None:
         """Read without locking (inspection and tests)."""
 
-    async def count_active(self) -> int | None:
-        """Open sessions across all processes, when the backend can tell cheaply."""
-        return None
+    @abstractmethod
+    async def count_active(self) -> int:
+        """Open USSD sessions across all processes."""
+
+    @abstractmethod
+    async def sweep_expired(self) -> tuple[int, int]:
+        """Take the sessions that expired without a final screen out of the index, each exactly
+        once across processes: (timed out on the first screen, abandoned after a reply)."""
 
     @abstractmethod
     async def ping(self) -> bool: ...

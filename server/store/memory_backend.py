@@ -31,6 +31,7 @@ class MemoryStore(Store):
         self.locks = _Expiring()
         self.seen = _Expiring()
         self.profiles = _Expiring()
+        self.open: dict[str, tuple[float, bool]] = {}  # session -> (expires, answered)
 
     def _profile(self, address: str | None) -> Profile | None:
         return decode_profile(self.profiles.get_live(address)) if address is not None else None
@@ -55,13 +56,16 @@ class MemoryStore(Store):
             return False, None, None
         return True, self.sessions.get_live(session_id), self._profile(profile_of)
 
-    async def _commit(self, session_id, token, session, ttl):
+    async def _commit(self, session_id, token, session, ttl, answered):
         if self.locks.get_live(session_id) != token:
             return False
         if session is None:
             self.sessions.pop(session_id, None)
+            self.open.pop(session_id, None)
         else:
             self.sessions.put(session_id, session, ttl)
+            if answered is not None:
+                self.open[session_id] = (time.monotonic() + ttl, answered)
         del self.locks[session_id]
         return True
 
@@ -78,9 +82,17 @@ class MemoryStore(Store):
     async def get_session(self, session_id):
         return self.sessions.get_live(session_id)
 
-    async def count_active(self) -> int | None:
+    async def count_active(self) -> int:
         now = time.monotonic()
-        return sum(1 for _, expires in self.sessions.values() if expires >= now)
+        return sum(1 for expires, _ in self.open.values() if expires > now)
+
+    async def sweep_expired(self) -> tuple[int, int]:
+        now = time.monotonic()
+        gone = [(sid, answered) for sid, (expires, answered) in self.open.items() if expires <= now]
+        for sid, _ in gone:
+            del self.open[sid]
+        abandoned = sum(1 for _, answered in gone if answered)
+        return len(gone) - abandoned, abandoned
 
     async def ping(self) -> bool:
         return True

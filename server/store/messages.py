@@ -349,11 +349,11 @@ class RedisMessageLog(MessageLog):
 
     @asynccontextmanager
     async def _guard(self) -> AsyncIterator[None]:
-        from redis.exceptions import RedisError
+        from redis.exceptions import RedisClusterException, RedisError
 
         try:
             yield
-        except (RedisError, OSError) as exc:
+        except (RedisError, RedisClusterException, OSError) as exc:
             raise StoreUnavailable(f"redis: {type(exc).__name__}") from None
 
     async def save(self, record: MessageRecord) -> None:
@@ -389,7 +389,10 @@ class RedisMessageLog(MessageLog):
         if not names:
             return []
         async with self._guard():
-            values = await self.redis.mget([self._key(n) for n in names])
+            keys = [self._key(n) for n in names]
+            # Records live in different cluster slots: a cluster client splits the read per node.
+            mget = getattr(self.redis, "mget_nonatomic", None) or self.redis.mget
+            values = await mget(keys)
         return [(n, _decode(v)) for n, v in zip(names, values)]
 
     async def pending(self, provider: str, limit: int = 100) -> list[MessageRecord]:

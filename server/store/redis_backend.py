@@ -16,6 +16,8 @@ The client learns the slot map before its first command. The single-node path is
 from __future__ import annotations
 
 import asyncio
+import math
+import time
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 
@@ -47,6 +49,25 @@ redis.call('DEL', KEYS[1])
 return 1
 """
 
+# Single node: the commit also keeps the open-sessions index (a sorted set scored by expiry,
+# +0.5 once the subscriber has replied), in the same round trip.
+_COMMIT_TRACKED = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[2] == '' then redis.call('DEL', KEYS[2]) else redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3]) end
+redis.call('DEL', KEYS[1])
+if ARGV[4] ~= '' then
+  if ARGV[2] == '' then redis.call('ZREM', KEYS[3], ARGV[4]) else redis.call('ZADD', KEYS[3], ARGV[5], ARGV[4]) end
+end
+return 1
+"""
+
+# Pop the sessions whose expiry passed: each is counted by exactly one process.
+_SWEEP = """
+local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, 10000)
+for i = 1, #gone, 2 do redis.call('ZREM', KEYS[1], gone[i]) end
+return gone
+"""
+
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -54,8 +75,6 @@ return 0
 
 
 CLUSTER_SCHEME = "redis+cluster://"
-
-
 MAX_CONNECTIONS = 1000  # per process (per node on a cluster)
 
 
@@ -127,8 +146,10 @@ class RedisStore(Store):
         script = (lambda text: _NodeScript(client, text)) if self.cluster else client.register_script
         self._claim_script = script(_CLAIM)
         self._lock_script = script(_LOCK)
-        self._commit_script = script(_COMMIT)
+        # On a cluster the index lives in its own slot, so the commit script cannot touch it.
+        self._commit_script = script(_COMMIT if self.cluster else _COMMIT_TRACKED)
         self._release_script = script(_RELEASE)
+        self._sweep_script = script(_SWEEP)
         if self.cluster:  # the single-node hop path stays as it is (benchmarked)
             self._guard = self._cluster_guard  # type: ignore[method-assign]
             self._with_profile = self._with_profile_cluster  # type: ignore[method-assign]
@@ -149,6 +170,10 @@ class RedisStore(Store):
 
     def profile_key(self, address: str) -> str:
         return f"{self.prefix}p:{{{address}}}"
+
+    @property
+    def open_key(self) -> str:
+        return f"{self.prefix}open"
 
     @asynccontextmanager
     async def _guard(self) -> AsyncIterator[None]:
@@ -218,10 +243,33 @@ class RedisStore(Store):
             return False, None, None
         return True, result[1], profile
 
-    async def _commit(self, session_id, token, session, ttl):
+    async def _commit(self, session_id, token, session, ttl, answered):
         keys = [self._lock_key(session_id), self._session_key(session_id)]
+        args = [token, session or b"", ttl]
+        # Whole seconds, rounded up past the key's own expiry; the half marks "answered".
+        score = math.ceil(time.time() + ttl) + (0.5 if answered else 0.0)
         async with self._guard():
-            return bool(await self._commit_script(keys=keys, args=[token, session or b"", ttl]))
+            if not self.cluster:
+                tracked = ["", 0] if answered is None else [session_id, score]
+                return bool(await self._commit_script(keys=[*keys, self.open_key], args=[*args, *tracked]))
+            committed = await self._commit_script(keys=keys, args=args)
+            if committed and answered is not None:
+                if session is None:
+                    await self.redis.zrem(self.open_key, session_id)
+                else:
+                    await self.redis.zadd(self.open_key, {session_id: score})
+            return bool(committed)
+
+    async def count_active(self) -> int:
+        async with self._guard():
+            return int(await self.redis.zcount(self.open_key, f"({time.time()}", "+inf"))
+
+    async def sweep_expired(self) -> tuple[int, int]:
+        async with self._guard():
+            gone = await self._sweep_script(keys=[self.open_key], args=[time.time()])
+        scores = [float(score) for score in gone[1::2]]
+        abandoned = sum(1 for score in scores if score % 1 >= 0.25)
+        return len(scores) - abandoned, abandoned
 
     async def _release(self, session_id, token):
         async with self._guard():
