@@ -44,7 +44,7 @@ SHUTDOWN_DRAIN_SECONDS = 8.0
 def build_engine(settings: Settings, registry: ActionRegistry | None = None,
                  upstreams: Upstreams | None = None, ledger: Ledger | None = None) -> Engine:
     """Load and check every flow; raises FlowErrors listing all problems."""
-    limits = (Decimal(str(getattr(settings, "recharge_min", 10))), Decimal(str(getattr(settings, "recharge_max", 1000))))
+    limits = (Decimal(settings.recharge_min), Decimal(settings.recharge_max))
     registry = registry or build_registry(upstreams, ledger=ledger, recharge_limits=limits)
     renderer = Renderer(settings.templates_dir, settings.locales_dir)
     flows = load_flow_dir(settings.flows_dir, renderer, registry)
@@ -57,7 +57,7 @@ def create_app(settings: Settings, *, store: Store | None = None, engine: Engine
     app = web.Application(client_max_size=64 * 1024, middlewares=[count_callbacks])
     app[SETTINGS] = settings
     app[UPSTREAMS] = upstreams or Upstreams.from_settings(settings)
-    app[STORE] = store or open_store(settings.redis_url)
+    app[STORE] = store or open_store(settings.redis_url, settings.redis_prefix)
     app[LEDGER] = open_ledger(app[STORE])
     app[ENGINE] = engine or build_engine(settings, registry, app[UPSTREAMS], app[LEDGER])
     app[APP_ID] = settings.bdapps_app_id

@@ -5,9 +5,14 @@ imports it.
 """
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
-from .app import LEDGER, UPSTREAMS, build_engine, create_app, install_engine
+from .app import LEDGER, SETTINGS, SMS_SENDER, UPSTREAMS, build_engine, create_app, install_engine
+from .recharge.saga import RechargeSaga, SagaPolicy
+from .recharge.worker import RechargeWorker
+from .render.environment import Renderer
 from .reload import watch
 from .config import Settings
 from .sandbox.bdapps import create_bdapps_fake
@@ -35,6 +40,7 @@ def dev_settings(settings: Settings) -> Settings:
 def create_dev_app(settings: Settings) -> web.Application:
     settings = dev_settings(settings)
     app = create_app(settings)
+    app.cleanup_ctx.append(_recharge_worker)
     app.cleanup_ctx.append(watch(
         [settings.flows_dir, settings.templates_dir, settings.locales_dir],
         rebuild=lambda: build_engine(settings, upstreams=app[UPSTREAMS], ledger=app[LEDGER]),
@@ -45,3 +51,18 @@ def create_dev_app(settings: Settings) -> web.Application:
     app.add_subapp("/sandbox/ecare/", create_ecare_fake("sandbox", "sandbox-pass"))
     add_simulator(app, (settings.budget_ascii, settings.budget_unicode))
     return app
+
+
+async def _recharge_worker(app: web.Application):
+    """In `alap dev` (one process, maybe no Redis) the recharge worker runs in-process, so a
+    recharge confirmed in the simulator is charged, recharged and receipted by the fakes."""
+    settings = app[SETTINGS]
+    renderer = Renderer(settings.templates_dir, settings.locales_dir)
+    upstreams = app[UPSTREAMS]
+    saga = RechargeSaga(app[LEDGER], upstreams.caas, upstreams.ecare, app[SMS_SENDER], renderer,
+                        SagaPolicy.from_settings(settings), worker_id="dev")
+    stop = asyncio.Event()
+    task = asyncio.create_task(RechargeWorker(app[LEDGER], saga, worker_id="dev").run(stop))
+    yield
+    stop.set()
+    await task

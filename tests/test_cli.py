@@ -122,3 +122,23 @@ def test_sim_sms_and_push_against_dev():
         proc.terminate()
         out, _ = proc.communicate(timeout=15)
     assert "SMS to tel:**********678: Your language is now English." in out
+
+
+def test_dev_runs_a_recharge_end_to_end_with_its_in_process_worker():
+    port = free_port()
+    proc = subprocess.Popen([*ALAP, "dev", "--port", str(port)],
+                            env=env(ALAP_RECHARGE_POLL_DELAY="0.2", ALAP_RECHARGE_RETRY_DELAY="0.2"),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_healthy(port, proc)
+        url = f"http://127.0.0.1:{port}"
+        switch = run("sim", "--url", url, "--sms", "LANG EN")
+        assert switch.returncode == 0
+        done = run("sim", "--url", url, "--code", "*217*2*01712345678*1*1*50*1#")
+        assert "Your recharge request is being processed. You will get an SMS." in done.stdout
+        time.sleep(4)
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=15)
+    receipts = [line for line in out.splitlines() if "SMS to" in line and "Recharge of" in line]
+    assert receipts and "successful" in receipts[0], out[-3000:]

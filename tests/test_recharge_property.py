@@ -17,6 +17,9 @@ tests in test_recharge_saga.py).
 from __future__ import annotations
 
 import asyncio
+import atexit
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -25,6 +28,7 @@ import aiohttp
 from aiohttp import web
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from hypothesis.configuration import set_hypothesis_home_dir
 
 from server.integrations.base import Timeouts
 from server.integrations.caas import CaasClient
@@ -41,6 +45,12 @@ from tests.conftest import test_settings as make_settings
 from tests.test_recharge_saga import (
     BLCK, DEBIT, ECARE_ID, ECARE_PASS, MAINTENANCE, MRC, MRCSTATUS, PAYER, PAYER_MSISDN, RECIPIENT, renderer,
 )
+
+# Hypothesis keeps a cache in ./.hypothesis; this test needs none (database=None below), so
+# it goes to a temporary directory rather than into the working tree.
+_HYPOTHESIS_DIR = tempfile.mkdtemp(prefix="alap-hypothesis-")
+set_hypothesis_home_dir(_HYPOTHESIS_DIR)
+atexit.register(shutil.rmtree, _HYPOTHESIS_DIR, ignore_errors=True)
 
 S = RechargeState
 TIMEOUT = 0.08  # the clients' read timeout
@@ -214,7 +224,7 @@ async def run_example(cases: list[Scenario]) -> None:
             await runner.cleanup()
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=30, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(scenarios(), min_size=1, max_size=3))
 def test_money_debited_equals_money_recharged_plus_refunds_due(cases: list[Scenario]):
     asyncio.run(run_example(cases))

@@ -531,3 +531,19 @@ def test_every_receipt_text_is_translated():
     record = new_record(idempotency_key="k", payer=PAYER, payer_msisdn=None, recipient=RECIPIENT, operator="7",
                         number_type="1", amount=10, language="fr")
     assert build_receipts(r, record) == []  # not final: nothing to say yet
+
+
+@pytest.mark.parametrize("operator, number_type, recipient, codes", [
+    ("Grameenphone", "Prepaid", "01712345678", ("7", "1")),
+    ("Grameenphone", "Skitto", "01312345678", ("3", "3")),  # eCare: Grameenphone = 3/7 by prefix
+    ("Banglalink", "Power Load", "01412345678", ("4", "4")),
+    ("Robi", "Postpaid", "01712345678", ("8", "2")),  # a ported number: the subscriber's choice wins
+    ("6", "1", "01612345678", ("6", "1")),
+])
+async def test_the_flows_spellings_reach_ecare_as_its_codes(env: Env, operator, number_type, recipient, codes):
+    record = await env.request(operator=operator, number_type=number_type, recipient=recipient)
+    done = await env.saga().run(record.id, timeout=10)
+    assert done.state is S.COMPLETED
+    [call] = [c["query"] for c in await env._get(f"{env.ecare_root}/_control/calls") if c["endpoint"] == MRC]
+    assert (call["operator"], call["number_type"], call["number"], call["amount"], call["refid"]) == (
+        *codes, recipient, "50", record.refid)

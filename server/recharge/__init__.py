@@ -17,11 +17,13 @@ from __future__ import annotations
 
 from .receipts import MSGIDS as RECEIPT_MSGIDS
 from .receipts import Receipt, build_receipts
-from .saga import LeaseKeeper, LeaseLost, RechargeSaga, SagaPolicy, StepResult, parse_number_type, parse_operator
+from .saga import (
+    LeaseKeeper, LeaseLost, RechargeSaga, SagaPolicy, StepResult, ecare_operator, parse_number_type, parse_operator,
+)
 from .worker import RechargeWorker, check_worker_settings, default_worker_id, run_worker
 
 __all__ = [
     "LeaseKeeper", "LeaseLost", "RECEIPT_MSGIDS", "Receipt", "RechargeSaga", "RechargeWorker", "SagaPolicy",
-    "StepResult", "build_receipts", "check_worker_settings", "default_worker_id", "parse_number_type",
+    "StepResult", "build_receipts", "check_worker_settings", "default_worker_id", "ecare_operator", "parse_number_type",
     "parse_operator", "run_worker",
 ]

@@ -90,8 +90,11 @@ def _as_json(record: RechargeRecord) -> dict[str, Any]:
 
 async def ledger_command(ledger: Ledger, action: str, record_id: str | None = None, *, state: str | None = None,
                          limit: int = 50, note: str | None = None, by: str | None = None, as_json: bool = False,
-                         out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+                         out: TextIO | None = None, err: TextIO | None = None) -> int:
     """The body of `alap ledger`; returns the exit code."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+
     def fail(message: str) -> int:
         print(f"alap: {message}", file=err)
         return 1

@@ -85,9 +85,13 @@ _OPERATOR_ALIASES = {
     "TT": Operator.TELETALK, "ROBI_AXIATA": Operator.ROBI,
 }
 _NUMBER_TYPE_ALIASES = {
-    "PRE": NumberType.PREPAID, "POST": NumberType.POSTPAID, "GSTORE": NumberType.POWERLOAD,
-    "G.STORE": NumberType.POWERLOAD, "AMAR_OFFER": NumberType.POWERLOAD, "AMAROFFER": NumberType.POWERLOAD,
+    "PRE": NumberType.PREPAID, "POST": NumberType.POSTPAID, "POWER_LOAD": NumberType.POWERLOAD,
+    "GSTORE": NumberType.POWERLOAD, "G_STORE": NumberType.POWERLOAD, "G.STORE": NumberType.POWERLOAD,
+    "AMAR_OFFER": NumberType.POWERLOAD, "AMAROFFER": NumberType.POWERLOAD,
 }
+# eCare lists Grameenphone as 3/7 and Banglalink as 4/9: the code follows the number's prefix.
+_PREFIX_CODES = {(Operator.GRAMEENPHONE, "013"): Operator.GRAMEENPHONE_013,
+                 (Operator.BANGLALINK, "014"): Operator.BANGLALINK_014}
 
 
 def parse_operator(value: str | int) -> Operator:
@@ -102,6 +106,15 @@ def parse_operator(value: str | int) -> Operator:
     if found is None:
         raise ValueError(f"unknown eCare operator {value!r}")
     return found
+
+
+def ecare_operator(value: str | int, recipient: str) -> Operator:
+    """The operator code to send for this recipient: a named Grameenphone / Banglalink operator
+    takes the code of the recipient's prefix (013 -> 3, 014 -> 4); an explicit code is kept."""
+    operator = parse_operator(value)
+    if str(value).strip().isdigit():
+        return operator
+    return _PREFIX_CODES.get((operator, recipient[:3]), operator)
 
 
 def parse_number_type(value: str | int) -> NumberType:
@@ -383,7 +396,7 @@ class RechargeSaga:
             return await self._end(record, S.NEEDS_REVIEW, "recharge_unknown",
                                    f"{record.recharge_unknown} MRC outcomes unknown")
         try:
-            operator = parse_operator(record.operator)
+            operator = ecare_operator(record.operator, record.recipient)
             number_type = parse_number_type(record.number_type)
         except ValueError as exc:  # checked in REQUESTED: only a hand-edited record gets here
             return await self._end(record, S.REFUND_REQUIRED, "invalid", str(exc))
@@ -480,5 +493,5 @@ class RechargeSaga:
         return StepResult(record, None)
 
 
-__all__ = ["LeaseKeeper", "LeaseLost", "RechargeSaga", "SagaPolicy", "StepResult", "parse_number_type",
-           "parse_operator"]
+__all__ = ["LeaseKeeper", "LeaseLost", "RechargeSaga", "SagaPolicy", "StepResult", "ecare_operator",
+           "parse_number_type", "parse_operator"]
