@@ -1,10 +1,9 @@
 """GET /metrics: callbacks by route and status, hop latency, the flow funnel, sessions."""
 from __future__ import annotations
 
-import asyncio
 import re
 
-from .conftest import APP_ID, Stack
+from .conftest import Stack
 
 
 def sample(text: str, name: str, **labels: str) -> float:

@@ -7,7 +7,7 @@ differ ("440", "16", "0", 16, or absent). Unknown fields are ignored.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated
 
 import msgspec
 

@@ -22,6 +22,7 @@ from ..engine.engine import Engine, Subscriber
 from ..engine.session import encode_session
 from ..render.budget import encoding_for
 from ..store import Store
+from .background import spawn
 from .client import BdappsGateway
 from .payloads import InvalidRequest, NonEmpty, decode, invalid_body, msisdn_of, subscriber_key
 
@@ -58,9 +59,7 @@ class PushService:
                                                  variables=request.vars)
         await self.store.commit(claim.lease, None if reply.final else encode_session(session), self.session_ttl,
                                 answered=False)
-        task = asyncio.create_task(self._send(session_id, request.address, reply.text, reply.final))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        spawn(self.tasks, self._send(session_id, request.address, reply.text, reply.final))
         return session_id
 
     async def _send(self, session_id: str, address: str, text: str, final: bool) -> None:

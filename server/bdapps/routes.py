@@ -47,28 +47,22 @@ def _parse(raw: bytes, kind: type[msgspec.Struct], app_id: str) -> msgspec.Struc
     return payload
 
 
-async def ussd_receive(request: web.Request) -> web.Response:
-    mo = _parse(await request.read(), UssdReceive, request.app[APP_ID])
-    if isinstance(mo, web.Response):
-        return mo
-    try:
-        await request.app[USSD_SERVICE].receive(mo)
-    except StoreUnavailable as exc:
-        log.error("ussd_store_unavailable", error=str(exc))
-        return _json(TEMPORARY_ERROR, 503)
-    return _json(ACK)
+def _mo_route(kind: type[msgspec.Struct], service: web.AppKey) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """A mobile-originated callback (USSD or SMS): check, claim in the store, ack at once; the
+    service carries on in the background. Store down: 503 E1603, which BDApps retries."""
 
+    async def receive(request: web.Request) -> web.Response:
+        mo = _parse(await request.read(), kind, request.app[APP_ID])
+        if isinstance(mo, web.Response):
+            return mo
+        try:
+            await request.app[service].receive(mo)
+        except StoreUnavailable as exc:
+            log.error("callback_store_unavailable", kind=kind.__name__, error=str(exc))
+            return _json(TEMPORARY_ERROR, 503)
+        return _json(ACK)
 
-async def sms_receive(request: web.Request) -> web.Response:
-    mo = _parse(await request.read(), SmsReceive, request.app[APP_ID])
-    if isinstance(mo, web.Response):
-        return mo
-    try:
-        await request.app[SMS_SERVICE].receive(mo)
-    except StoreUnavailable as exc:
-        log.error("sms_store_unavailable", error=str(exc))
-        return _json(TEMPORARY_ERROR, 503)
-    return _json(ACK)
+    return receive
 
 
 async def sms_report(request: web.Request) -> web.Response:
@@ -87,6 +81,6 @@ async def sms_report(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_post("/bdapps/ussd", ussd_receive)
-    app.router.add_post("/bdapps/sms", sms_receive)
+    app.router.add_post("/bdapps/ussd", _mo_route(UssdReceive, USSD_SERVICE))
+    app.router.add_post("/bdapps/sms", _mo_route(SmsReceive, SMS_SERVICE))
     app.router.add_post("/bdapps/sms/report", sms_report)

@@ -19,6 +19,7 @@ from ..engine.engine import Engine, Reply, Subscriber
 from ..engine.session import decode_session, encode_session
 from ..render import system
 from ..store import Lease, LockTimeout, Store, StoreUnavailable
+from .background import spawn
 from .payloads import SmsReceive, msisdn_of, subscriber_key
 from .profiles import apply_profile_changes
 
@@ -44,9 +45,7 @@ class SmsService:
         if claim.status == "duplicate":
             log.info("sms_duplicate", request_id=mo.requestId)
             return False
-        task = asyncio.create_task(self._handle(mo, key, claim.lease, time.perf_counter()))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        spawn(self.tasks, self._handle(mo, key, claim.lease, time.perf_counter()))
         return True
 
     async def drain(self, timeout: float) -> None:

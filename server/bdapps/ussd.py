@@ -18,6 +18,7 @@ from ..engine.session import decode_session, encode_session
 from ..render import system
 from ..render.budget import encoding_for
 from ..store import Lease, LockTimeout, Store, StoreUnavailable
+from .background import spawn
 from .client import BdappsGateway
 from .payloads import UssdReceive, msisdn_of, subscriber_key
 from .profiles import apply_profile_changes
@@ -55,9 +56,7 @@ class UssdService:
             self.stats.duplicates += 1
             log.info("ussd_duplicate", session_id=mo.sessionId, request_id=mo.requestId)
             return False
-        task = asyncio.create_task(self._hop(mo, claim.lease, time.perf_counter()))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        spawn(self.tasks, self._hop(mo, claim.lease, time.perf_counter()))
         return True
 
     async def drain(self, timeout: float) -> None:

@@ -34,7 +34,6 @@ import asyncio
 import random
 import time
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any, Awaitable, Callable
 
 import structlog
@@ -431,7 +430,7 @@ class RechargeSaga:
         except (ValueError, TypeError) as exc:  # refused before sending
             return await self._end(record, S.REFUND_REQUIRED, "invalid", f"MRC not sent: {exc}",
                                    recharge_maybe_sent=False)
-        note = f"MRC RECEIVED" + (f", TRXID {submission.trxid}" if submission.trxid else "")
+        note = "MRC RECEIVED" + (f", TRXID {submission.trxid}" if submission.trxid else "")
         record = await self._move(record, S.SUBMITTED, note, ecare_trx_id=submission.trxid or record.ecare_trx_id)
         return await self._later(record, note, base=self.policy.poll_delay, maximum=self.policy.poll_max_delay, n=1)
 

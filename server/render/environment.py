@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import jinja2
-from jinja2 import nodes  # noqa: F401  (kept for extension authors)
 
 from .catalogs import LoadedCatalog, load_catalog
 from .digits import bengali_digits

@@ -48,15 +48,15 @@ import secrets
 import time
 import weakref
 from abc import ABC, abstractmethod
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from enum import Enum
-from typing import TYPE_CHECKING, Any, AsyncIterator, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import msgspec
 
 from .base import StoreUnavailable
+from .redis_errors import redis_guard
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
@@ -650,14 +650,9 @@ class RedisLedger(Ledger):
     def _lease_prefix(self) -> str:
         return f"{self.base}l:"
 
-    @asynccontextmanager
-    async def _guard(self) -> AsyncIterator[None]:
-        from redis.exceptions import RedisError
-
-        try:
-            yield
-        except (RedisError, OSError) as exc:
-            raise StoreUnavailable(f"redis: {type(exc).__name__}: {exc}"[:200]) from None
+    @staticmethod
+    def _guard():
+        return redis_guard()
 
     @staticmethod
     def _text(value: Any) -> str:

@@ -23,14 +23,13 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from contextlib import asynccontextmanager
 from enum import Enum
-from typing import TYPE_CHECKING, Any, AsyncIterator
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import structlog
 
-from .base import StoreUnavailable
+from .redis_errors import redis_guard
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
@@ -347,14 +346,9 @@ class RedisMessageLog(MessageLog):
     def _parked_key(self) -> str:
         return f"{self.prefix}mq"
 
-    @asynccontextmanager
-    async def _guard(self) -> AsyncIterator[None]:
-        from redis.exceptions import RedisClusterException, RedisError
-
-        try:
-            yield
-        except (RedisError, RedisClusterException, OSError) as exc:
-            raise StoreUnavailable(f"redis: {type(exc).__name__}") from None
+    @staticmethod
+    def _guard():
+        return redis_guard()
 
     async def save(self, record: MessageRecord) -> None:
         ttl = self._record_ttl(record)

@@ -24,12 +24,10 @@ from typing import Any, AsyncIterator
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
-from redis.exceptions import RedisClusterException, RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .base import DEDUPE_TTL, LOCK_TTL, PROFILE_TTL, Store, StoreUnavailable, decode_profile
+from .redis_errors import redis_guard
 
 _CLAIM = """
 if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[2]) == false then return {'duplicate'} end
@@ -175,21 +173,16 @@ class RedisStore(Store):
     def open_key(self) -> str:
         return f"{self.prefix}open"
 
-    @asynccontextmanager
-    async def _guard(self) -> AsyncIterator[None]:
-        try:
-            yield
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-            raise StoreUnavailable(f"redis: {type(exc).__name__}") from None
-        except (RedisError, RedisClusterException) as exc:
-            raise StoreUnavailable(f"redis: {exc}") from None
+    @staticmethod
+    def _guard():
+        return redis_guard()
 
     @asynccontextmanager
     async def _cluster_guard(self) -> AsyncIterator[None]:
         """Cluster: learn the slot map before the first command. redis-py initializes lazily,
         and commands sent concurrently before that are routed without their slot (wrong node,
         then a re-initialization that closes connections other commands are using)."""
-        async with RedisStore._guard(self):
+        async with redis_guard():
             await self.redis.initialize()  # once; later calls return at once (and after a failover)
             yield
 
