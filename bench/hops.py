@@ -158,6 +158,7 @@ async def main() -> None:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--warmup", type=float, default=2)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--log-level", default="info", help="ALAP_LOG_LEVEL of the server (production default: info)")
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity") and os.cpu_count() and os.cpu_count() > 1:
         os.sched_setaffinity(0, {1})  # the load generator and gateway stay off the server's core
@@ -182,7 +183,7 @@ async def main() -> None:
             port = free_port()
             env = {**os.environ, "PORT": str(port), "REDIS_URL": redis_url, "BDAPPS_APP_ID": APP_ID,
                    "BDAPPS_PASSWORD": PASSWORD, "BDAPPS_BASE_URL": f"http://127.0.0.1:{gateway_port}",
-                   "ALAP_LOG_LEVEL": "warning"}
+                   "ALAP_LOG_LEVEL": args.log_level}
             alap = start(pinned(0, [sys.executable, "-m", "server.cli", "serve"]), env, "bench-server")
             try:
                 await wait_up(f"http://127.0.0.1:{port}/healthz", alap)

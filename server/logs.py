@@ -10,6 +10,7 @@ import re
 import sys
 from typing import Any, Iterable
 
+import msgspec
 import structlog
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
@@ -49,6 +50,16 @@ class Redactor:
 
 
 redactor = Redactor()
+_encoder = msgspec.json.Encoder()
+
+
+def _json_line(event: dict[str, Any], **_: Any) -> str:
+    """msgspec encodes a log line several times faster than json.dumps (one line per hop)."""
+    try:
+        return _encoder.encode(event).decode()
+    except (TypeError, msgspec.EncodeError):  # an odd value: fall back to its repr
+        return _encoder.encode({k: v if isinstance(v, (str, int, float, bool, type(None), list, dict))
+                                else repr(v) for k, v in event.items()}).decode()
 
 
 def setup_logging(level: str = "info", *, json: bool = True, secrets: Iterable[str | None] = ()) -> None:
@@ -58,7 +69,8 @@ def setup_logging(level: str = "info", *, json: bool = True, secrets: Iterable[s
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     redactor.set_secrets(secrets)
-    renderer = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+    renderer = (structlog.processors.JSONRenderer(serializer=_json_line) if json
+                else structlog.dev.ConsoleRenderer(colors=False))
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

@@ -193,3 +193,27 @@ async def test_send_connection_refused_is_retried(stack: Stack):
 async def test_healthz(stack: Stack):
     async with stack.http.get(f"{stack.app_url}/healthz") as resp:
         assert resp.status == 200 and (await resp.json())["status"] == "ok"
+
+
+async def test_default_language_applies_to_new_subscribers(aiohttp_server, store):
+    from .conftest import start_stack
+
+    stack = await start_stack(aiohttp_server, store=store, default_language="en")
+    try:
+        screen = await stack.dial("*213#", "tel:8801700000001")
+        assert screen["message"].startswith("Welcome to Alap") and screen["encoding"] == "440"
+    finally:
+        await stack.http.close()
+
+
+async def test_gsm7_only_deployment_sends_english_ascii_screens(aiohttp_server, store):
+    from .conftest import start_stack
+
+    stack = await start_stack(aiohttp_server, store=store, ussd_unicode=False)
+    try:
+        screen = await stack.dial("*213#", "tel:8801700000002")  # a Bengali subscriber (default bn)
+        assert screen["message"].startswith("Welcome to Alap") and screen["encoding"] == "440"
+        screen = await stack.reply(screen, "২")  # Bengali digits still read
+        assert screen["message"] == "Enter the bill amount in taka:" and screen["message"].isascii()
+    finally:
+        await stack.http.close()

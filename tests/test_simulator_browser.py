@@ -203,11 +203,11 @@ def test_dial_the_demo_in_bengali_then_switch_to_english(dev_server, browser):
     assert any(e.startswith("Tk 1,250.00 shared by 4: Tk 312.50 each.") and
                e.endswith("40 / 160 chars · GSM-7 (440) · end (mt-fin)") for e in entries)
     assert sum(e.startswith("Dialled *213#") for e in entries) == 4  # dial, language walk, again, walk
-    assert page.locator("#log li.input").all_text_contents()[:3] == ["2", "1250", "4"]
+    assert page.locator("#log li.log-input").all_text_contents()[:3] == ["2", "1250", "4"]
     page.close()
 
 
-def test_small_width_and_over_budget_highlight(dev_server, browser, tmp_path):
+def test_small_width_and_over_budget_highlight(dev_server, browser):
     page = browser.new_page()
     page.set_viewport_size({"width": 360, "height": 740})
     page.goto(f"{dev_server.url}/simulator")
@@ -219,8 +219,20 @@ def test_small_width_and_over_budget_highlight(dev_server, browser, tmp_path):
     assert page.evaluate("document.documentElement.scrollWidth") <= 360
     box = page.locator("#keypad").bounding_box()
     assert box and box["x"] >= 0 and box["x"] + box["width"] <= 360
-    page.screenshot(path=str(tmp_path / "simulator-360.png"), full_page=True)
-    os.environ.get("ALAP_SIM_SHOT") and page.screenshot(path=os.environ["ALAP_SIM_SHOT"], full_page=True)
+
+    # A gateway timeout (the gateway's 504 when no screen comes in time) is shown, not swallowed.
+    page.route("**/sandbox/bdapps/phone/reply", lambda route: route.fulfill(
+        status=504, content_type="application/json", body='{"error": "no screen from the server in time"}'))
+    type_reply(page, "1")
+    assert screen_text(page) == "HTTP 504 from /reply: no screen from the server in time"
+    assert page.locator("#screen-status").text_content() == "Error"
+    assert page.locator("#ended-text").text_content() == "Session broken off"
+    assert page.locator("#dial-again").is_visible() and page.locator("#reply").is_disabled()
+    page.unroute("**/sandbox/bdapps/phone/reply")
+    page.click("#dial-again")
+    settle(page)
+    assert "আলাপে স্বাগতম" in assert_labels(page, 80, "UCS-2 (16)")
+    assert_waiting(page)
 
     # The real server never sends an over-budget screen, so render such screens directly.
     page.evaluate("""window.alapSimulator.render(
@@ -230,5 +242,5 @@ def test_small_width_and_over_budget_highlight(dev_server, browser, tmp_path):
     page.evaluate("""window.alapSimulator.render(
         {message: "অ".repeat(81), encoding: "16", ussdOperation: "mt-fin", sessionId: "t"})""")
     assert page.locator("#screen-meta").text_content() == "81 / 80 chars · UCS-2 (16) · over budget by 1"
-    assert page.locator("#log li.screen.over").count() == 2
+    assert page.locator("#log li.log-screen.over").count() == 2
     page.close()

@@ -89,7 +89,7 @@ _PAGE = r"""<!doctype html>
   .log-panel { flex: 1 1 300px; min-width: 0; background: #fff; border: 1px solid var(--line);
                border-radius: 12px; padding: 12px; }
   label { display: block; font-size: 12px; color: #c8d0d8; margin-bottom: 2px; }
-  .dialer { display: grid; grid-template-columns: 1fr 1fr; gap: 8px; margin-bottom: 10px; }
+  .dialer { display: grid; grid-template-columns: 3fr 2fr; gap: 8px; margin-bottom: 10px; }
   .dialer > div { min-width: 0; }
   input[type=text] { width: 100%; min-width: 0; padding: 8px; border-radius: 8px; border: 1px solid #6b7580;
                      font: inherit; font-size: 16px; background: #fff; color: var(--ink); }
@@ -128,15 +128,15 @@ _PAGE = r"""<!doctype html>
   .log-head button { background: #e3e8ed; color: var(--ink); padding: 4px 10px; }
   #log { list-style: none; margin: 8px 0 0; padding: 0; max-height: 70vh; overflow: auto; }
   #log li { border-top: 1px solid var(--line); padding: 6px 2px; }
-  #log li.dial { font-weight: 600; color: var(--accent); }
-  #log li.input { color: var(--muted); }
-  #log li.input::before { content: "\25B6  "; }
-  #log li.error { color: var(--warn); }
-  #log li.screen pre { margin: 0; white-space: pre-wrap; overflow-wrap: anywhere; font: inherit; }
-  #log li.screen .m { font-size: 12px; color: var(--muted); }
-  #log li.screen.over { background: var(--warn-bg); }
-  #log li.screen.over .m { color: var(--warn); font-weight: 600; }
-  #log li.screen.ended .m { color: var(--end); }
+  #log li.log-dial { font-weight: 600; color: var(--accent); }
+  #log li.log-input { color: var(--muted); }
+  #log li.log-input::before { content: "\25B6  "; }
+  #log li.log-error { color: var(--warn); }
+  #log li.log-screen pre { margin: 0; white-space: pre-wrap; overflow-wrap: anywhere; font: inherit; }
+  #log li.log-screen .m { font-size: 12px; color: var(--muted); }
+  #log li.log-screen.over { background: var(--warn-bg); }
+  #log li.log-screen.over .m { color: var(--warn); font-weight: 600; }
+  #log li.log-screen.ended .m { color: var(--end); }
   @media (max-width: 430px) {
     main { padding: 8px; gap: 8px; }
     .phone { border-radius: 14px; padding: 10px; max-width: none; flex-basis: 100%; }
@@ -162,7 +162,7 @@ _PAGE = r"""<!doctype html>
       <div class="meta"><span id="screen-meta"></span><span id="screen-status" class="status">Idle</span></div>
     </div>
     <div id="ended" class="banner" hidden>
-      <span>Session ended (mt-fin)</span>
+      <span id="ended-text">Session ended (mt-fin)</span>
       <button id="dial-again" class="primary" type="button">Dial again</button>
     </div>
     <div class="row">
@@ -241,7 +241,7 @@ _PAGE = r"""<!doctype html>
   }
   function addLog(kind, content, extraClass) {
     const li = document.createElement("li");
-    li.className = kind + (extraClass ? " " + extraClass : "");
+    li.className = "log-" + kind + (extraClass ? " " + extraClass : "");
     if (kind === "screen") {
       const pre = document.createElement("pre");
       pre.textContent = content.text;
@@ -278,6 +278,7 @@ _PAGE = r"""<!doctype html>
     els.screen.classList.toggle("ended", d.final);
     els.status.textContent = d.final ? "Session ended" : "Reply expected";
     els.status.classList.toggle("ended", d.final);
+    $("ended-text").textContent = "Session ended (mt-fin)";
     els.ended.hidden = !d.final;
     ended = d.final;
     addLog("screen", d, (d.over ? "over" : "") + (d.final ? " ended" : ""));
@@ -292,6 +293,7 @@ _PAGE = r"""<!doctype html>
     els.screen.classList.add("error");
     els.status.textContent = "Error";
     els.status.classList.remove("ended");
+    $("ended-text").textContent = "Session broken off";
     els.ended.hidden = false;   // offer "Dial again": the session is unusable now
     ended = true;
     addLog("error", message);
