@@ -17,18 +17,24 @@ def _show(screen: dict) -> None:
           f"{'end' if final else 'reply expected'}]")
 
 
+async def _phone(http: aiohttp.ClientSession, url: str, what: str, body: dict) -> dict | None:
+    """One call to the sandbox gateway's phone API; None (after one line on stderr) on failure."""
+    try:
+        async with http.post(url.rstrip("/") + f"/sandbox/bdapps/phone/{what}", json=body) as resp:
+            if resp.status != 200:
+                print(f"alap sim: {what} failed: HTTP {resp.status} {await resp.text()}", file=sys.stderr)
+                return None
+            return await resp.json()
+    except aiohttp.ClientConnectorError:
+        print(f"alap sim: nothing answers at {url}; start `alap dev` first", file=sys.stderr)
+        return None
+
+
 async def run_sim(url: str, address: str, code: str, script: str | None) -> int:
-    base = url.rstrip("/") + "/sandbox/bdapps/phone"
     replies = script.split(",") if script is not None else None
     async with aiohttp.ClientSession() as http:
-        try:
-            async with http.post(f"{base}/dial", json={"address": address, "code": code}) as resp:
-                if resp.status != 200:
-                    print(f"alap sim: dial failed: HTTP {resp.status} {await resp.text()}", file=sys.stderr)
-                    return 1
-                screen = await resp.json()
-        except aiohttp.ClientConnectorError:
-            print(f"alap sim: nothing answers at {url}; start `alap dev` first", file=sys.stderr)
+        screen = await _phone(http, url, "dial", {"address": address, "code": code})
+        if screen is None:
             return 1
         print(f"Dialled {code} from {address}")
         _show(screen)
@@ -43,12 +49,10 @@ async def run_sim(url: str, address: str, code: str, script: str | None) -> int:
                     answer = input("> ")
                 except EOFError:
                     return 0
-            async with http.post(f"{base}/reply", json={"sessionId": screen["sessionId"], "address": address,
-                                                         "message": answer}) as resp:
-                if resp.status != 200:
-                    print(f"alap sim: reply failed: HTTP {resp.status} {await resp.text()}", file=sys.stderr)
-                    return 1
-                screen = await resp.json()
+            screen = await _phone(http, url, "reply",
+                                  {"sessionId": screen["sessionId"], "address": address, "message": answer})
+            if screen is None:
+                return 1
             _show(screen)
     return 0
 
@@ -56,16 +60,9 @@ async def run_sim(url: str, address: str, code: str, script: str | None) -> int:
 async def run_sms(url: str, address: str, message: str) -> int:
     """Text one SMS through the sandbox gateway and print the reply."""
     async with aiohttp.ClientSession() as http:
-        try:
-            async with http.post(url.rstrip("/") + "/sandbox/bdapps/phone/sms",
-                                 json={"address": address, "message": message}) as resp:
-                if resp.status != 200:
-                    print(f"alap sim: SMS failed: HTTP {resp.status} {await resp.text()}", file=sys.stderr)
-                    return 1
-                sms = await resp.json()
-        except aiohttp.ClientConnectorError:
-            print(f"alap sim: nothing answers at {url}; start `alap dev` first", file=sys.stderr)
-            return 1
+        sms = await _phone(http, url, "sms", {"address": address, "message": message})
+    if sms is None:
+        return 1
     print(f"> {message}")
     print(f"< {sms['message']}")
     print(f"  [{len(sms['message'])} chars, encoding {sms.get('encoding')}]")

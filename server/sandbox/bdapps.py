@@ -52,17 +52,26 @@ def _status(code: str, detail: str, **extra: Any) -> web.Response:
     return web.json_response({"statusCode": code, "statusDetail": detail, **extra})
 
 
-async def ussd_send(request: web.Request) -> web.Response:
-    entry = await record_call(request, "/ussd/send")
-    injected = await apply_fault(request.app[FAULTS_KEY], "/ussd/send")
+async def _checked_body(request: web.Request, endpoint: str) -> dict[str, Any] | web.StreamResponse:
+    """Record the call, apply any injected fault, then check the JSON body and credentials
+    like BDApps does (E1312, E1313). Returns the body, or the answer to send instead."""
+    entry = await record_call(request, endpoint)
+    injected = await apply_fault(request.app[FAULTS_KEY], endpoint)
     if injected is not None:
-        return injected  # type: ignore[return-value]
+        return injected
     body = entry.get("json")
     if not isinstance(body, dict):
         return _status("E1312", "Request is Invalid. Body is not a JSON object")
     app_id, password = request.app[CREDENTIALS]
     if body.get("applicationId") != app_id or body.get("password") != password:
         return _status("E1313", "Authentication failed.")
+    return body
+
+
+async def ussd_send(request: web.Request) -> web.StreamResponse:
+    body = await _checked_body(request, "/ussd/send")
+    if not isinstance(body, dict):
+        return body
     missing = [f for f in _REQUIRED if not isinstance(body.get(f), str)]
     if missing:
         return _status("E1312", f"Request is Invalid. Missing {', '.join(missing)}")
@@ -107,17 +116,10 @@ def sent_sms(app: web.Application) -> list[dict[str, Any]]:
     return app[SENT_SMS]
 
 
-async def sms_send(request: web.Request) -> web.Response:
-    entry = await record_call(request, "/sms/send")
-    injected = await apply_fault(request.app[FAULTS_KEY], "/sms/send")
-    if injected is not None:
-        return injected  # type: ignore[return-value]
-    body = entry.get("json")
+async def sms_send(request: web.Request) -> web.StreamResponse:
+    body = await _checked_body(request, "/sms/send")
     if not isinstance(body, dict):
-        return _status("E1312", "Request is Invalid. Body is not a JSON object")
-    app_id, password = request.app[CREDENTIALS]
-    if body.get("applicationId") != app_id or body.get("password") != password:
-        return _status("E1313", "Authentication failed.")
+        return body
     addresses = body.get("destinationAddresses")
     if not isinstance(body.get("message"), str) or not body["message"]:
         return _status("E1312", "Request is Invalid. Missing message")
