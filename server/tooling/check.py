@@ -27,7 +27,7 @@
    catalog is out of step with `pybabel update`. Values that flows pass to `_()` (e.g. the
    operator name in the sample) and that bn lacks are warnings.
 4. Jinja: variables a screen, condition or action argument uses that are neither in `sample:`,
-   nor an input `var`, nor an action's `save_as`, nor `lang`/`msisdn` are errors
+   nor an input `var`, nor an action's `save_as`, nor an option's `set:`, nor `lang`/`msisdn` are errors
    (`undefined variable 'x' in screen 'y'`); names only tested with `is defined` or given a
    `|default` are fine. Screens are rendered with StrictUndefined, so a missing attribute or a
    filter failing on the sample data is an error too. Syntax errors in action `args` (which the
@@ -179,6 +179,7 @@ def sample_context(flow: Flow, lang: str) -> dict[str, Any]:
 def _known_names(flow: Flow, renderer: Renderer) -> set[str]:
     names = {str(k) for k in flow.sample if not str(k).startswith("@")} | {"lang", "msisdn"}
     names |= {s.var for s in flow.states.values() if s.var} | {s.save_as for s in flow.states.values() if s.save_as}
+    names |= {name for s in flow.states.values() for o in s.options for name, _ in o.set}  # options' `set:`
     names |= set(next(iter(renderer.envs.values())).globals)
     return names
 
