@@ -547,3 +547,140 @@ async def test_the_flows_spellings_reach_ecare_as_its_codes(env: Env, operator, 
     [call] = [c["query"] for c in await env._get(f"{env.ecare_root}/_control/calls") if c["endpoint"] == MRC]
     assert (call["operator"], call["number_type"], call["number"], call["amount"], call["refid"]) == (
         *codes, recipient, "50", record.refid)
+
+
+# --- review fixes: unrecorded debits, unknown codes, fenced writes, refunds checked first ----------------
+
+async def test_a_debit_sent_by_a_dead_worker_counts_as_one_unknown_outcome(env: Env):
+    # The write before the call marks it as possibly sent; the worker dies before the answer.
+    record = await env.request(amount=50)
+    await env.ledger.transition(record.id, S.REQUESTED, S.DEBITING, "wallet ok", by="dead")
+    await env.ledger.update(record.id, S.DEBITING, attempts=1, debit_maybe_sent=True, debit_unknown=0)
+    await env.caas.direct_debit(PAYER, Decimal(50), record.external_trx_id)
+    done = await env.saga().run(record.id, timeout=10)
+    assert done.state is S.COMPLETED and done.debit_unknown == 1 and not done.debit_maybe_sent
+    assert len(await env.debits()) == 1 and (await env.counts())[DEBIT] == 2
+
+
+async def test_answered_throttling_is_not_an_unknown_outcome(env: Env):
+    # E1318 is an answer: the flag is cleared, so a give-up without any unanswered call stays "not charged".
+    await env.fault(DEBIT, **body(statusCode="E1318", statusDetail="Transaction limit per second"))
+    record = await env.request()
+    done = await env.saga(give_up_after=0.3).run(record.id, timeout=10)
+    assert done.state is S.FAILED_NOT_CHARGED and done.reason == "unavailable" and done.debit_unknown == 0
+    assert (await env.counts())[DEBIT] >= 2 and await env.debits() == []
+
+
+async def test_an_unknown_caas_code_every_time_needs_review_never_not_charged(env: Env):
+    await env.fault(DEBIT, **body(statusCode="E1601", statusDetail="System experienced an unexpected error."))
+    record = await env.request()
+    done = await env.saga().run(record.id, timeout=10)
+    assert done.state is S.NEEDS_REVIEW and done.reason == "debit_unknown" and done.debit_unknown == 3
+    assert (await env.counts())[DEBIT] == 3  # max_unknown, all under the same externalTrxId
+
+
+async def test_a_known_refusal_code_is_still_not_charged(env: Env):
+    await env.fault(DEBIT, **body(statusCode="E1313", statusDetail="Authentication failed."))
+    record = await env.request()
+    done = await env.saga().run(record.id, timeout=10)
+    assert done.state is S.FAILED_NOT_CHARGED and done.reason == "debit_error"
+    assert (await env.counts())[DEBIT] == 1
+
+
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+async def test_ledger_writes_fenced_by_a_lease_that_ran_out_write_nothing(env: Env, backend: str):
+    from server.store.ledger import LeaseLost, MemoryLedger
+
+    ledger = MemoryLedger() if backend == "memory" else env.ledger
+    record = new_record(idempotency_key=f"fence-{time.time_ns()}", payer=PAYER, payer_msisdn=None,
+                        recipient=RECIPIENT, operator="7", number_type="1", amount=10, language="en")
+    record, _ = await ledger.create(record, enqueue=True)
+    [old] = await ledger.claim("old", lease=0.1)
+    written = await ledger.update(record.id, S.REQUESTED, lease=old, attempts=1)  # ours: written
+    assert written.attempts == 1
+    await asyncio.sleep(0.15)
+    with pytest.raises(LeaseLost):  # expired, nobody else has it yet: still refused
+        await ledger.update(record.id, S.REQUESTED, lease=old, attempts=2)
+    [new] = await ledger.claim("new", lease=10)
+    with pytest.raises(LeaseLost):
+        await ledger.transition(record.id, S.REQUESTED, S.FAILED_NOT_CHARGED, "stale", lease=old)
+    current = await ledger.get(record.id)
+    assert current.state is S.REQUESTED and current.attempts == 1 and current.version == written.version
+    moved = await ledger.transition(record.id, S.REQUESTED, S.DEBITING, "new owner", lease=new)
+    assert moved.state is S.DEBITING
+    assert (await ledger.update(record.id, S.DEBITING, attempts=5)).attempts == 5  # unfenced (operator) writes go
+
+
+@pytest.fixture
+async def slow_env(aiohttp_server, redis_url: str) -> AsyncIterator[Env]:
+    async with redis_test_store(redis_url) as store:
+        e = await start_env(aiohttp_server, store, timeout=3.0)
+        try:
+            yield e
+        finally:
+            await e.aclose()
+
+
+async def test_a_charge_answered_after_the_record_was_ended_not_charged_goes_to_review(slow_env: Env):
+    env = slow_env
+    await env.fault(DEBIT, mode="delay", seconds=0.5, times=1)
+    record = await env.request(amount=50)
+    await env.ledger.transition(record.id, S.REQUESTED, S.DEBITING, "wallet ok", by="setup")
+    step = asyncio.create_task(env.saga().step(record.id))  # no lease: an unfenced writer
+    await asyncio.sleep(0.2)
+    # Meanwhile another (unfenced) writer ends the record "not charged".
+    await env.ledger.transition(record.id, S.DEBITING, S.FAILED_NOT_CHARGED, "elsewhere", by="other",
+                                reason="declined", receipts_done=True)
+    await step
+    done = await env.ledger.get(record.id)
+    assert len(await env.debits()) == 1  # the debit answered after the record was ended
+    assert done.state is S.NEEDS_REVIEW and done.reason == "debit_after_end"
+    assert done.caas_trx_id and done.receipts_done
+    assert any("could not be confirmed" in t for t in texts(env, PAYER))
+
+
+async def test_maintenance_give_up_with_mrcstatus_down_too_needs_review_not_a_refund(env: Env):
+    await env.fault(MRC, mode="body", json=MAINTENANCE)
+    await env.fault(MRCSTATUS, mode="body", json=MAINTENANCE)
+    record = await env.request(amount=50)
+    done = await env.saga(give_up_after=0.3).run(record.id, timeout=10)
+    assert done.state is S.NEEDS_REVIEW and done.reason == "recharge_unknown"
+    assert (await env.counts())[MRCSTATUS] == 1 and await env.recharges() == []
+
+
+async def test_a_refusal_after_an_unknown_mrc_outcome_asks_mrcstatus_before_refunding(env: Env):
+    await env.fault(MRC, mode="delay", seconds=SLOW, times=1)  # the MRC lands; we never see the answer
+    # eCare does not show the refid yet, so the MRC goes again, and is refused (credentials).
+    await env.fault(MRCSTATUS, mode="body", json={"RECHARGE_STATUS": "INVALIDREF", "MESSAGE": "x"}, times=1)
+    await env.fault(MRC, mode="body", json={"STATUS": "INVALID", "MESSAGE": "Login Failed"}, times=1)
+    record = await env.request(amount=50)
+    await env.script(record.refid, ["SUCCESS"])
+    done = await env.saga().run(record.id, timeout=10)
+    await env.settle()
+    assert len(await env.recharges()) == 1  # delivered
+    # MRCSTATUS was asked before refunding: SUCCESS, or (still not shown) an operator decides.
+    assert done.state in (S.COMPLETED, S.NEEDS_REVIEW), (done.state, done.reason, done.note)
+    assert (await env.counts())[MRCSTATUS] >= 2
+
+
+async def test_a_step_that_keeps_failing_with_a_bug_goes_to_review(env: Env):
+    from server.recharge import RechargeWorker
+
+    record = await env.request()
+    saga = env.saga(max_step_errors=3)
+
+    async def broken() -> None:
+        raise RuntimeError("a bug")
+
+    saga.ecare.balance = broken  # type: ignore[method-assign]
+    worker = RechargeWorker(env.ledger, saga, worker_id="w", lease=10)
+    for n in range(1, 3):
+        await env.ledger.enqueue(record.id)
+        assert await worker.run_once() == 1
+        current = await env.ledger.get(record.id)
+        assert current.state is S.REQUESTED and current.step_errors == n and "a bug" in current.note
+    await env.ledger.enqueue(record.id)
+    await worker.run_once()
+    current = await env.ledger.get(record.id)
+    assert current.state is S.NEEDS_REVIEW and current.reason == "step_error" and "RuntimeError" in current.note
+    assert await env.counts() == {BLCK: 0, DEBIT: 0, MRC: 0, MRCSTATUS: 0}

@@ -14,8 +14,14 @@
 
 Rules kept at every step:
 - every outbound money call is preceded by a ledger write that names its key (both keys are
-  in the record from creation; the write before the call bumps `attempts` and, for the MRC,
-  sets `recharge_maybe_sent`), and every retry reuses the key;
+  in the record from creation; the write before the call bumps `attempts` and sets
+  `debit_maybe_sent` / `recharge_maybe_sent`, which every recorded answer clears: a debit
+  found still "maybe sent" counts as one unknown outcome), and every retry reuses the key;
+- under a worker's lease every ledger write is fenced by it (LeaseLost: write nothing more);
+- only CAAS codes known to mean "refused before charging" end a debit "not charged"; any
+  other answer is an unknown outcome, asked again under the same id;
+- no refund after giving up on an MRC without asking MRCSTATUS once (an earlier MRC under
+  the refid may have landed);
 - an answer that says nothing was done (declined, maintenance, refused connection) is final
   or retried; an answer that leaves the outcome unknown (timeout, unreadable answer, 5xx) is
   resolved by asking again under the same key (CAAS: the debit again, idempotent on
@@ -31,6 +37,7 @@ out. The worker (worker.py) calls `step()` under a lease; tests and in-process u
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import random
 import time
 from dataclasses import dataclass
@@ -69,7 +76,7 @@ from server.integrations.ecare import (
 )
 from server.render.environment import Renderer
 from server.store.base import StoreUnavailable
-from server.store.ledger import Ledger, LedgerLease, RechargeRecord, RechargeState, StateConflict
+from server.store.ledger import Ledger, LeaseLost, LedgerLease, RechargeRecord, RechargeState, StateConflict
 
 from .receipts import build_receipts
 
@@ -143,6 +150,7 @@ class SagaPolicy:
     poll_timeout: float = 3600.0  # SUBMITTED for longer than this without a final status -> NEEDS_REVIEW
     give_up_after: float = 1800.0  # passing errors in one state for this long -> stop (see docs)
     max_unknown: int = 5  # unknown outcomes of one money call -> NEEDS_REVIEW
+    max_step_errors: int = 5  # consecutive unexpected errors in steps of one record -> NEEDS_REVIEW
     check_wallet: bool = True  # eCare BLCK before debiting
     jitter: float = 0.1  # +0..10% on every delay, so many records do not retry in lockstep
 
@@ -162,8 +170,22 @@ class SagaPolicy:
                    max_unknown=int(get("recharge_max_unknown", d.max_unknown)))
 
 
-class LeaseLost(Exception):
-    """Our lease on the record expired and another worker may hold it: stop, write nothing."""
+# LeaseLost (server.store.ledger): our lease on the record expired and another worker may hold
+# it: stop, write nothing. Raised by LeaseKeeper.hold() and by every fenced ledger write.
+
+# CAAS answers that say the debit was refused before anything was charged: authentication /
+# IP not provisioned (E1313, E1303), a field we sent is wrong (E1312, E1325, E1317), the
+# subscriber or application may not be charged (E1328, E1342, E1343), and the charging
+# declines (E1308, E1326; a decline of a repeated externalTrxId is the answer to the first
+# call, under the documented CAAS idempotency assumption). HTTP 400/401/403/404/405/415
+# without a BDApps code: the gateway refused the request itself. Any other code (E1601
+# "unexpected error", codes we do not know) leaves the outcome unknown: asked again, same id.
+DEBIT_REFUSED_CODES = frozenset({"E1313", "E1303", "E1312", "E1325", "E1317", "E1328", "E1342", "E1343",
+                                 "E1308", "E1326", "400", "401", "403", "404", "405", "415"})
+
+# The lease of the step running in this task (None: unfenced, e.g. run() in-process).
+_CURRENT_LEASE: contextvars.ContextVar[LeaseKeeper | None] = contextvars.ContextVar("recharge_lease",
+                                                                                    default=None)
 
 
 class LeaseKeeper:
@@ -225,7 +247,45 @@ class RechargeSaga:
     # -- driving ---------------------------------------------------------------------------------
     async def step(self, record_id: str, lease: LeaseKeeper | None = None) -> StepResult:
         """Advance the record as far as it goes without waiting. Raises LeaseLost (write
-        nothing more) and StoreUnavailable (try later); upstream trouble never raises."""
+        nothing more) and StoreUnavailable (try later); upstream trouble never raises.
+
+        With `lease`, every ledger write of the step is fenced by it: a write after the lease
+        ran out (and another worker may have the record) raises LeaseLost instead."""
+        token = _CURRENT_LEASE.set(lease)
+        try:
+            result = await self._step(record_id, lease)
+            if result.record is not None and result.record.step_errors:  # the error streak is over
+                try:
+                    result = StepResult(await self._update(result.record, step_errors=0), result.due_at)
+                except StateConflict:
+                    pass
+            return result
+        finally:
+            _CURRENT_LEASE.reset(token)
+
+    async def step_failed(self, record_id: str, error: BaseException,
+                          lease: LeaseKeeper | None = None) -> StepResult | None:
+        """A step raised an unexpected error (a bug, not upstream trouble): count it on the
+        record; after `max_step_errors` in a row a record that is not final goes to
+        NEEDS_REVIEW with the error in its note (instead of being retried forever). Returns the
+        step result when it was moved (its receipts are then due), else None."""
+        token = _CURRENT_LEASE.set(lease)
+        try:
+            record = await self.ledger.get(record_id)
+            if record is None:
+                return None
+            errors = record.step_errors + 1
+            detail = f"{type(error).__name__}: {error}"[:300]
+            if record.final or errors < self.policy.max_step_errors:
+                await self._update(record, step_errors=errors, note=f"step failed ({errors}): {detail}")
+                return None
+            moved = await self._move(record, S.NEEDS_REVIEW, f"{errors} steps failed in {record.state.value}; "
+                                     f"last: {detail}", reason="step_error", next_at=None, step_errors=errors)
+            return StepResult(moved, self.clock())
+        finally:
+            _CURRENT_LEASE.reset(token)
+
+    async def _step(self, record_id: str, lease: LeaseKeeper | None) -> StepResult:
         record = await self.ledger.get(record_id)
         for _ in range(20):  # a record crosses at most ~6 states in one step
             if record is None:
@@ -263,8 +323,18 @@ class RechargeSaga:
         delay = min(maximum, base * (2 ** max(0, min(n - 1, 30))))
         return delay * (1 + random.random() * self.policy.jitter)
 
+    @staticmethod
+    def _fence() -> LedgerLease | None:
+        keeper = _CURRENT_LEASE.get()
+        return keeper.lease if keeper is not None else None
+
+    async def _update(self, record: RechargeRecord, **fields: Any) -> RechargeRecord:
+        """A write inside the record's current state, fenced by this step's lease."""
+        return await self.ledger.update(record.id, record.state, lease=self._fence(), **fields)
+
     async def _move(self, record: RechargeRecord, new: RechargeState, note: str, **fields: Any) -> RechargeRecord:
-        moved = await self.ledger.transition(record.id, record.state, new, note, by=self.worker_id, **fields)
+        moved = await self.ledger.transition(record.id, record.state, new, note, by=self.worker_id,
+                                             lease=self._fence(), **fields)
         log.info("recharge_state", id=record.id, state=new.value, note=note, reason=fields.get("reason", ""))
         return moved
 
@@ -277,8 +347,7 @@ class RechargeSaga:
         due = self.clock() + self._delay(self.policy.retry_delay if base is None else base,
                                          self.policy.retry_max_delay if maximum is None else maximum,
                                          attempts if n is None else n)
-        record = await self.ledger.update(record.id, record.state, attempts=attempts, next_at=due,
-                                          note=note, **fields)
+        record = await self._update(record, attempts=attempts, next_at=due, note=note, **fields)
         return _Wait(record, due)
 
     def _gave_up(self, record: RechargeRecord) -> bool:
@@ -318,54 +387,112 @@ class RechargeSaga:
         return _Next(await self._move(record, S.DEBITING, note))
 
     # -- DEBITING ----------------------------------------------------------------------------------
+    @staticmethod
+    def _debit_in_flight(record: RechargeRecord) -> bool:
+        """An earlier debit call may have reached CAAS and its answer was never recorded (the
+        worker died, was cancelled, or lost its lease during the call)."""
+        if record.debit_maybe_sent is None:  # entered DEBITING before the flag existed
+            return record.attempts > 0
+        return record.debit_maybe_sent
+
     async def _debiting(self, record: RechargeRecord, lease: LeaseKeeper | None) -> Outcome:
-        if record.debit_unknown >= self.policy.max_unknown:
-            return await self._end(record, S.NEEDS_REVIEW, "debit_unknown",
-                                   f"{record.debit_unknown} debit outcomes unknown")
+        # An earlier call with no recorded answer is one unknown outcome: it may have charged.
+        unknown = record.debit_unknown + (1 if self._debit_in_flight(record) else 0)
+        if unknown >= self.policy.max_unknown:
+            return await self._end(record, S.NEEDS_REVIEW, "debit_unknown", f"{unknown} debit outcomes unknown",
+                                   debit_unknown=unknown, debit_maybe_sent=False)
         await self._hold(lease)
-        # The write before the call: the key is in the record; the attempt is counted.
-        record = await self.ledger.update(record.id, S.DEBITING, attempts=record.attempts + 1, next_at=None)
+        # The write before the call: the key is in the record; the attempt is counted and the
+        # call is marked as possibly sent until its answer is written.
+        record = await self._update(record, attempts=record.attempts + 1, next_at=None, debit_maybe_sent=True,
+                                    debit_unknown=unknown)
         try:
             result = await self.caas.direct_debit(record.payer, record.amount_decimal, record.external_trx_id)
         except CaasInsufficientBalance as exc:
-            return await self._end(record, S.FAILED_NOT_CHARGED, "insufficient_balance", self._code(exc))
+            # A decline of the same externalTrxId is the answer to every earlier call too (CAAS
+            # idempotency assumption, docs/recharge.md).
+            return await self._end(record, S.FAILED_NOT_CHARGED, "insufficient_balance", self._code(exc),
+                                   debit_maybe_sent=False)
         except CaasChargeDeclined as exc:
-            return await self._end(record, S.FAILED_NOT_CHARGED, "declined", self._code(exc))
+            return await self._end(record, S.FAILED_NOT_CHARGED, "declined", self._code(exc),
+                                   debit_maybe_sent=False)
         except CaasDuplicate as exc:
             # The gateway refused THIS request as a repeat; whether the first was charged is unknown.
-            return await self._end(record, S.NEEDS_REVIEW, "debit_duplicate", self._code(exc))
+            return await self._end(record, S.NEEDS_REVIEW, "debit_duplicate", self._code(exc),
+                                   debit_maybe_sent=False)
         except (UpstreamConnectError, CaasTemporaryError) as exc:
             if isinstance(exc, CaasTemporaryError) and exc.code in ("E1602", "E1603"):
                 return await self._debit_unknown(record, exc)  # "temporary system error": maybe applied
-            # Never reached CAAS, or throttled (E1318/E1319): nothing was charged by this call.
+            # Never reached CAAS, or throttled (E1318/E1319): nothing was charged by THIS call
+            # (an earlier one may have been: record.debit_unknown counts it).
             if self._gave_up(record):
                 if record.debit_unknown:
                     return await self._end(record, S.NEEDS_REVIEW, "debit_unknown",
-                                           f"gave up after {self._code(exc)}; earlier debit outcomes unknown")
+                                           f"gave up after {self._code(exc)}; {record.debit_unknown} earlier "
+                                           f"debit outcome(s) unknown", debit_maybe_sent=False)
                 return await self._end(record, S.FAILED_NOT_CHARGED, "unavailable",
-                                       f"CAAS unavailable too long: {self._code(exc)}")
-            return await self._later(record, f"debit not sent: {self._code(exc)}")
+                                       f"CAAS unavailable too long: {self._code(exc)}", debit_maybe_sent=False)
+            return await self._later(record, f"debit not sent: {self._code(exc)}", debit_maybe_sent=False)
         except (UpstreamTimeout, UpstreamMalformed, UpstreamUnavailable) as exc:
             return await self._debit_unknown(record, exc)
-        except UpstreamRejected as exc:  # auth, invalid request, not allowed: refused outright
+        except UpstreamRejected as exc:
+            if exc.code not in DEBIT_REFUSED_CODES:
+                # Not a code known to mean "refused before charging" (E1601 "unexpected error",
+                # an unknown code): the charge may have been applied. Ask again, same id.
+                return await self._debit_unknown(record, exc)
+            # Refused outright (credentials, IP, invalid request...): says nothing about an
+            # earlier call whose answer we never saw.
             if record.debit_unknown:
                 return await self._end(record, S.NEEDS_REVIEW, "debit_unknown",
-                                       f"{self._code(exc)} after earlier unknown outcomes")
-            return await self._end(record, S.FAILED_NOT_CHARGED, "debit_error", self._code(exc))
+                                       f"{self._code(exc)} after {record.debit_unknown} unknown debit outcome(s)",
+                                       debit_maybe_sent=False)
+            return await self._end(record, S.FAILED_NOT_CHARGED, "debit_error", self._code(exc),
+                                   debit_maybe_sent=False)
         except (ValueError, TypeError) as exc:  # refused before sending (amount, id)
-            return await self._end(record, S.FAILED_NOT_CHARGED, "invalid", f"debit not sent: {exc}")
+            if record.debit_unknown:
+                return await self._end(record, S.NEEDS_REVIEW, "debit_unknown",
+                                       f"debit not sent ({exc}) after {record.debit_unknown} unknown outcome(s)",
+                                       debit_maybe_sent=False)
+            return await self._end(record, S.FAILED_NOT_CHARGED, "invalid", f"debit not sent: {exc}",
+                                   debit_maybe_sent=False)
         note = f"debited {result.amount}, internalTrxId {result.internal_trx_id}"
-        return _Next(await self._move(record, S.DEBITED, note, caas_trx_id=result.internal_trx_id))
+        try:
+            moved = await self._move(record, S.DEBITED, note, caas_trx_id=result.internal_trx_id,
+                                     debit_maybe_sent=False)
+        except StateConflict:
+            return await self._charged_but_moved(record.id, result.internal_trx_id, note)
+        return _Next(moved)
+
+    async def _charged_but_moved(self, record_id: str, caas_trx_id: str, note: str) -> Outcome:
+        """CAAS charged, but the record left DEBITING under us (an unfenced writer, or a write
+        that raced ours): a charge nobody recorded must reach an operator, never stay
+        FAILED_NOT_CHARGED."""
+        current = await self.ledger.get(record_id)
+        if current is None:
+            raise StateConflict(record_id, {S.DEBITING}, None)
+        log.error("recharge_charge_after_state_change", id=record_id, state=current.state.value,
+                  caas_trx_id=caas_trx_id)
+        if current.state is S.FAILED_NOT_CHARGED:
+            moved = await self._move(current, S.NEEDS_REVIEW,
+                                     f"{note} AFTER the record was ended {current.state.value} "
+                                     f"({current.reason}): the subscriber was charged",
+                                     reason="debit_after_end", caas_trx_id=caas_trx_id, next_at=None,
+                                     debit_maybe_sent=False, receipts_done=False, payer_receipt=None,
+                                     recipient_receipt=None)
+            return _Next(moved)
+        if current.state is S.NEEDS_REVIEW and not current.caas_trx_id:
+            return _Next(await self._update(current, caas_trx_id=caas_trx_id, note=f"{note} (charged)"))
+        raise StateConflict(record_id, {S.DEBITING}, current.state)
 
     async def _debit_unknown(self, record: RechargeRecord, exc: UpstreamError) -> Outcome:
         unknown = record.debit_unknown + 1
         if unknown >= self.policy.max_unknown:
             return await self._end(record, S.NEEDS_REVIEW, "debit_unknown",
                                    f"{unknown} debit outcomes unknown (last: {self._code(exc)})",
-                                   debit_unknown=unknown)
+                                   debit_unknown=unknown, debit_maybe_sent=False)
         log.warning("recharge_debit_unknown", id=record.id, code=exc.code, unknown=unknown)
         return await self._later(record, f"debit outcome unknown ({self._code(exc)}): ask again, same id",
-                                 n=unknown, debit_unknown=unknown)
+                                 n=unknown, debit_unknown=unknown, debit_maybe_sent=False)
 
     # -- DEBITED -----------------------------------------------------------------------------------
     async def _debited(self, record: RechargeRecord, lease: LeaseKeeper | None) -> Outcome:
@@ -379,8 +506,8 @@ class RechargeSaga:
             try:
                 status = await self.ecare.recharge_status(record.refid)
             except ECareInvalidRef:
-                record = await self.ledger.update(record.id, S.RECHARGING, recharge_maybe_sent=False,
-                                                  note="MRCSTATUS INVALIDREF: eCare has no recharge under refid")
+                record = await self._update(record, recharge_maybe_sent=False,
+                                            note="MRCSTATUS INVALIDREF: eCare has no recharge under refid")
             except UpstreamError as exc:
                 if self._gave_up(record):
                     return await self._end(record, S.NEEDS_REVIEW, "recharge_unknown",
@@ -401,8 +528,7 @@ class RechargeSaga:
             return await self._end(record, S.REFUND_REQUIRED, "invalid", str(exc))
         await self._hold(lease)
         # The write before the call: from here an MRC under refid may exist at eCare.
-        record = await self.ledger.update(record.id, S.RECHARGING, recharge_maybe_sent=True,
-                                          attempts=record.attempts + 1, next_at=None)
+        record = await self._update(record, recharge_maybe_sent=True, attempts=record.attempts + 1, next_at=None)
         try:
             submission = await self.ecare.recharge(record.recipient, record.amount_decimal, operator, number_type,
                                                    record.refid)
@@ -414,17 +540,22 @@ class RechargeSaga:
         except ECareRejected as exc:
             return await self._end(record, S.REFUND_REQUIRED, "rejected", f"MRC {self._code(exc)}")
         except (ECareMaintenance, UpstreamConnectError) as exc:
-            # eCare did nothing with this call.
+            # eCare did nothing with THIS call (an earlier MRC may have landed: a lost mark, or
+            # an unknown outcome): before any refund, MRCSTATUS is asked once.
             if self._gave_up(record):
-                return await self._end(record, S.REFUND_REQUIRED, "recharge_unavailable",
-                                       f"eCare unavailable too long: {self._code(exc)}", recharge_maybe_sent=False)
+                record = await self._update(record, recharge_maybe_sent=False)
+                return await self._before_refund(record, "recharge_unavailable",
+                                                 f"eCare unavailable too long: {self._code(exc)}")
             return await self._later(record, f"MRC not done: {self._code(exc)}", recharge_maybe_sent=False)
         except (UpstreamTimeout, UpstreamMalformed, UpstreamUnavailable) as exc:
             unknown = record.recharge_unknown + 1
             log.warning("recharge_mrc_unknown", id=record.id, code=exc.code, unknown=unknown)
             return await self._later(record, f"MRC outcome unknown ({self._code(exc)}): ask MRCSTATUS",
                                      n=unknown, recharge_unknown=unknown)
-        except UpstreamRejected as exc:  # credentials, invalid service: refused, nothing recharged
+        except UpstreamRejected as exc:  # credentials, invalid service: refused, nothing recharged by it
+            if record.recharge_unknown:  # ... but an earlier MRC's outcome is unknown
+                record = await self._update(record, recharge_maybe_sent=False)
+                return await self._before_refund(record, "recharge_error", f"MRC {self._code(exc)}")
             return await self._end(record, S.REFUND_REQUIRED, "recharge_error", f"MRC {self._code(exc)}",
                                    recharge_maybe_sent=False)
         except (ValueError, TypeError) as exc:  # refused before sending
@@ -433,6 +564,26 @@ class RechargeSaga:
         note = "MRC RECEIVED" + (f", TRXID {submission.trxid}" if submission.trxid else "")
         record = await self._move(record, S.SUBMITTED, note, ecare_trx_id=submission.trxid or record.ecare_trx_id)
         return await self._later(record, note, base=self.policy.poll_delay, maximum=self.policy.poll_max_delay, n=1)
+
+    async def _before_refund(self, record: RechargeRecord, reason: str, why: str) -> Outcome:
+        """About to refund while an earlier MRC under refid may have landed: ask MRCSTATUS once.
+        A known refid is followed like any submission; INVALIDREF (and no unknown MRC outcome:
+        eCare may lag in showing a refid it took) confirms the refund; anything else is left
+        to an operator."""
+        try:
+            status = await self.ecare.recharge_status(record.refid)
+        except ECareInvalidRef as exc:
+            if record.recharge_unknown:
+                return await self._end(record, S.NEEDS_REVIEW, "recharge_unknown",
+                                       f"{why}; MRCSTATUS {exc.code} but {record.recharge_unknown} MRC outcome(s) "
+                                       f"unknown")
+            return await self._end(record, S.REFUND_REQUIRED, reason, f"{why}; MRCSTATUS {exc.code}: not recharged")
+        except UpstreamError as exc:
+            return await self._end(record, S.NEEDS_REVIEW, "recharge_unknown",
+                                   f"{why}; MRCSTATUS unavailable ({self._code(exc)}): an earlier MRC may have landed")
+        record = await self._move(record, S.SUBMITTED, f"{why}; but MRCSTATUS {status.state.value}: an earlier MRC "
+                                  f"landed", ecare_status=status.state.value)
+        return await self._apply_status(record, status)
 
     # -- SUBMITTED ---------------------------------------------------------------------------------
     async def _submitted(self, record: RechargeRecord, lease: LeaseKeeper | None) -> Outcome:
@@ -458,8 +609,8 @@ class RechargeSaga:
             return await self._end(record, S.REFUND_REQUIRED, "recharge_failed", f"MRCSTATUS FAILED, TRXID {trx}",
                                    ecare_trx_id=trx, polls=polls, ecare_status=status.state.value)
         if status.state.value != record.ecare_status:  # PENDING -> PROCESSING: worth a history line
-            record = await self.ledger.transition(record.id, S.SUBMITTED, S.SUBMITTED, f"MRCSTATUS {status.state.value}",
-                                                  by=self.worker_id, ecare_status=status.state.value)
+            record = await self._move(record, S.SUBMITTED, f"MRCSTATUS {status.state.value}",
+                                      ecare_status=status.state.value)
         return await self._poll_later(record, polls, f"MRCSTATUS {status.state.value}")
 
     async def _poll_later(self, record: RechargeRecord, polls: int, note: str) -> _Wait:
@@ -471,7 +622,7 @@ class RechargeSaga:
         if record.receipts_done:
             return StepResult(record, None)
         if self.sms is None or self.renderer is None:
-            record = await self.ledger.update(record.id, record.state, receipts_done=True)
+            record = await self._update(record, receipts_done=True)
             log.warning("recharge_no_sms_sender", id=record.id)
             return StepResult(record, None)
         for receipt in build_receipts(self.renderer, record):
@@ -486,9 +637,8 @@ class RechargeSaga:
             except Exception:  # a bug in a route: the SmsSender already logs provider failures
                 log.exception("recharge_receipt_failed", id=record.id, role=receipt.role)
                 return StepResult(record, self.clock() + self.policy.retry_delay)
-            record = await self.ledger.update(record.id, record.state,
-                                              **{field: f"{sent.status.value} {sent.message_id or sent.id}"})
-        record = await self.ledger.update(record.id, record.state, receipts_done=True)
+            record = await self._update(record, **{field: f"{sent.status.value} {sent.message_id or sent.id}"})
+        record = await self._update(record, receipts_done=True)
         return StepResult(record, None)
 
 

@@ -148,9 +148,20 @@ class RechargeWorker:
         except StoreUnavailable as exc:
             log.error("worker_store_unavailable", worker=self.worker_id, id=lease.record_id, detail=str(exc))
             due = time.time() + ERROR_RETRY_SECONDS
-        except Exception:
+        except Exception as exc:
             log.exception("worker_step_failed", worker=self.worker_id, id=lease.record_id)
             due = time.time() + ERROR_RETRY_SECONDS
+            # Counted on the record: a record that fails every step goes to NEEDS_REVIEW after
+            # SagaPolicy.max_step_errors in a row instead of being retried forever.
+            try:
+                moved = await self.saga.step_failed(lease.record_id, exc, keeper)
+                if moved is not None:
+                    due = moved.due_at
+            except LeaseLost:
+                log.warning("worker_lease_lost", worker=self.worker_id, id=lease.record_id)
+                return
+            except Exception:
+                log.exception("worker_step_failure_not_recorded", worker=self.worker_id, id=lease.record_id)
         await self._release(keeper.lease, due)
 
     async def _release(self, lease: LedgerLease, due: float | None) -> None:

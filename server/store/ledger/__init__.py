@@ -17,7 +17,10 @@ States (the saga in server/recharge/saga.py drives them; docs/recharge.md for op
 `transition()` is a compare-and-set on the current state (and on the record's version, so
 two writers never interleave a read-modify-write) that appends a timestamped history entry.
 `update()` is the same compare-and-set without a history entry, for counters and schedules
-inside one state (retry counts, the next MRCSTATUS poll, receipts sent).
+inside one state (retry counts, the next MRCSTATUS poll, receipts sent). Both take an optional
+`lease`: the write is then fenced, made only while that lease is live and ours, in the same
+atomic step as the compare-and-set (the Redis script reads the lease key), else LeaseLost and
+nothing is written. The saga fences every write it makes under a worker's lease.
 
 The queue: records due for work, by due time. `claim()` hands due records out under a lease
 (one key per record, with an expiry), so several workers never work one record at once and a
@@ -48,7 +51,7 @@ from typing import TYPE_CHECKING, Any
 
 from .base import Ledger
 from .memory import MemoryLedger
-from .records import (ACTIVE_STATES, ATTENTION_STATES, FINAL_STATES, HistoryEntry, LedgerLease, RechargeRecord,
+from .records import (ACTIVE_STATES, ATTENTION_STATES, FINAL_STATES, HistoryEntry, LeaseLost, LedgerLease, RechargeRecord,
                       RechargeState, StateConflict, decode_record, encode_record, new_record, new_record_id)
 from .redis import RedisLedger
 
@@ -77,7 +80,8 @@ def open_ledger(store: Store | None) -> Ledger:
 
 
 __all__ = [
-    "ACTIVE_STATES", "ATTENTION_STATES", "FINAL_STATES", "HistoryEntry", "Ledger", "LedgerLease", "MemoryLedger",
+    "ACTIVE_STATES", "ATTENTION_STATES", "FINAL_STATES", "HistoryEntry", "LeaseLost", "Ledger", "LedgerLease",
+    "MemoryLedger",
     "RechargeRecord", "RechargeState", "RedisLedger", "StateConflict", "decode_record", "encode_record",
     "new_record", "new_record_id", "open_ledger",
 ]

@@ -8,8 +8,11 @@ from typing import Any, Iterable
 import msgspec
 
 from ..base import StoreUnavailable
-from .records import (ACTIVE_STATES, ATTENTION_STATES, LedgerLease, RechargeRecord, RechargeState, StateConflict,
-                      _changed, _numeric_key, _states, new_record_id)
+from .records import (ACTIVE_STATES, ATTENTION_STATES, LeaseLost, LedgerLease, RechargeRecord, RechargeState,
+                      StateConflict, _changed, _numeric_key, _states, new_record_id)
+
+# _swap outcomes
+SWAPPED, VERSION_CHANGED, FENCED = 1, 0, -1
 
 
 class Ledger(ABC):
@@ -51,30 +54,42 @@ class Ledger(ABC):
         """The record created under this idempotency key, if any."""
 
     @abstractmethod
-    async def _swap(self, old: RechargeRecord, new: RechargeRecord) -> bool:
-        """Replace `old` by `new` if the stored version is still `old.version`."""
+    async def _swap(self, old: RechargeRecord, new: RechargeRecord, owner: str | None = None) -> int:
+        """Replace `old` by `new` if the stored version is still `old.version` and, with `owner`,
+        the record's lease is live and held by `owner` (checked in the same atomic step).
+        SWAPPED, VERSION_CHANGED, or FENCED (the lease is not `owner`'s: nothing written)."""
 
     async def transition(self, record_id: str, expected: RechargeState | Iterable[RechargeState],
                          new: RechargeState, note: str = "", *, by: str = "", now: float | None = None,
-                         **fields: Any) -> RechargeRecord:
+                         lease: LedgerLease | None = None, **fields: Any) -> RechargeRecord:
         """Compare-and-set the state: from one of `expected` to `new`, appending a timestamped
-        history entry (and setting `fields`). Raises StateConflict on another current state."""
-        return await self._write(record_id, _states(expected), RechargeState(new), note, by, now, fields)
+        history entry (and setting `fields`). Raises StateConflict on another current state.
+        With `lease`: written only while that lease is live and ours, else LeaseLost (a fenced
+        write: a worker whose lease ran out mid-call cannot overwrite the new owner's work)."""
+        return await self._write(record_id, _states(expected), RechargeState(new), note, by, now, fields, lease)
 
     async def update(self, record_id: str, expected: RechargeState | Iterable[RechargeState], *,
-                     now: float | None = None, **fields: Any) -> RechargeRecord:
-        """Set fields while the record stays in one of `expected` (no history entry)."""
-        return await self._write(record_id, _states(expected), None, "", "", now, fields)
+                     now: float | None = None, lease: LedgerLease | None = None, **fields: Any) -> RechargeRecord:
+        """Set fields while the record stays in one of `expected` (no history entry); `lease`
+        fences the write as in transition()."""
+        return await self._write(record_id, _states(expected), None, "", "", now, fields, lease)
 
     async def _write(self, record_id: str, expected: frozenset[RechargeState], new: RechargeState | None,
-                     note: str, by: str, now: float | None, fields: dict[str, Any]) -> RechargeRecord:
+                     note: str, by: str, now: float | None, fields: dict[str, Any],
+                     lease: LedgerLease | None = None) -> RechargeRecord:
+        if lease is not None and lease.record_id != record_id:
+            raise ValueError(f"lease for {lease.record_id} used to write {record_id}")
+        owner = lease.owner if lease is not None else None
         for _ in range(20):
             current = await self.get(record_id)
             if current is None or current.state not in expected:
                 raise StateConflict(record_id, expected, current.state if current else None)
             at = time.time() if now is None else now
             changed = _changed(current, at, new, note, by, fields)
-            if await self._swap(current, changed):
+            outcome = await self._swap(current, changed, owner)
+            if outcome == FENCED:
+                raise LeaseLost(record_id, "write refused: the lease is no longer ours")
+            if outcome == SWAPPED:
                 return changed
         raise StateConflict(record_id, expected, None)
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 
-from .base import Ledger
+from .base import FENCED, SWAPPED, VERSION_CHANGED, Ledger
 from .records import (LedgerLease, RechargeRecord, RechargeState, _decode, _encode, _owner)
 
 
@@ -17,7 +17,7 @@ class MemoryLedger(Ledger):
         self.keys: dict[str, str] = {}
         self.money_keys: set[str] = set()
         self.queue: dict[str, float] = {}
-        self.leases: dict[str, tuple[str, float]] = {}  # id -> (owner, expires at, epoch)
+        self.leases: dict[str, tuple[str, float]] = {}  # id -> (owner, expires at)
 
     async def _insert(self, record: RechargeRecord, enqueue: bool) -> tuple[str, str | None]:
         existing = self.keys.get(record.idempotency_key)
@@ -40,12 +40,16 @@ class MemoryLedger(Ledger):
         record_id = self.keys.get(idempotency_key)
         return await self.get(record_id) if record_id else None
 
-    async def _swap(self, old: RechargeRecord, new: RechargeRecord) -> bool:
+    async def _swap(self, old: RechargeRecord, new: RechargeRecord, owner: str | None = None) -> int:
+        if owner is not None:
+            held = self._lease_live(old.id, time.time())
+            if held is None or held[0] != owner:
+                return FENCED
         current = _decode(self.records.get(old.id))
         if current is None or current.version != old.version:
-            return False
+            return VERSION_CHANGED
         self.records[old.id] = _encode(new)
-        return True
+        return SWAPPED
 
     def _all(self) -> list[RechargeRecord]:
         return [r for r in (_decode(v) for v in self.records.values()) if r is not None]

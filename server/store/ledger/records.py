@@ -48,6 +48,15 @@ class StateConflict(Exception):
         super().__init__(f"recharge {record_id}: expected {wanted}, found {got}")
 
 
+class LeaseLost(Exception):
+    """A write was fenced by a lease that is no longer the writer's (it expired, and another
+    worker may hold the record): nothing was written. The writer must stop and write nothing."""
+
+    def __init__(self, record_id: str, detail: str = "") -> None:
+        self.record_id = record_id
+        super().__init__(f"recharge {record_id}: lease lost" + (f" ({detail})" if detail else ""))
+
+
 class HistoryEntry(msgspec.Struct, kw_only=True, omit_defaults=True):
     at: float  # epoch seconds
     state: RechargeState
@@ -77,6 +86,11 @@ class RechargeRecord(msgspec.Struct, kw_only=True):
     note: str = ""  # the last note (operator-facing)
     reason: str = ""  # why it ended where it did: wallet_low, declined, insufficient_balance, ...
     debit_unknown: int = 0  # debit calls whose outcome could not be known
+    # A debit under external_trx_id was sent and its answer is not recorded yet (set by the write
+    # before the call, cleared by every write of an answer). None: the record entered DEBITING
+    # before this field existed; the saga then reads `attempts > 0` as "maybe sent".
+    debit_maybe_sent: bool | None = None
+    step_errors: int = 0  # consecutive saga steps that failed with an unexpected (non-upstream) error
     recharge_unknown: int = 0  # MRC calls whose outcome could not be known
     recharge_maybe_sent: bool = False  # an MRC under refid may have reached eCare
     polls: int = 0  # MRCSTATUS polls in SUBMITTED

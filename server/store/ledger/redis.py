@@ -29,9 +29,11 @@ if ARGV[6] == '1' then redis.call('ZADD', KEYS[5], ARGV[7], ARGV[1]) end
 return {'created'}
 """
 
-# KEYS: 1 record, 2 old state index, 3 new state index
-# ARGV: 1 expected version, 2 data, 3 new state, 4 new version, 5 id, 6 created_at
+# KEYS: 1 record, 2 old state index, 3 new state index, 4 the record's lease
+# ARGV: 1 expected version, 2 data, 3 new state, 4 new version, 5 id, 6 created_at,
+#       7 lease owner ('' = unfenced write). Returns 1 written, 0 version changed, -1 fenced.
 _SWAP = """
+if ARGV[7] ~= '' and redis.call('GET', KEYS[4]) ~= ARGV[7] then return -1 end
 if redis.call('HGET', KEYS[1], 'v') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'data', ARGV[2], 'state', ARGV[3], 'v', ARGV[4])
 if KEYS[2] ~= KEYS[3] then
@@ -148,11 +150,13 @@ class RedisLedger(Ledger):
             record_id = await self.redis.get(f"{self.base}k:{idempotency_key}")
         return await self.get(self._text(record_id)) if record_id else None
 
-    async def _swap(self, old: RechargeRecord, new: RechargeRecord) -> bool:
-        keys = [self._record_key(old.id), self._state_key(old.state), self._state_key(new.state)]
-        args = [str(old.version), _encode(new), new.state.value, str(new.version), old.id, repr(old.created_at)]
+    async def _swap(self, old: RechargeRecord, new: RechargeRecord, owner: str | None = None) -> int:
+        keys = [self._record_key(old.id), self._state_key(old.state), self._state_key(new.state),
+                self._lease_prefix + old.id]
+        args = [str(old.version), _encode(new), new.state.value, str(new.version), old.id, repr(old.created_at),
+                owner or ""]
         async with self._guard():
-            return bool(await self._swap_script(keys=keys, args=args))
+            return int(await self._swap_script(keys=keys, args=args))
 
     async def _records(self, ids: list[Any]) -> list[RechargeRecord]:
         if not ids:
