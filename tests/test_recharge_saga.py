@@ -188,6 +188,15 @@ async def env(aiohttp_server, redis_url: str) -> AsyncIterator[Env]:
             await e.aclose()
 
 
+async def debited_and_recharged_but_unrecorded(env: Env, record: RechargeRecord) -> None:
+    """A worker debited and sent the MRC, but the ledger lost its last writes (a Redis crash with
+    appendfsync everysec): the record says DEBITED while eCare already has the refid."""
+    await env.ledger.transition(record.id, S.REQUESTED, S.DEBITING)
+    debit = await env.caas.direct_debit(PAYER, Decimal(50), record.external_trx_id)
+    await env.ledger.transition(record.id, S.DEBITING, S.DEBITED, caas_trx_id=debit.internal_trx_id)
+    await env.ecare.recharge(RECIPIENT, 50, Operator.GRAMEENPHONE, NumberType.PREPAID, record.refid)
+
+
 def states(record: RechargeRecord) -> list[str]:
     return [h.state.value for h in record.history]
 
@@ -426,10 +435,7 @@ async def test_ecare_duplicate_means_already_submitted_and_is_resolved_by_mrcsta
     # appendfsync everysec): the record says DEBITED. The next worker sends the MRC again under
     # the SAME refid; eCare answers DUPLICATE and MRCSTATUS tells the outcome.
     record = await env.request(amount=50)
-    await env.ledger.transition(record.id, S.REQUESTED, S.DEBITING)
-    debit = await env.caas.direct_debit(PAYER, Decimal(50), record.external_trx_id)
-    await env.ledger.transition(record.id, S.DEBITING, S.DEBITED, caas_trx_id=debit.internal_trx_id)
-    await env.ecare.recharge(RECIPIENT, 50, Operator.GRAMEENPHONE, NumberType.PREPAID, record.refid)
+    await debited_and_recharged_but_unrecorded(env, record)
     done = await env.saga().run(record.id, timeout=10)
     assert done.state is S.COMPLETED
     assert await env.counts() == {BLCK: 0, DEBIT: 1, MRC: 2, MRCSTATUS: 3}

@@ -10,15 +10,16 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any, Awaitable, Callable
 
 import pytest
 
 from server.recharge import RechargeWorker
 from server.store.ledger import RechargeRecord, RechargeState
-from tests.conftest import APP_ID, PASSWORD, redis_test_store
-from tests.test_recharge_saga import (
-    DEBIT, ECARE_ID, ECARE_PASS, MAINTENANCE, MRC, MRCSTATUS, PAYER, RECIPIENT, Env, start_env, tel, texts,
+from tests.conftest import APP_ID, PASSWORD
+from tests.test_recharge_saga import (  # noqa: F401  (env is the shared fixture)
+    env,
+    DEBIT, ECARE_ID, ECARE_PASS, MAINTENANCE, MRC, MRCSTATUS, PAYER, RECIPIENT, Env, tel, texts,
 )
 
 S = RechargeState
@@ -88,16 +89,6 @@ class WorkerProcess:
         if self.proc is not None and self.proc.returncode is None:
             self.proc.kill()
             await self.proc.wait()
-
-
-@pytest.fixture
-async def env(aiohttp_server, redis_url: str) -> AsyncIterator[Env]:
-    async with redis_test_store(redis_url) as store:
-        e = await start_env(aiohttp_server, store)
-        try:
-            yield e
-        finally:
-            await e.aclose()
 
 
 @pytest.fixture

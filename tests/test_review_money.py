@@ -12,25 +12,15 @@ from typing import AsyncIterator
 
 import pytest
 
-from server.integrations.ecare import NumberType, Operator
 from server.recharge import LeaseKeeper, LeaseLost
 from server.store.ledger import RechargeRecord, RechargeState
 from tests.conftest import redis_test_store
-from tests.test_recharge_saga import (
-    DEBIT, MAINTENANCE, MRC, PAYER, RECIPIENT, Env, body, start_env, texts,
+from tests.test_recharge_saga import (  # noqa: F401  (env is the shared fixture)
+    env, debited_and_recharged_but_unrecorded,
+    DEBIT, MAINTENANCE, MRC, PAYER, Env, body, start_env, texts,
 )
 
 S = RechargeState
-
-
-@pytest.fixture
-async def env(aiohttp_server, redis_url: str) -> AsyncIterator[Env]:
-    async with redis_test_store(redis_url) as store:
-        e = await start_env(aiohttp_server, store)
-        try:
-            yield e
-        finally:
-            await e.aclose()
 
 
 @pytest.fixture
@@ -134,10 +124,7 @@ async def test_mrc_landed_but_its_marks_were_lost_then_maintenance_does_not_refu
     # again under the same refid; eCare answers DUPLICATE". While eCare is in maintenance it
     # never answers DUPLICATE, and the give-up refunds a recharge eCare delivered.
     record = await env.request(amount=50)
-    await env.ledger.transition(record.id, S.REQUESTED, S.DEBITING)
-    debit = await env.caas.direct_debit(PAYER, Decimal(50), record.external_trx_id)
-    await env.ledger.transition(record.id, S.DEBITING, S.DEBITED, caas_trx_id=debit.internal_trx_id)
-    await env.ecare.recharge(RECIPIENT, 50, Operator.GRAMEENPHONE, NumberType.PREPAID, record.refid)
+    await debited_and_recharged_but_unrecorded(env, record)
     await env.script(record.refid, ["SUCCESS"])
     await env.fault(MRC, mode="body", json=MAINTENANCE)  # MRC only: MRCSTATUS still answers
     done = await env.saga(give_up_after=0.3).run(record.id, timeout=10)
