@@ -18,6 +18,8 @@ from .bdapps.client import BdappsGateway
 from .bdapps.push import ADMIN_TOKEN, PUSH_SERVICE, PushService, push_ussd
 from .bdapps.routes import APP_ID, DELIVERY_REPORTS, SMS_SERVICE, USSD_SERVICE, add_routes
 from .bdapps.sms import SmsService
+from .broadcast.redis_store import open_broadcast_store
+from .broadcast.reports import delivery_report_hook
 from .bdapps.ussd import UssdService
 from .config import Settings
 from .engine.actions import ActionRegistry
@@ -109,7 +111,8 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
                                   session_ttl=settings.sms_session_ttl, default_language=settings.default_language)
     app[PUSH_SERVICE] = PushService(engine, store, gateway, lambda to, text: sender.send(to, text, kind="notice"),
                                     settings.session_ttl, settings.default_language)
-    app[DELIVERY_REPORTS] = sender.delivery_report
+    # Reports of broadcast recipients update the broadcast's totals (server/broadcast/reports.py).
+    app[DELIVERY_REPORTS] = delivery_report_hook(sender, open_broadcast_store(store))
     yield
     await _drain_hops(app)
     await sender.aclose()

@@ -1,4 +1,4 @@
-"""The `alap` command line: serve, dev, sim, push, check, test, graph, worker, ledger."""
+"""The `alap` command line: serve, dev, sim, push, check, test, graph, worker, ledger, broadcast."""
 from __future__ import annotations
 
 import argparse
@@ -251,6 +251,9 @@ def main(argv: list[str] | None = None) -> int:
     ledger.add_argument("--by", default=None, help="resolve: who did it")
     ledger.add_argument("--json", action="store_true", help="JSON instead of a table")
     ledger.set_defaults(func=cmd_ledger)
+    from .broadcast.commands import add_broadcast_parser
+
+    add_broadcast_parser(sub)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

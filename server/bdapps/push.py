@@ -49,18 +49,30 @@ class PushService:
 
     async def push(self, request: PushRequest) -> str:
         """Start the flow; returns the session id. The screen goes out in the background."""
+        session_id, text, final = await self.open_session(request.address, request.flow, request.vars)
+        spawn(self.tasks, self._send(session_id, request.address, text, final))
+        return session_id
+
+    async def open_session(self, address: str, flow: str, variables: dict[str, Any], *,
+                           language: str | None = None) -> tuple[str, str, bool]:
+        """Start `flow` for `address` and save its session: (session id, first screen, final?).
+        The caller sends the screen (`mt-init`, or `mt-fin` when final). Broadcasts use this too
+        (server/broadcast/ussd_runner.py)."""
         session_id = "push-" + secrets.token_hex(8)
-        key = subscriber_key(request.address)
+        key = subscriber_key(address)
         claim = await self.store.claim(session_id, session_id, profile_of=key)
         assert claim.lease is not None  # a fresh id cannot be busy or seen
-        language = (claim.lease.profile.lang if claim.lease.profile else None) or self.default_language
-        subscriber = Subscriber(session_id, request.address, msisdn_of(request.address))
-        session, reply = await self.engine.start(subscriber, "", language, flow_name=request.flow,
-                                                 variables=request.vars)
+        language = language or (claim.lease.profile.lang if claim.lease.profile else None) or self.default_language
+        subscriber = Subscriber(session_id, address, msisdn_of(address))
+        session, reply = await self.engine.start(subscriber, "", language, flow_name=flow, variables=variables)
         await self.store.commit(claim.lease, None if reply.final else encode_session(session), self.session_ttl,
                                 answered=False)
-        spawn(self.tasks, self._send(session_id, request.address, reply.text, reply.final))
-        return session_id
+        return session_id, reply.text, reply.final
+
+    async def close_session(self, session_id: str) -> None:
+        """The gateway refused the push: no USSD session will follow."""
+        lease = await self.store.acquire(session_id)
+        await self.store.commit(lease, None, self.session_ttl, answered=False)
 
     async def _send(self, session_id: str, address: str, text: str, final: bool) -> None:
         result = await self.gateway.send_ussd(session_id, address, text, "mt-fin" if final else "mt-init",
@@ -69,8 +81,7 @@ class PushService:
             log.info("push_sent", session_id=session_id, address=address)
             return
         log.warning("push_refused_sending_sms", session_id=session_id, status_code=result.status_code)
-        lease = await self.store.acquire(session_id)
-        await self.store.commit(lease, None, self.session_ttl, answered=False)  # no USSD session will follow
+        await self.close_session(session_id)
         await self.notice_by_sms(address, text)
 
 

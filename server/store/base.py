@@ -122,6 +122,13 @@ class Store(ABC):
     async def get_profile(self, address: str) -> Profile:
         return decode_profile(await self._get_profile(address))
 
+    async def get_profiles(self, addresses: list[str]) -> list[Profile]:
+        """Many profiles at once (a broadcast checks opt-outs a batch at a time)."""
+        return [decode_profile(data) for data in await self._get_profiles(addresses)]
+
+    async def _get_profiles(self, addresses: list[str]) -> list[bytes | None]:
+        return [await self._get_profile(a) for a in addresses]
+
     async def set_profile(self, address: str, profile: Profile) -> None:
         await self._set_profile(address, encode_profile(profile))
 

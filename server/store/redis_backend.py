@@ -272,6 +272,14 @@ class RedisStore(Store):
         async with self._guard():
             return await self.redis.get(self.profile_key(address))
 
+    async def _get_profiles(self, addresses):
+        if not addresses:
+            return []
+        # Profiles live in different cluster slots: a cluster client splits the read per node.
+        mget = getattr(self.redis, "mget_nonatomic", None) or self.redis.mget
+        async with self._guard():
+            return await mget([self.profile_key(a) for a in addresses])
+
     async def _set_profile(self, address, data):
         async with self._guard():
             await self.redis.set(self.profile_key(address), data, ex=PROFILE_TTL)
