@@ -22,10 +22,15 @@ class ScheduleError(ValueError):
 
 
 def parse_at(text: str, now: float | None = None) -> float:
-    """"YYYY-MM-DD HH:MM" in Asia/Dhaka -> epoch seconds; in the past -> ScheduleError."""
-    try:
-        parsed = time.strptime(text.strip(), "%Y-%m-%d %H:%M")
-    except ValueError:
+    """"YYYY-MM-DD HH:MM" (seconds allowed: "HH:MM:SS") in Asia/Dhaka -> epoch seconds; in the
+    past -> ScheduleError."""
+    for pattern in ("%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"):
+        try:
+            parsed = time.strptime(text.strip(), pattern)
+            break
+        except ValueError:
+            continue
+    else:
         raise ScheduleError(f"--at takes \"YYYY-MM-DD HH:MM\" (Asia/Dhaka time), got {text!r}") from None
     import calendar
 
