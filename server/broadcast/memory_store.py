@@ -61,9 +61,9 @@ class MemoryBroadcastStore(BroadcastStore):
         return data.decode() + "\0" * (count - len(data))
 
     async def acquire(self, name: str, owner: str, now: float, lease: float = LEASE_SECONDS,
-                      *, steal_from: str | None = None) -> Broadcast | None:
+                      *, steal_from: str | None = None, reopen: bool = False) -> Broadcast | None:
         b = self.broadcasts.get(name)
-        if b is None or b.state not in ACTIVE_STATES:
+        if b is None or (b.state not in ACTIVE_STATES and not (reopen and b.state == DONE)):
             return None
         if b.owner and b.owner not in (owner, steal_from) and b.lease_until > now:
             return None

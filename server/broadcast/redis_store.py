@@ -34,7 +34,7 @@ _ACTIVE = "{" + ",".join(f"['{s}']=1" for s in ACTIVE_STATES) + "}"
 
 _ACQUIRE = f"""
 local state = redis.call('HGET', KEYS[1], 'state')
-if not state or not ({_ACTIVE})[state] then return 0 end
+if not state or not (({_ACTIVE})[state] or (ARGV[5] == '1' and state == 'done')) then return 0 end
 local owner = redis.call('HGET', KEYS[1], 'owner') or ''
 local till = tonumber(redis.call('HGET', KEYS[1], 'lease_until') or '0')
 if owner ~= '' and owner ~= ARGV[1] and owner ~= ARGV[4] and till > tonumber(ARGV[2]) then return 0 end
@@ -200,9 +200,10 @@ class RedisBroadcastStore(BroadcastStore):
         return data + "\0" * (count - len(data))
 
     async def acquire(self, name: str, owner: str, now: float, lease: float = LEASE_SECONDS,
-                      *, steal_from: str | None = None) -> Broadcast | None:
+                      *, steal_from: str | None = None, reopen: bool = False) -> Broadcast | None:
         async with redis_guard():
-            ok = await self._acquire(keys=[self._k(name, "h")], args=[owner, now, lease, steal_from or ""])
+            ok = await self._acquire(keys=[self._k(name, "h")],
+                                     args=[owner, now, lease, steal_from or "", "1" if reopen else "0"])
             if not ok:
                 return None
             await self.redis.zadd(self._due, {name: now + lease})

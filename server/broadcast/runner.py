@@ -144,7 +144,8 @@ class BroadcastRunner:
         if current is None:
             raise KeyError(name)
         steal = current.owner if current.owner and owner_is_dead(current.owner) else None
-        b = await self.bstore.acquire(name, self.owner, self.clock(), self.lease, steal_from=steal)
+        b = await self.bstore.acquire(name, self.owner, self.clock(), self.lease, steal_from=steal,
+                                      reopen=retry_unknown)
         if b is None:
             if current.state in (DONE, CANCELLED):
                 return RunResult(current.state, current.detail, broadcast=current)

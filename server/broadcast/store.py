@@ -186,9 +186,10 @@ class BroadcastStore(ABC):
     # -- running ----------------------------------------------------------------------------
     @abstractmethod
     async def acquire(self, name: str, owner: str, now: float, lease: float = LEASE_SECONDS,
-                      *, steal_from: str | None = None) -> Broadcast | None:
+                      *, steal_from: str | None = None, reopen: bool = False) -> Broadcast | None:
         """Take the lease (free, expired, ours, or held by `steal_from`, a runner known dead)
-        and set state RUNNING. None when another runner holds it or it is final/loading."""
+        and set state RUNNING. None when another runner holds it or it is final/loading
+        (`reopen`: a DONE broadcast may be taken again, for --retry-unknown)."""
 
     @abstractmethod
     async def begin(self, name: str, owner: str, seqs: list[int], now: float, lease: float = LEASE_SECONDS) -> str:
