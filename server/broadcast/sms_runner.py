@@ -140,9 +140,12 @@ class SmsBroadcastRunner(BroadcastRunner):
             answer = await self.gateway.send_sms([a for _, a in pending], text, source_address=self.source_address,
                                                  delivery_report=True)
             if answer.destinations and answer.outcome not in ("rate_limited", "daily_limit", "ambiguous"):
-                pending = self._per_address(pending, answer, result)
+                pending, daily = self._per_address(pending, answer, result)
                 if answer.ok:
                     self.bucket.speed_up()
+                if daily:  # left without a status: sent again when the broadcast resumes
+                    result.halt = Halt(PARKED, "E1319: per-day limit reached", next_dhaka_day(self.clock()))
+                    return
                 if pending:
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, MAX_RETRY_DELAY)
@@ -177,12 +180,13 @@ class SmsBroadcastRunner(BroadcastRunner):
 
     @staticmethod
     def _per_address(pending: list[tuple[int, str]], answer: SmsSendResult,
-                     result: BatchResult) -> list[tuple[int, str]]:
-        """Each destination's own answer; returns those to send again (certainly not sent)."""
+                     result: BatchResult) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
+        """Each destination's own answer. Returns (to send again now, refused for the per-day
+        limit): both certainly not sent."""
         by_address = {}
         for dest in answer.destinations:
             by_address.setdefault(dest.address_key.lower(), dest)
-        again = []
+        again, daily = [], []
         for seq, address in pending:
             dest = by_address.get("".join(address.split()).lower())
             if dest is None:
@@ -193,9 +197,11 @@ class SmsBroadcastRunner(BroadcastRunner):
                     result.reports.append((BDAPPS, dest.message_id, seq))
             elif dest.status_code in ("E1318", "E1602", "E1603", "E1326"):
                 again.append((seq, address))
+            elif dest.status_code == "E1319":
+                daily.append((seq, address))
             else:
                 result.outcomes.append((seq, Status.FAILED.value))
-        return again
+        return again, daily
 
     # -- other routes, one by one through the SmsSender --------------------------------------
     async def _send_one_by_one(self, items: list[tuple[int, str, str]], result: BatchResult) -> None:

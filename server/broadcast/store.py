@@ -249,8 +249,8 @@ class BroadcastStore(ABC):
         found: list[int] = []
         if b is None:
             return found
-        for start in range(0, b.cursor, chunk):
-            data = await self.statuses(name, start, min(chunk, b.cursor - start))
+        for start in range(0, b.total, chunk):
+            data = await self.statuses(name, start, min(chunk, b.total - start))
             found.extend(start + i for i, ch in enumerate(data) if ch == Status.UNKNOWN.value)
         return found
 
