@@ -31,6 +31,7 @@ log = structlog.get_logger("alap.broadcast")
 
 DEFAULT_BATCH = 100  # recipients per /sms/send request (and per progress step)
 MAX_BATCH = 1000
+ERROR_RETRY_SECONDS = 60.0  # a run that failed unexpectedly is due again after this
 
 
 def new_owner() -> str:
@@ -161,10 +162,15 @@ class BroadcastRunner:
         except LeaseLost:
             log.warning("broadcast_lease_lost", broadcast=name, owner=self.owner)
             return RunResult("lost", "another runner took the broadcast over")
-        except BaseException:
-            # Interrupted (Ctrl-C, SIGTERM in the worker) or a bug: give the lease back so a
-            # re-run or another worker continues; the in-flight marker stays for recover().
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            # Interrupted (Ctrl-C; SIGTERM in the worker): give the lease back so a re-run or
+            # another worker continues; the in-flight marker stays for recover().
             await asyncio.shield(self._release(self.interrupted_state, "interrupted"))
+            raise
+        except Exception as exc:  # Redis gone, a bug: a worker tries again in a minute
+            log.exception("broadcast_run_failed", broadcast=name)
+            await asyncio.shield(self._release(PARKED, f"{type(exc).__name__}: {exc}"[:200],
+                                               self.clock() + ERROR_RETRY_SECONDS))
             raise
         if halt is None:
             halt = Halt(DONE)
