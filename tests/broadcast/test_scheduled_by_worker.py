@@ -26,7 +26,7 @@ async def start_worker(env: dict[str, str], log: Path) -> asyncio.subprocess.Pro
         proc = await asyncio.create_subprocess_exec(*ALAP, "worker", env=worker_env, stdout=out,
                                                     stderr=asyncio.subprocess.STDOUT)
     await wait_for(lambda: "recharge queue and broadcasts" in log.read_text(errors="replace") or proc.returncode,
-                   timeout=30)
+                   timeout=60)
     assert proc.returncode is None, log.read_text()
     return proc
 
@@ -44,18 +44,15 @@ async def test_a_scheduled_broadcast_is_sent_by_the_worker_at_its_time(aiohttp_s
     env = cli_env(redis_url, prefix, url, ALAP_SMS_RATE="0")
     worker = None
     try:
-        at = time.time() + 10
+        at = time.time() + 15
         code, _, err = await run_cli("broadcast", "sms", "later", "--text", "Reminder: your bill is due tomorrow",
                                      "--to", str(tmp_path / "to.txt"), "--at", dhaka(at), env=env)
         assert code == 0, err
         assert f"later: scheduled for {dhaka(at)[:16]} Asia/Dhaka; `alap worker` will send it" in err
         worker = await start_worker(env, tmp_path / "worker.log")
-        await asyncio.sleep(max(0.0, at - time.time() - 1.5))
-        assert sent_sms(gateway) == []  # not before its time
-        await wait_for(lambda: len(sent_sms(gateway)) >= 50, timeout=60)
-        assert time.time() >= at
+        await wait_for(lambda: len(sent_sms(gateway)) >= 50, timeout=90)
+        assert min(sms["receivedAt"] for sms in sent_sms(gateway)) >= at  # not before its time
         assert received(gateway) == {a: 1 for a in addresses}
-        await wait_for(lambda: True)
         code, out, _ = await run_cli("broadcast", "status", "later", env=env)
         assert "later (sms, route auto): done" in out and "sent 50" in out, out
     finally:
