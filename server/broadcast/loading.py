@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 from .recipients import TEL_ALL, BadLine, Recipient, read_recipients

@@ -7,7 +7,7 @@ import uuid
 
 import redis.asyncio as aioredis
 
-from .helpers import cli_env, run_cli, sms_requests, start_gateway, write_numbers
+from .helpers import cli_env, run_cli, sms_requests, start_gateway
 from .test_crash_resume import _cleanup
 
 
