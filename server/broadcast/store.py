@@ -235,10 +235,9 @@ class BroadcastStore(ABC):
         b = await self.get(name)
         if b is None or not b.inflight:
             return 0
-        unsettled = []
-        for seq in b.inflight:
-            if (await self.statuses(name, seq, 1)) in ("", "\0"):
-                unsettled.append(seq)
+        low = min(b.inflight)
+        known = await self.statuses(name, low, max(b.inflight) - low + 1)
+        unsettled = [seq for seq in b.inflight if known[seq - low] == "\0"]
         # The cursor stays: the batch is read again and its recipients with a status skipped.
         await self.finish(name, owner, [(s, Status.UNKNOWN.value) for s in unsettled], None, now)
         return len(unsettled)
