@@ -251,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     ledger.add_argument("--by", default=None, help="resolve: who did it")
     ledger.add_argument("--json", action="store_true", help="JSON instead of a table")
     ledger.set_defaults(func=cmd_ledger)
-    from .broadcast.commands import add_broadcast_parser
+    from .broadcast.arguments import add_broadcast_parser
 
     add_broadcast_parser(sub)
     args = parser.parse_args(argv)

@@ -11,6 +11,7 @@ never twice.
     scheduler.py      the `alap worker` hook: scheduled, parked and orphaned broadcasts
     context.py        the parts a runner needs, from settings
     progress.py       a tqdm bar on a terminal, plain lines otherwise
+    arguments.py      the `alap broadcast` parser (light: loaded by every `alap` command)
     commands.py       `alap broadcast sms|ussd|status|cancel`
     reports.py        delivery reports -> recipients' statuses
 
