@@ -7,7 +7,7 @@ import json
 import pytest
 
 from server.engine.session import Session, decode_session, encode_session
-from server.store import LockTimeout, Profile, StoreUnavailable
+from server.store import HopSuperseded, LockTimeout, Profile, StoreUnavailable
 from server.store.redis_backend import RedisStore, connect
 
 from .conftest import free_port
@@ -16,12 +16,45 @@ from .conftest import free_port
 async def test_claim_dedupes_locks_and_loads(store):
     first = await store.claim("s1", "r1")
     assert first.status == "ok" and first.lease.session is None
-    assert (await store.claim("s1", "r1")).status == "duplicate"
     assert (await store.claim("s1", "r2")).status == "busy"  # lock held by r1
     assert await store.commit(first.lease, b'{"v":1}', 60)
+    assert (await store.claim("s1", "r1")).status == "duplicate"  # r1 was committed
     again = await store.claim("s1", "r3")
     assert again.status == "ok" and again.lease.session == b'{"v":1}'
     await store.release(again.lease)
+
+
+async def test_a_redelivery_of_an_uncommitted_request_takes_the_hop_over(store):
+    """The first claim's answer may never have arrived (the gateway was told 503): the
+    redelivery owns the hop now, lock included; the first delivery, if alive, writes nothing."""
+    first = (await store.claim("s9", "r1")).lease
+    second = await store.claim("s9", "r1")
+    assert second.status == "ok"
+    with pytest.raises(HopSuperseded):
+        await store.commit(first, b"stale", 60)
+    assert await store.commit(second.lease, b"fresh", 60)
+    assert await store.get_session("s9") == b"fresh"
+    assert (await store.claim("s9", "r1")).status == "duplicate"
+
+
+async def test_a_waiting_delivery_taken_over_by_a_redelivery_gives_up(store):
+    holder = (await store.claim("s10", "r0")).lease
+    waiting = await store.claim("s10", "r1")
+    assert waiting.status == "busy"
+    again = await store.claim("s10", "r1")  # redelivered: the new delivery waits now
+    assert again.status == "busy"
+    await store.commit(holder, b"s", 60)
+    with pytest.raises(HopSuperseded):
+        await store.acquire("s10", pending=waiting.pending, wait=1)
+    lease = await store.acquire("s10", pending=again.pending, wait=1)
+    assert await store.commit(lease, b"t", 60)
+
+
+async def test_a_session_refuses_other_addresses(store):
+    lease = (await store.claim("s11", "r1", owner="tel:8801812345678")).lease
+    await store.commit(lease, b"s", 60)
+    assert (await store.claim("s11", "r2", owner="tel:8801899999999")).status == "foreign"
+    assert (await store.claim("s11", "r2", owner="tel:8801812345678")).status == "ok"  # r2 was not marked
 
 
 async def test_commit_with_a_stale_token_writes_nothing(store):
