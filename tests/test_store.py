@@ -99,6 +99,16 @@ async def test_profiles_outlive_sessions_and_load_with_the_claim(store):
     assert (await store.get_profile("tel:unknown")) == Profile()
 
 
+async def test_profile_fields_change_one_at_a_time(store):
+    await store.update_profile("tel:8801700000001", lang="en")
+    await store.update_profile("tel:8801700000001", opted_out=True)
+    await store.update_profile("tel:8801700000001")  # nothing to change
+    assert await store.get_profile("tel:8801700000001") == Profile(lang="en", opted_out=True)
+    claim = await store.claim("s12", "r1", profile_of="tel:8801700000001")
+    assert claim.lease.profile == Profile(lang="en", opted_out=True)
+    await store.release(claim.lease)
+
+
 async def test_redis_session_ttl_and_json(redis_store: RedisStore):
     lease = (await redis_store.claim("s6", "r1")).lease
     session = Session(flow="demo", state="main", lang="bn", vars={"amount": "12.50"}, history=["demo:main"])
