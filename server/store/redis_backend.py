@@ -31,7 +31,8 @@ from .base import DEDUPE_TTL, LOCK_TTL, PROFILE_TTL, Store, StoreUnavailable, de
 from .redis_errors import redis_guard
 
 # The hop protocol of server/store/base.py. The dedupe record (KEYS seen) holds the claim token
-# of the delivery that owns the request, 'done' once committed; the owner key holds the
+# of the delivery that owns the request, '1' once committed (done: a shared integer, the
+# cheapest value Redis holds, and dedupe records outnumber sessions); the owner key holds the
 # subscriber address the session belongs to. All of a session's keys share its hash tag.
 
 # KEYS seen, lock, session, owner   ARGV token, dedupe ttl (s), lock ttl (ms), owner address or ''
@@ -41,7 +42,7 @@ if ARGV[4] ~= '' then
   if owner and owner ~= ARGV[4] then return {'foreign'} end
 end
 local seen = redis.call('GET', KEYS[1])
-if seen == 'done' then return {'duplicate'} end
+if seen == '1' then return {'duplicate'} end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 local holder = redis.call('GET', KEYS[2])
 if holder and holder ~= seen then return {'busy'} end
@@ -72,7 +73,7 @@ else
   if ARGV[5] ~= '' then redis.call('SET', KEYS[4], ARGV[5], 'EX', ARGV[3]) end
 end
 redis.call('DEL', KEYS[1])
-if ARGV[4] == '1' then redis.call('SET', KEYS[3], 'done', 'KEEPTTL') end
+if ARGV[4] == '1' then redis.call('SET', KEYS[3], '1', 'KEEPTTL') end
 """
 _COMMIT = _COMMIT_SAVE + "return 'saved'\n"
 
@@ -96,7 +97,7 @@ return gone
 _RELEASE = """
 if ARGV[2] == '1' then
   if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 'superseded' end
-  redis.call('SET', KEYS[2], 'done', 'KEEPTTL')
+  redis.call('SET', KEYS[2], '1', 'KEEPTTL')
 end
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 'released'
