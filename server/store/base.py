@@ -2,12 +2,12 @@
 
 Every hop runs lock-then-load-then-save under a per-session lock:
 
-    claim()    dedupe the requestId, take the session lock, load the session   (1 round trip)
+    claim()    check the owner, dedupe the requestId, take the lock, load       (1 round trip)
     acquire()  when claim() found the lock busy: wait for it, then load
     commit()   save (or delete) the session, mark the request done, unlock    (1 round trip)
 
 The dedupe record of a request says who owns it: the claim token of its latest delivery until
-the hop is committed, then `done`. Only `done` makes a redelivery a duplicate. A redelivery of a
+the hop is committed, then a done mark. Only a done request makes a redelivery a duplicate. A redelivery of a
 request that is not done (its first claim's answer may never have arrived, so the gateway was
 told 503 and nobody is working on it) takes the hop over: new token, and the lock too when
 the old delivery held it. The old delivery, if it was alive after all, learns at its commit

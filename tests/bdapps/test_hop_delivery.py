@@ -5,6 +5,7 @@ The Redis client gives up after its 1 s socket timeout (server/store/redis_backe
 reply held back 2.5 s means the command ran inside Redis but the server never learnt it."""
 from __future__ import annotations
 
+import asyncio
 import json
 
 from server.engine.session import decode_session
@@ -43,7 +44,7 @@ async def test_a_hop_waiting_for_the_lock_whose_claim_answer_came_late_gets_one_
         assert await stack.post_mo(mo("late-busy", "r1", "mo-init", "*401#")) == (200, ACK)
         await wait_sent(stack, 1)
         assert await stack.post_mo(mo("late-busy", "r2", "mo-cont", "1")) == (200, ACK)  # holds the lock
-        await gate.entered.wait()
+        await asyncio.wait_for(gate.entered.wait(), 15)
 
         waiting = mo("late-busy", "r3", "mo-cont", "1")  # "Home" once r2 is done
         proxy.reply_delay = LATE
@@ -64,7 +65,7 @@ async def test_a_save_that_fails_ends_the_session_with_service_busy(aiohttp_serv
         assert await stack.post_mo(mo("late-save", "r1", "mo-init", "*401#")) == (200, ACK)
         await wait_sent(stack, 1)
         assert await stack.post_mo(mo("late-save", "r2", "mo-cont", "1")) == (200, ACK)
-        await gate.entered.wait()
+        await asyncio.wait_for(gate.entered.wait(), 15)
         proxy.reply_delay = LATE  # the commit's answer will not arrive in time
         gate.opened.set()
 
@@ -83,7 +84,7 @@ async def test_a_turn_whose_lock_was_lost_ends_with_service_busy_not_a_screen_wi
         await wait_sent(stack, 1)
         before = await direct.get_session("lost-lock")
         assert await stack.post_mo(mo("lost-lock", "r2", "mo-cont", "1")) == (200, ACK)
-        await gate.entered.wait()
+        await asyncio.wait_for(gate.entered.wait(), 15)
         # The lock ran out while the turn was busy and another hop took it.
         await direct.redis.set(direct._lock_key("lost-lock"), "another-hop", px=5000)
         gate.opened.set()
