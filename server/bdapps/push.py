@@ -56,7 +56,7 @@ class PushService:
         language = (claim.lease.profile.lang if claim.lease.profile else None) or self.default_language
         subscriber = Subscriber(session_id, request.address, msisdn_of(request.address))
         session, reply = await self.engine.start(subscriber, "", language, flow_name=request.flow,
-                                                 variables=request.vars)
+                                                 variables=request.vars, deadline=claim.lease.turn_deadline)
         await self.store.commit(claim.lease, None if reply.final else encode_session(session), self.session_ttl,
                                 answered=False)
         spawn(self.tasks, self._send(session_id, request.address, reply.text, reply.final))

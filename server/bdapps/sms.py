@@ -84,7 +84,7 @@ class SmsService:
         session = decode_session(lease.session)
         flow, keyword, args = self.engine.match_keyword(mo.message)
         if session is not None and not (flow is not None and flow.interrupt):
-            reply = await self.engine.advance(session, subscriber, mo.message)
+            reply = await self.engine.advance(session, subscriber, mo.message, deadline=lease.turn_deadline)
         else:
             variables = {"args": args, "keyword": keyword}
             if flow is None:
@@ -94,7 +94,10 @@ class SmsService:
                 await self.store.release(lease)
                 return self.engine.system_reply(language, system.INVALID_CHOICE, channel="sms")
             session, reply = await self.engine.start(subscriber, mo.message, language, channel="sms",
-                                                     flow_name=flow.name, variables=variables)
-        await self.store.commit(lease, None if reply.final else encode_session(session), self.session_ttl)
+                                                     flow_name=flow.name, variables=variables,
+                                                     deadline=lease.turn_deadline)
+        if not await self.store.commit(lease, None if reply.final else encode_session(session), self.session_ttl):
+            log.error("sms_lock_lost", address=mo.sourceAddress)  # as server/bdapps/ussd.py: no reply without state
+            return self.engine.system_reply(session.lang, system.SERVICE_BUSY, channel="sms")
         await apply_profile_changes(self.store, key, reply)
         return reply
