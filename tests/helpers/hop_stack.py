@@ -69,7 +69,9 @@ async def proxied_stack(aiohttp_server, redis_url: str, gate: Gate | None = None
     target = urlparse(redis_url)
     proxy = await ReplyDelayProxy.start(target.hostname or "127.0.0.1", target.port or 6379)
     prefix = f"alap-test-{uuid.uuid4().hex[:8]}:"
-    store = RedisStore(connect(proxy.url(path=target.path or "/0")), prefix)
+    userinfo = target.netloc.rpartition("@")[0]  # a password of ALAP_TEST_REDIS_URL goes along
+    through = target._replace(netloc=f"{userinfo + '@' if userinfo else ''}127.0.0.1:{proxy.port}").geturl()
+    store = RedisStore(connect(through), prefix)
     direct = RedisStore(connect(redis_url), prefix)
     if gate is not None:
         settings = {"flows_dir": HOP_FLOWS, "registry": hop_registry(gate), **settings}

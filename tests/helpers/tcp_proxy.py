@@ -2,7 +2,7 @@
 server's replies back, as a Redis that answers late does.
 
     proxy = await ReplyDelayProxy.start("127.0.0.1", redis_port)
-    store = RedisStore(connect(proxy.url("redis")))
+    store = RedisStore(connect(f"redis://127.0.0.1:{proxy.port}/0"))
     proxy.reply_delay = 2.5   # replies read from now on reach the client 2.5 s late
 
 Requests always pass at once (the server executes them); only the bytes coming back wait, in
@@ -30,9 +30,6 @@ class ReplyDelayProxy:
         proxy.server = await asyncio.start_server(proxy._serve, "127.0.0.1", 0)
         proxy.port = proxy.server.sockets[0].getsockname()[1]
         return proxy
-
-    def url(self, scheme: str = "redis", path: str = "/0") -> str:
-        return f"{scheme}://127.0.0.1:{self.port}{path}"
 
     async def close(self) -> None:
         if self.server is not None:
