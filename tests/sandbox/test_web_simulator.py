@@ -2,7 +2,7 @@
 
 `alap dev` runs as a real process; the page dials through the sandbox gateway's phone API and so
 through the server's real callback route. Chromium is Debian's (/usr/bin/chromium), driven by
-Playwright; the browser tests skip only when Chromium cannot be found or installed.
+Playwright; without it the browser tests skip with one line (and fail under CI).
 """
 from __future__ import annotations
 

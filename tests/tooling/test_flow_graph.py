@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 
@@ -17,6 +16,7 @@ from server.tooling.graph import edges, find_flow_file, to_dot, to_mermaid
 from server.upstreams import Upstreams
 
 from tests.conftest import test_settings as settings_for
+from tests.optional_tools import require
 
 
 @pytest.fixture(scope="module")
@@ -67,9 +67,9 @@ def test_dot_of_the_parcel_flow(flows) -> None:
     assert '"history" -> "history_next" [label="9. Next\\nif history_page + 1 < parcel.pages"];' in text
 
 
-@pytest.mark.skipif(not shutil.which("dot"), reason="Graphviz not installed")
 def test_dot_renders_with_graphviz(flows) -> None:
-    result = subprocess.run(["dot", "-Tsvg"], input=to_dot(flows["demo"]), capture_output=True, text=True)
+    dot = require("dot", "graphviz", "rendering `alap graph --format dot`")
+    result = subprocess.run([dot, "-Tsvg"], input=to_dot(flows["demo"]), capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
 
 
