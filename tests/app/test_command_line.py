@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -25,6 +26,32 @@ def env(**extra: str) -> dict[str, str]:
 
 def run(*args: str, timeout: float = 30, **extra: str) -> subprocess.CompletedProcess:
     return subprocess.run([*ALAP, *args], capture_output=True, text=True, timeout=timeout, env=env(**extra))
+
+
+class Output:
+    """A process's stdout read as it comes, so a test waits for a line instead of sleeping a fixed
+    time (quick on an idle machine, patient on a loaded one)."""
+
+    def __init__(self, proc: subprocess.Popen) -> None:
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=lambda: self.lines.extend(iter(proc.stdout.readline, "")),
+                                        daemon=True)
+        self._reader.start()
+
+    @property
+    def text(self) -> str:
+        return "".join(self.lines)
+
+    def wait_for(self, needle: str, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while needle not in self.text:
+            assert time.monotonic() < deadline, f"never printed {needle!r}:\n{self.text[-3000:]}"
+            time.sleep(0.05)
+
+    def finish(self, timeout: float = 15) -> str:
+        """All of it, once the process has exited."""
+        self._reader.join(timeout)
+        return self.text
 
 
 def broken_flows(tmp_path: Path) -> Path:
@@ -129,6 +156,7 @@ def test_dev_runs_a_recharge_end_to_end_with_its_in_process_worker():
     proc = subprocess.Popen([*ALAP, "dev", "--port", str(port)],
                             env=env(ALAP_RECHARGE_POLL_DELAY="0.2", ALAP_RECHARGE_RETRY_DELAY="0.2"),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output = Output(proc)
     try:
         wait_healthy(port, proc)
         url = f"http://127.0.0.1:{port}"
@@ -136,9 +164,10 @@ def test_dev_runs_a_recharge_end_to_end_with_its_in_process_worker():
         assert switch.returncode == 0
         done = run("sim", "--url", url, "--code", "*217*2*01712345678*1*1*50*1#")
         assert "Your recharge request is being processed. You will get an SMS." in done.stdout
-        time.sleep(4)
+        output.wait_for("Recharge of")  # the in-process worker's first receipt
     finally:
         proc.terminate()
-        out, _ = proc.communicate(timeout=15)
+        proc.wait(15)
+    out = output.finish()
     receipts = [line for line in out.splitlines() if "SMS to" in line and "Recharge of" in line]
     assert receipts and "successful" in receipts[0], out[-3000:]

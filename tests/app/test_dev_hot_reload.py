@@ -8,7 +8,7 @@ import time
 
 from server.config import REPO_ROOT
 
-from tests.app.test_command_line import ALAP, env, run, wait_healthy
+from tests.app.test_command_line import ALAP, Output, env, run, wait_healthy
 from tests.conftest import free_port
 
 
@@ -19,6 +19,7 @@ def test_dev_reloads_good_edits_and_keeps_the_last_good_version(tmp_path):
     proc = subprocess.Popen([*ALAP, "dev", "--port", str(port)], env=env(ALAP_FLOWS_DIR=str(flows)),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
+    output = Output(proc)
     try:
         wait_healthy(port, proc)
         assert "Welcome to Alap" in run("sim", "--url", url, "--script", "7,1").stdout
@@ -29,11 +30,12 @@ def test_dev_reloads_good_edits_and_keeps_the_last_good_version(tmp_path):
             assert time.monotonic() < deadline, "the edit never took effect"
             time.sleep(0.3)
         demo.write_text(demo.read_text().replace("next: ask_total", "next: no_such_state"))
-        time.sleep(1.5)
+        output.wait_for("reload failed, keeping the last good flows")
         still = run("sim", "--url", url, "--script", "2")
         assert "Welcome back to Alap" in still.stdout and "Enter the bill amount" in still.stdout
     finally:
         proc.terminate()
-        out, _ = proc.communicate(timeout=15)
+        proc.wait(15)
+    out = output.finish()
     assert "alap dev: reloaded" in out
     assert "reload failed, keeping the last good flows" in out and "unknown target state 'no_such_state'" in out

@@ -49,7 +49,10 @@ async def test_hop_and_upstream_logs_are_json_masked_and_secret_free(aiohttp_ser
             body.update(sessionId="log-2", requestId="q2", message="*214*ECR1022001175478#")
             async with http.post(f"http://127.0.0.1:{port}/bdapps/ussd", json=body) as resp:
                 assert resp.status == 200
-            await asyncio_sleep(1.0)
+            for _ in range(200):  # both screens sent; SIGTERM then lets the hops finish their log lines
+                if len(gateway[FAULTS_KEY].calls_to("/ussd/send")) >= 2:
+                    break
+                await asyncio_sleep(0.05)
     finally:
         proc.terminate()
         out, _ = proc.communicate(timeout=20)
