@@ -2,7 +2,9 @@
 
 When `PROMETHEUS_MULTIPROC_DIR` is set (`alap serve` sets it for gunicorn workers), every
 process writes its samples there and `/metrics` aggregates them with MultiProcessCollector.
-Label values are bounded: routes, status codes, upstream names and codes, flow/state names.
+Label values are bounded, so that no caller can make a series per request: routes are route
+templates (`/bdapps/ussd`, or `unmatched` for a path no route serves), upstream error codes
+are one of `UPSTREAM_ERROR_CODES` or `other`, and flow/state names come from the loaded flows.
 """
 from __future__ import annotations
 
@@ -28,10 +30,30 @@ STATE_ENTRIES = Counter("alap_flow_state_entries_total", "Entries into each stat
                         ["flow", "state"])
 
 
+UNMATCHED_ROUTE = "unmatched"
+
+# BDApps status codes (server/bdapps/codes.py; the gateway's list of errors) and the transport
+# words the clients use (server/bdapps/client.py). Anything else an upstream answers, a code it
+# made up or a garbled body, is counted as `other`: the code itself is in the log line.
+UPSTREAM_ERROR_CODES = frozenset({
+    "E1303", "E1308", "E1309", "E1311", "E1312", "E1313", "E1315", "E1317", "E1318", "E1319", "E1325",
+    "E1326", "E1328", "E1331", "E1334", "E1335", "E1337", "E1341", "E1342", "E1343", "E1601", "E1602",
+    "E1603", "connect", "connect_timeout", "timeout", "disconnected", "transport", "malformed", "unsent",
+    "http_4xx", "http_5xx",
+})
+
+
+def error_label(code: str) -> str:
+    """A bounded label for an upstream error code: HTTP statuses by class, unknown codes `other`."""
+    if code.startswith("http_") and len(code) == 8 and code[5] in "45":
+        return f"http_{code[5]}xx"
+    return code if code in UPSTREAM_ERROR_CODES else "other"
+
+
 def observe_upstream(upstream: str, seconds: float, error_code: str | None) -> None:
     UPSTREAM_SECONDS.labels(upstream).observe(seconds)
     if error_code is not None:
-        UPSTREAM_ERRORS.labels(upstream, error_code).inc()
+        UPSTREAM_ERRORS.labels(upstream, error_label(error_code)).inc()
 
 
 class _ActiveSessions:
