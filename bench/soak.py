@@ -219,15 +219,16 @@ class Soak:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     # -- one hop, delivered like BDApps does -------------------------------------------------
-    async def deliver(self, http: aiohttp.ClientSession, body: dict) -> bool:
-        """Post the callback until it is answered S1000 (True) or the window closes (False)."""
-        figures = self.figures
+    async def deliver(self, http: aiohttp.ClientSession, body: dict, *, measuring: bool) -> int:
+        """Post the callback until it is answered S1000; returns how many deliveries that took
+        (0: not acked within the redelivery window)."""
+        figures = self.figures if measuring else Figures()  # the peak phase counts nothing
         deadline = time.monotonic() + self.args.redeliver_for
-        first = True
+        deliveries = 0
         while True:
-            if not first:
+            if deliveries:
                 figures.redeliveries += 1
-            first = False
+            deliveries += 1
             status: int | str
             try:
                 async with http.post(self.url, json=body, timeout=aiohttp.ClientTimeout(total=10)) as resp:
@@ -237,13 +238,13 @@ class Soak:
                 status, answer = "no answer", b""
             figures.answers[status] += 1
             if status == 200 and b'"S1000"' in answer:
-                return True
+                return deliveries
             if status == 503 and (self.redis.down_since is not None
                                   or time.monotonic() - self.last_restart_end < self.args.redis_grace):
                 figures.answers_503_redis_down += 1
             if time.monotonic() > deadline:
                 figures.refused_for_good += 1
-                return False
+                return 0
             await asyncio.sleep(0.5)
 
     async def journey(self, http: aiohttp.ClientSession, n: int, *, measuring: bool) -> int:
@@ -260,8 +261,8 @@ class Soak:
             if measuring:
                 figures.hops_sent += 1
             refused_before = self.refusals.get(session_id, 0)
-            redelivered_before = figures.redeliveries
-            if not await self.deliver(http, body):
+            deliveries = await self.deliver(http, body, measuring=measuring)
+            if not deliveries:
                 break
             if measuring:
                 figures.acked += 1
@@ -275,8 +276,7 @@ class Soak:
                         figures.lost_refused += 1
                     if len(figures.lost_examples) < 10:
                         figures.lost_examples.append(
-                            f"{body['requestId']} ({'redelivered' if figures.redeliveries > redelivered_before else 'first delivery'}"
-                            f" acked, {refused} refused /ussd/send)")
+                            f"{body['requestId']} (acked at delivery {deliveries}, {refused} /ussd/send refused)")
                 break
             done += 1
             if measuring:
@@ -297,7 +297,8 @@ class Soak:
         async def user(http: aiohttp.ClientSession) -> None:
             nonlocal screens
             while time.monotonic() < stop_at:
-                screens += await self.journey(http, next(self.ids), measuring=False)
+                done = await self.journey(http, next(self.ids), measuring=False)
+                screens += done  # not `screens += await ...`: that reads `screens` before the wait
 
         began = time.monotonic()
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=self.args.users * 2)) as http:
