@@ -140,6 +140,7 @@ class Figures:
     journeys_cut: int = 0  # a final screen came before the journey's last hop (e.g. a session lost)
     extra_screens: int = 0  # screens nobody asked for (a hop processed twice)
     lost_examples: list[str] = field(default_factory=list)
+    cut_screens: Counter = field(default_factory=Counter)  # the final screens that cut journeys short
 
 
 class Soak:
@@ -284,6 +285,7 @@ class Soak:
             if screen.get("ussdOperation") == "mt-fin":
                 if measuring and hop < len(JOURNEY) - 1:
                     figures.journeys_cut += 1
+                    figures.cut_screens[str(screen.get("message", ""))[:60]] += 1
                 break
         if measuring:
             figures.journeys += 1
@@ -411,6 +413,8 @@ async def main() -> None:
           f"other 5xx, must be 0: {other_5xx})")
     print(f"journeys            {f.journeys}  (cut short by a final screen: {f.journeys_cut}); "
           f"screens not asked for: {f.extra_screens}")
+    for text, n in f.cut_screens.most_common(3):
+        print(f"                    cut by {n} x {text!r}")
     print(f"worker RSS          boot {_mb(rss_boot)}, soak start {_mb(rss_start)}, end {_mb(rss_end)}"
           f"{_growth(rss_start, rss_end)}")
     print(f"server log          {len(log_lines)} lines, {tracebacks} tracebacks")
