@@ -250,11 +250,10 @@ def run_gunicorn(settings: Settings, options: dict[str, Any]) -> None:
 def serve(settings: Settings, *, banner: bool = True) -> int:
     """Check everything, then run gunicorn until SIGTERM/SIGINT (exits through SystemExit).
     Raises ConfigError (one line) or FlowErrors (every problem) before anything starts."""
-    from .logs import setup_logging
-
     import structlog
 
     from .bdapps.callers import CallerPolicy, unrestricted_warning
+    from .logs import setup_logging
 
     workers = web_concurrency()
     check_workers(settings, workers)
