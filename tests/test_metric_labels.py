@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 import uuid
 
-from server.metrics import UNMATCHED_ROUTE, UPSTREAM_ERROR_CODES
+from server.integrations.base import UpstreamRejected
+from server.metrics import UNMATCHED_ROUTE, known_error_codes
 from server.sandbox.faults import Fault
 
 from .conftest import APP_ID, redis_test_store, start_stack
@@ -45,6 +46,8 @@ async def test_a_path_scan_and_made_up_upstream_codes_add_no_series(aiohttp_serv
                     assert resp.status == 200
             await stack.settle()
             assert len(stack.faults.calls_to("/ussd/send")) == 2
+            # An integration's client met a code its table does not know (e.g. eCare's STATUS).
+            UpstreamRejected("ecare", f"WEIRD{token}", "made up")
             async with stack.http.get(f"{stack.app_url}/metrics") as resp:
                 after = await resp.text()
         finally:
@@ -57,8 +60,8 @@ async def test_a_path_scan_and_made_up_upstream_codes_add_no_series(aiohttp_serv
     wrong_method = f'route="{UNMATCHED_ROUTE}",status="405"'
     assert sample(after, "alap_callbacks_total", wrong_method) - sample(before, "alap_callbacks_total", wrong_method) == 1
     codes = label_values(after, "alap_upstream_errors_total", "code")
-    assert codes <= UPSTREAM_ERROR_CODES | {"other"}
-    for code in ("other", "http_4xx"):
-        labels = f'code="{code}",upstream="bdapps"'
+    assert codes <= known_error_codes() | {"other", "http_1xx", "http_2xx", "http_3xx", "http_4xx", "http_5xx"}
+    for upstream, code in (("bdapps", "other"), ("bdapps", "http_4xx"), ("ecare", "other")):
+        labels = f'code="{code}",upstream="{upstream}"'
         assert sample(after, "alap_upstream_errors_total", labels) - sample(before, "alap_upstream_errors_total",
                                                                              labels) == 1
