@@ -12,7 +12,7 @@ from typing import Any, Mapping
 import httpx
 import structlog
 
-from ..metrics import UPSTREAM_ERRORS, UPSTREAM_SECONDS
+from ..metrics import UPSTREAM_ERRORS, UPSTREAM_SECONDS, error_label
 from .delivery import classify
 
 log = structlog.get_logger("alap.upstream")
@@ -38,7 +38,7 @@ class UpstreamError(Exception):
             self.retryable = retryable
         # Counted where it is made: every client raises exactly one typed error per failure,
         # including the errors that upstreams report inside HTTP 200 bodies.
-        UPSTREAM_ERRORS.labels(upstream, code).inc()
+        UPSTREAM_ERRORS.labels(upstream, error_label(code)).inc()  # bounded: server/metrics.py
         super().__init__(f"{upstream} {code}: {detail}" if detail else f"{upstream} {code}")
 
 
