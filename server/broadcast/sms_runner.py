@@ -1,7 +1,7 @@
 """SMS broadcasts: many recipients per BDApps `/sms/send`, each address's answer read apart.
 
 How the rate limit counts: one token of the route's bucket (ALAP_SMS_RATE per second,
-server/messaging/throttle.py, the same bucket every other SMS of the process uses) per
+server/messaging/throttle.py: with Redis, one bucket shared by every process that sends SMS) per
 *recipient*, not per request. BDApps' per-second limit is an application's transactions, and
 every destination address becomes one SMS at the operator's SMSC; counting recipients can never
 overshoot whichever way the gateway counts, while counting requests could overshoot it by the
@@ -32,7 +32,7 @@ import jinja2
 import structlog
 
 from server.bdapps.client import BdappsGateway, SmsSendResult
-from server.messaging import BDAPPS, SmsSender, TokenBucket, next_dhaka_day
+from server.messaging import BDAPPS, SmsSender, next_dhaka_day
 from server.render.environment import Renderer
 from server.store.base import Store
 
@@ -65,8 +65,10 @@ class SmsBroadcastRunner(BroadcastRunner):
         self.source_address = source_address
         self.template: jinja2.Template | None = None
         self.lang = default_language
+        # The route's bucket of the sender: shared by every process through Redis when there is
+        # one (server/messaging/throttle.py), so a broadcast and the server's own SMS share the limit.
         bucket = sender.buckets.get(BDAPPS)
-        self.bucket = bucket if bucket is not None else TokenBucket(sender.rate, sender.burst)
+        self.bucket = bucket if bucket is not None else sender.bucket_factory(BDAPPS, sender.rate, sender.burst)
 
     async def prepare(self, spec: Spec) -> None:
         self.lang = spec.lang or self.default_language
@@ -142,7 +144,7 @@ class SmsBroadcastRunner(BroadcastRunner):
             if answer.destinations and answer.outcome not in ("rate_limited", "daily_limit", "ambiguous"):
                 pending, daily = self._per_address(pending, answer, result)
                 if answer.ok:
-                    self.bucket.speed_up()
+                    await self.bucket.speed_up()
                 if daily:  # left without a status: sent again when the broadcast resumes
                     result.halt = Halt(PARKED, "E1319: per-day limit reached", next_dhaka_day(self.clock()))
                     return
@@ -159,7 +161,7 @@ class SmsBroadcastRunner(BroadcastRunner):
             if answer.outcome == "rate_limited":
                 result.slowed += 1
                 log.warning("broadcast_rate_limited", broadcast=self.name, hold=hold)
-                self.bucket.slow_down(hold)
+                await self.bucket.slow_down(hold)
                 hold = min(hold * 2, MAX_RATE_LIMIT_HOLD)
             elif answer.outcome == "daily_limit":
                 until = next_dhaka_day(self.clock())

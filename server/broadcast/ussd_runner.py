@@ -15,7 +15,7 @@ from typing import Any
 import structlog
 
 from server.bdapps.push import PushService
-from server.messaging import BDAPPS, SmsSender, TokenBucket, next_dhaka_day
+from server.messaging import BDAPPS, SmsSender, next_dhaka_day
 from server.render.budget import encoding_for
 
 from .runner import STATUS_OF_SENT, BatchResult, BroadcastRunner, Halt, decode_entry
@@ -33,8 +33,10 @@ class UssdBroadcastRunner(BroadcastRunner):
         super().__init__(bstore, **options)
         self.push = push
         self.sender = sender
+        # The route's bucket of the sender: shared by every process through Redis when there is
+        # one (server/messaging/throttle.py), so a broadcast and the server's own SMS share the limit.
         bucket = sender.buckets.get(BDAPPS)
-        self.bucket = bucket if bucket is not None else TokenBucket(sender.rate, sender.burst)
+        self.bucket = bucket if bucket is not None else sender.bucket_factory(BDAPPS, sender.rate, sender.burst)
 
     async def send_batch(self, spec: Spec, items: list[tuple[int, str]]) -> BatchResult:
         result = BatchResult()
@@ -70,13 +72,13 @@ class UssdBroadcastRunner(BroadcastRunner):
             answer = await self.push.gateway.send_ussd(session_id, address, text, "mt-fin" if final else "mt-init",
                                                        encoding_for(text))
             if answer.ok:
-                self.bucket.speed_up()
+                await self.bucket.speed_up()
                 result.outcomes.append((seq, Status.SENT.value))
                 return
             if answer.status_code != "E1318":
                 break
             result.slowed += 1
-            self.bucket.slow_down(hold)
+            await self.bucket.slow_down(hold)
             hold = min(hold * 2, MAX_RATE_LIMIT_HOLD)
             await self.renew()
         if answer.status_code in AMBIGUOUS:
