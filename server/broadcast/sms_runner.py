@@ -33,6 +33,7 @@ import structlog
 
 from server.bdapps.client import BdappsGateway, SmsSendResult
 from server.messaging import BDAPPS, SmsSender, next_dhaka_day
+from server.messaging.routes import plain_msisdn
 from server.render.environment import Renderer
 from server.store.base import Store
 
@@ -45,6 +46,13 @@ log = structlog.get_logger("alap.broadcast")
 RETRY_DELAY, MAX_RETRY_DELAY = 1.0, 60.0  # a gateway refusing for a passing reason
 RATE_LIMIT_HOLD, MAX_RATE_LIMIT_HOLD = 1.0, 30.0  # E1318: the bucket's hold, doubling
 SENDER_CONCURRENCY = 8  # one-by-one sends in flight through the SmsSender
+
+
+def _match_key(address: str) -> str:
+    """The gateway writes an address back as "tel: 8801...", "tel: +880..." or "8801...": compare
+    numbers as numbers, anything else (masked ids, tel:all) without whitespace or case."""
+    compact = "".join(address.split())
+    return plain_msisdn(compact) or compact.lower()
 
 
 def compile_text(renderer: Renderer, text: str, lang: str) -> jinja2.Template:
@@ -187,10 +195,13 @@ class SmsBroadcastRunner(BroadcastRunner):
         limit): both certainly not sent."""
         by_address = {}
         for dest in answer.destinations:
-            by_address.setdefault(dest.address_key.lower(), dest)
+            by_address.setdefault(_match_key(dest.address), dest)
+        # The list answers "each element in the Address list of the request", in its order: an
+        # address spelt beyond recognition is matched by its position when the counts agree.
+        by_position = len(answer.destinations) == len(pending)
         again, daily = [], []
-        for seq, address in pending:
-            dest = by_address.get("".join(address.split()).lower())
+        for i, (seq, address) in enumerate(pending):
+            dest = by_address.get(_match_key(address)) or (answer.destinations[i] if by_position else None)
             if dest is None:
                 result.outcomes.append((seq, Status.UNKNOWN.value))
             elif dest.ok:
