@@ -6,10 +6,11 @@ differ ("440", "16", "0", 16, or absent). Unknown fields are ignored.
 """
 from __future__ import annotations
 
-import re
 from typing import Annotated
 
 import msgspec
+
+from ..msisdn import number_of_address
 
 NonEmpty = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 Text = Annotated[str, msgspec.Meta(max_length=4096)]
@@ -80,13 +81,7 @@ def auth_failed_body(app_id: str) -> bytes:
 
 TEMPORARY_ERROR = error_body("E1603", "Temporary System Error occurred while delivering your request.")
 
-_TEL = re.compile(r"^tel:\s*(?:\+?88)?0?(1[3-9]\d{8})$", re.IGNORECASE)
-
-
-def msisdn_of(address: str) -> str | None:
-    """01XXXXXXXXX for a plain `tel: 8801...` address; None for a masked id."""
-    match = _TEL.match(address.strip())
-    return "0" + match.group(1) if match else None
+msisdn_of = number_of_address  # 01XXXXXXXXX for a plain `tel: 8801...` address; None if masked
 
 
 def subscriber_key(address: str) -> str:

@@ -11,7 +11,7 @@ import structlog
 
 from ..render import system
 from ..render.budget import Budget, paginate
-from ..render.digits import normalise_digits
+from ..msisdn import normalise_digits
 from ..render.environment import Renderer
 from .actions import ActionContext, ActionRegistry, ActionResult
 from .loader import normalise_keyword

@@ -10,11 +10,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from ..render.digits import normalise_digits
-
-# Bangladeshi mobile numbers: 01[3-9] + 8 digits, with or without +880 / 880 / 0 prefixes.
-_BD_MOBILE = re.compile(r"^(?:\+?880|0)?(1[3-9]\d{8})$")
-
+from ..msisdn import local as local_number, normalise_digits
 
 @dataclass(frozen=True)
 class Valid:
@@ -107,8 +103,8 @@ class BdMobileValidator(Validator):
     default_error = "Enter a valid mobile number, like 01812345678."
 
     def check(self, text: str) -> Valid | Invalid:
-        match = _BD_MOBILE.match(re.sub(r"[\s-]", "", text))
-        return Valid("0" + match.group(1)) if match else self.fail()
+        number = local_number(text)
+        return Valid(number) if number else self.fail()
 
 
 def build_validator(spec: dict[str, Any]) -> Validator:

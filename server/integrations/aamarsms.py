@@ -49,8 +49,9 @@ from server.integrations.base import (
 from server.integrations.sms_parts import (
     DeliveryState, DeliveryStatus, InsufficientBalance, InvalidRecipient, RecipientStatus,
     SmsAccepted, SmsBalance, SmsFailed, hide_query_in_httpx_logs, invalid_recipient,
-    normalize_msisdn, sms_parts,
+    sms_parts,
 )
+from server.msisdn import require_international
 
 UPSTREAM = "aamarsms"
 DEFAULT_BASE_URL = "https://aamarsms.com"
@@ -153,7 +154,7 @@ def _numbers(raw: list[str]) -> list[str]:
     out = []
     for item in raw:
         try:
-            out.append(normalize_msisdn(item))
+            out.append(require_international(item))
         except ValueError:
             raise invalid_recipient(UPSTREAM, item) from None
     return out

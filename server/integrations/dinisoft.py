@@ -52,8 +52,9 @@ from server.integrations.base import (
 )
 from server.integrations.sms_parts import (
     DeliveryState, DeliveryStatus, RecipientStatus, SmsAccepted, SmsBalance, SmsFailed,
-    hide_query_in_httpx_logs, invalid_recipient, normalize_msisdn, sms_parts,
+    hide_query_in_httpx_logs, invalid_recipient, sms_parts,
 )
+from server.msisdn import require_international
 
 UPSTREAM = "dinisoft"
 DEFAULT_BASE_URL = "https://sms.dinisoftbd.com:7790"
@@ -100,7 +101,7 @@ class DiniSoftClient:
 
     async def send_text(self, to: str, text: str) -> SmsAccepted:
         try:
-            number = normalize_msisdn(to)
+            number = require_international(to)
         except ValueError:
             raise invalid_recipient(UPSTREAM, to) from None
         data = await self._get("/sendtext", {"callerID": self._caller_id, "toUser": number,

@@ -33,13 +33,14 @@ Credentials travel in the query string: base.send logs only the path, and a filt
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from enum import Enum, IntEnum
 from typing import Any, Awaitable, Callable, TypeVar
 
 import httpx
+
+from server.msisdn import require_local
 
 from server.integrations.base import (
     Timeouts,
@@ -74,7 +75,7 @@ class Operator(IntEnum):
     @classmethod
     def for_msisdn(cls, msisdn: str) -> "Operator":
         """Guess from the prefix. Ported numbers keep their prefix, so prefer a known operator."""
-        return cls(int(local_msisdn(msisdn)[2]))
+        return cls(int(require_local(msisdn)[2]))
 
 
 class NumberType(IntEnum):
@@ -170,17 +171,6 @@ class ECareInvalidRef(UpstreamRejected):
 
 
 # --- input normalisation -------------------------------------------------------------------
-
-_MSISDN = re.compile(r"^(?:tel:)?\s*(?:\+?88)?(01[3-9]\d{8})$")
-
-
-def local_msisdn(msisdn: str) -> str:
-    """`01XXXXXXXXX` from 01..., 8801..., +8801... or tel:8801...; ValueError otherwise."""
-    match = _MSISDN.match(msisdn.strip())
-    if not match:
-        raise ValueError(f"not a Bangladeshi mobile number: {msisdn!r}")
-    return match.group(1)
-
 
 def _whole_taka(amount: int | Decimal | str) -> str:
     if isinstance(amount, float) or isinstance(amount, bool):
@@ -400,7 +390,7 @@ class ECareClient:
             raise ValueError("refid is required (the caller's idempotency key)")
         body = await self._get(
             "MRC", operator=str(int(operator)), number_type=str(int(number_type)),
-            number=local_msisdn(msisdn), amount=_whole_taka(amount), refid=refid)
+            number=require_local(msisdn), amount=_whole_taka(amount), refid=refid)
         return _parse_submission(body, refid)
 
     async def recharge_status(self, refid: str) -> RechargeStatus:

@@ -44,6 +44,7 @@ from server.integrations.base import (
     UpstreamRejected, UpstreamTimeout, UpstreamUnavailable, json_body, make_http_client,
     raise_for_http_status, send,
 )
+from server.msisdn import local as local_number, normalise_digits
 
 UPSTREAM = "ecourier"
 DEFAULT_BASE_URL = "https://staging.ecourier.com.bd/api"
@@ -611,25 +612,18 @@ def _event(raw: Any) -> StatusEvent:
 
 # --- lenient scalars ----------------------------------------------------------------------
 
-_BENGALI_DIGITS = str.maketrans("০১২৩৪৫৬৭৮৯", "0123456789")
-
-
 def normalize_mobile(number: str) -> str:
     """"+880 1712-345678", "8801712345678", "1712345678", Bengali digits -> "01712345678".
     Raises ECourierInvalidNumber (without echoing the number: it is personal data)."""
-    digits = re.sub(r"[\s\-+()]", "", str(number).translate(_BENGALI_DIGITS))
-    if digits.startswith("880"):
-        digits = digits[2:]
-    elif len(digits) == 10 and digits.startswith("1"):
-        digits = "0" + digits
-    if not re.fullmatch(r"01[3-9][0-9]{8}", digits):
+    found = local_number(str(number))
+    if found is None:
         raise ECourierInvalidNumber(UPSTREAM, "invalid_number", "not an 11-digit Bangladeshi mobile number")
-    return digits
+    return found
 
 
 def _ecr(value: str) -> str:
     """" ecr ১০২২ 001175478" -> "ECR1022001175478"."""
-    return re.sub(r"\s+", "", value.translate(_BENGALI_DIGITS)).upper()
+    return re.sub(r"\s+", "", normalise_digits(value)).upper()
 
 
 def _text(value: Any) -> str:

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 from typing import Iterable, Mapping, Sequence
 
-from .routes import BDAPPS, SmsRoute, is_tel_address, plain_msisdn
+from server.msisdn import is_tel_address, local, prefixes_of
+
+from .routes import BDAPPS, SmsRoute
 
 KNOWN_ROUTES = ("bdapps", "aamarsms", "dinisoft")
 DEFAULT_ROUTES = KNOWN_ROUTES
-BDAPPS_OPERATOR_PREFIXES = ("016", "018")  # Airtel, Robi
+BDAPPS_OPERATOR_PREFIXES = prefixes_of("Airtel", "Robi")
 
 
 def parse_routes(value: str | Iterable[str]) -> tuple[str, ...]:
@@ -44,12 +46,12 @@ class RoutingPolicy:
     def routes_for(self, to: str, available: Mapping[str, SmsRoute]) -> list[SmsRoute]:
         """The routes to try for `to`, best first, among the configured and available ones."""
         names = [n for n in self.order if n in available]
-        number = plain_msisdn(to)
+        number = local(to)
         if is_tel_address(to):
             if number is None:  # masked id: only BDApps knows who it is
                 names = [n for n in names if n == BDAPPS]
         elif number is None:
             names = []
-        elif ("0" + number[3:])[:3] not in self.bdapps_prefixes:
+        elif number[:3] not in self.bdapps_prefixes:
             names = [n for n in names if n != BDAPPS] + [n for n in names if n == BDAPPS]
         return [available[n] for n in names if available[n].reaches(to)]

@@ -18,7 +18,8 @@ from server.integrations.base import (
     UpstreamConnectError, UpstreamError, UpstreamMalformed, UpstreamTimeout, UpstreamUnavailable,
 )
 from server.integrations.dinisoft import DiniSoftClient
-from server.integrations.sms_parts import DeliveryStatus, SmsAccepted, normalize_msisdn, sms_parts
+from server.integrations.sms_parts import DeliveryStatus, SmsAccepted, sms_parts
+from server.msisdn import international, is_tel_address
 
 log = structlog.get_logger("alap.messaging")
 
@@ -77,18 +78,6 @@ class PollableRoute(SmsRoute, Protocol):
     async def delivery_status(self, message_id: str) -> DeliveryStatus: ...
 
 
-def is_tel_address(to: str) -> bool:
-    return to.strip()[:4].lower() == "tel:"
-
-
-def plain_msisdn(to: str) -> str | None:
-    """8801XXXXXXXXX for anything that is a Bangladeshi number, None otherwise (masked ids)."""
-    try:
-        return normalize_msisdn(to)
-    except ValueError:
-        return None
-
-
 # --- BDApps -------------------------------------------------------------------------------------
 
 class BdappsRoute:
@@ -104,12 +93,12 @@ class BdappsRoute:
         self.delivery_report = delivery_report
 
     def reaches(self, to: str) -> bool:
-        return is_tel_address(to) or plain_msisdn(to) is not None
+        return is_tel_address(to) or international(to) is not None
 
     def destination(self, to: str) -> str:
         if is_tel_address(to):
             return to
-        number = plain_msisdn(to)
+        number = international(to)
         if number is None:
             raise ValueError("not an address BDApps can reach")
         return "tel:" + number
@@ -161,7 +150,7 @@ class AamarSmsRoute:
         self.client = client
 
     def reaches(self, to: str) -> bool:
-        return plain_msisdn(to) is not None
+        return international(to) is not None
 
     async def send(self, to: str, text: str, *, kind: str) -> SendOutcome:
         try:
@@ -184,7 +173,7 @@ class DiniSoftRoute:
         self.client = client
 
     def reaches(self, to: str) -> bool:
-        return plain_msisdn(to) is not None
+        return international(to) is not None
 
     async def send(self, to: str, text: str, *, kind: str) -> SendOutcome:
         try:

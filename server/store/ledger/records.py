@@ -1,7 +1,6 @@
 """Recharge records: states, the record and its history, JSON codec, and `new_record`."""
 from __future__ import annotations
 
-import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -10,6 +9,8 @@ from enum import Enum
 from typing import Any, Iterable
 
 import msgspec
+
+from server.msisdn import is_local
 
 class RechargeState(str, Enum):
     REQUESTED = "REQUESTED"  # written by the USSD action; keys generated; nothing called yet
@@ -141,9 +142,6 @@ def decode_record(data: bytes | str) -> RechargeRecord:
 
 # --- record creation -------------------------------------------------------------------------
 
-_LOCAL_MSISDN = re.compile(r"^01[3-9]\d{8}$")
-
-
 def _numeric_key() -> str:
     """19 digits: epoch milliseconds (13) + 6 random digits. Fits a signed 64-bit integer (the
     eCare sample refid is numeric) and 32 characters (CAAS externalTrxId is String(32))."""
@@ -168,11 +166,11 @@ def new_record(*, idempotency_key: str, payer: str, payer_msisdn: str | None, re
     if not payer or not payer.strip():
         raise ValueError("payer is required")
     recipient = recipient.strip()
-    if not _LOCAL_MSISDN.match(recipient):
+    if not is_local(recipient):
         raise ValueError(f"recipient must be 01XXXXXXXXX, got {recipient!r}")
     if payer_msisdn is not None:
         payer_msisdn = payer_msisdn.strip()
-        if not _LOCAL_MSISDN.match(payer_msisdn):
+        if not is_local(payer_msisdn):
             raise ValueError(f"payer_msisdn must be 01XXXXXXXXX or None, got {payer_msisdn!r}")
     if isinstance(amount, (float, bool)):
         raise TypeError("amount must be Decimal, int or str, not float")
