@@ -27,6 +27,8 @@ from typing import Any, Awaitable, Callable, TypeVar
 
 import httpx
 
+from server.money import parse_taka, taka_text
+
 from server.integrations.base import (
     Timeouts,
     UpstreamAuthError,
@@ -125,18 +127,7 @@ def error_for(code: str, detail: str, body: Any = None, http_status: int | None 
 
 def format_amount(amount: Decimal | int | str) -> str:
     """Taka as the seed's string: "5", "12.50". Rejects floats, <= 0 and more than 2 decimals."""
-    if isinstance(amount, (float, bool)):
-        raise TypeError("amount must be Decimal, int or str, not float")
-    try:
-        value = Decimal(str(amount))
-    except InvalidOperation:
-        raise ValueError(f"amount is not a number: {amount!r}") from None
-    if not value.is_finite() or value <= 0:
-        raise ValueError(f"amount must be positive: {amount!r}")
-    cents = value.quantize(Decimal("0.01"))
-    if cents != value:
-        raise ValueError(f"amount has more than 2 decimals: {amount!r}")
-    return str(int(value)) if value == value.to_integral_value() else str(cents)
+    return taka_text(parse_taka(amount))
 
 
 def _decimal(raw: Any, body: Any) -> Decimal:

@@ -40,6 +40,7 @@ from typing import Any, Awaitable, Callable, TypeVar
 
 import httpx
 
+from server.money import parse_taka, taka_text
 from server.msisdn import require_local
 
 from server.integrations.base import (
@@ -168,20 +169,6 @@ class ECareDuplicate(UpstreamRejected):
 
 class ECareInvalidRef(UpstreamRejected):
     """MRCSTATUS knows no recharge under this refid: it never reached eCare's books."""
-
-
-# --- input normalisation -------------------------------------------------------------------
-
-def _whole_taka(amount: int | Decimal | str) -> str:
-    if isinstance(amount, float) or isinstance(amount, bool):
-        raise TypeError("amount must be int, Decimal or str, not float")
-    try:
-        value = Decimal(str(amount))
-    except InvalidOperation:
-        raise ValueError(f"amount is not a number: {amount!r}") from None
-    if not value.is_finite() or value <= 0 or value != value.to_integral_value():
-        raise ValueError(f"recharge amount must be a positive whole number of taka: {amount!r}")
-    return str(int(value))
 
 
 # --- answer parsing ------------------------------------------------------------------------
@@ -390,7 +377,7 @@ class ECareClient:
             raise ValueError("refid is required (the caller's idempotency key)")
         body = await self._get(
             "MRC", operator=str(int(operator)), number_type=str(int(number_type)),
-            number=require_local(msisdn), amount=_whole_taka(amount), refid=refid)
+            number=require_local(msisdn), amount=taka_text(parse_taka(amount, whole=True)), refid=refid)
         return _parse_submission(body, refid)
 
     async def recharge_status(self, refid: str) -> RechargeStatus:

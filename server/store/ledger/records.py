@@ -4,12 +4,13 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from enum import Enum
 from typing import Any, Iterable
 
 import msgspec
 
+from server.money import parse_taka
 from server.msisdn import is_local
 
 class RechargeState(str, Enum):
@@ -172,14 +173,7 @@ def new_record(*, idempotency_key: str, payer: str, payer_msisdn: str | None, re
         payer_msisdn = payer_msisdn.strip()
         if not is_local(payer_msisdn):
             raise ValueError(f"payer_msisdn must be 01XXXXXXXXX or None, got {payer_msisdn!r}")
-    if isinstance(amount, (float, bool)):
-        raise TypeError("amount must be Decimal, int or str, not float")
-    try:
-        value = Decimal(str(amount))
-    except InvalidOperation:
-        raise ValueError(f"amount is not a number: {amount!r}") from None
-    if not value.is_finite() or value <= 0 or value != value.to_integral_value():
-        raise ValueError(f"amount must be a positive whole number of taka: {amount!r}")
+    value = parse_taka(amount, whole=True)
     if not str(operator).strip() or not str(number_type).strip():
         raise ValueError("operator and number_type are required")
     at = time.time() if now is None else now
