@@ -43,8 +43,8 @@ from typing import Any, Iterable
 import httpx
 
 from server.integrations.base import (
-    Timeouts, UpstreamAuthError, UpstreamError, UpstreamMalformed, UpstreamRejected,
-    json_body, make_http_client, raise_for_http_status, send,
+    Timeouts, UpstreamAuthError, UpstreamClient, UpstreamError, UpstreamMalformed, UpstreamRejected,
+    json_body, raise_for_http_status, send,
 )
 from server.integrations.sms_parts import (
     DeliveryState, DeliveryStatus, InsufficientBalance, InvalidRecipient, RecipientStatus,
@@ -74,27 +74,16 @@ _STATES: dict[str, DeliveryState] = {
 }
 
 
-class AamarSmsClient:
+class AamarSmsClient(UpstreamClient):
     """One per process; `aclose()` at shutdown (only closes an httpx client it created)."""
 
     def __init__(self, base_url: str, user: str, password: str, sender: str, *,
                  timeouts: Timeouts | None = None, http: httpx.AsyncClient | None = None) -> None:
+        super().__init__(timeouts=timeouts, http=http)
         self._base = base_url.rstrip("/")
         self._auth = {"user": user, "password": password}
         self._sender = sender
-        self._http = http or make_http_client(timeouts=timeouts)
-        self._owns_http = http is None
         hide_query_in_httpx_logs()
-
-    async def aclose(self) -> None:
-        if self._owns_http:
-            await self._http.aclose()
-
-    async def __aenter__(self) -> AamarSmsClient:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
     async def send_bulk(self, to: str | Iterable[str], text: str) -> SmsAccepted:
         """Send `text` to one or many numbers through `/api`."""

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Any
 
 import httpx
 
@@ -32,23 +32,21 @@ from server.money import parse_taka, taka_text
 from server.integrations.base import (
     Timeouts,
     UpstreamAuthError,
-    UpstreamConnectError,
+    UpstreamClient,
     UpstreamError,
     UpstreamMalformed,
     UpstreamRejected,
     UpstreamUnavailable,
+    is_transient,
     json_body,
-    make_http_client,
     raise_for_http_status,
+    read_with_retry,
     send,
 )
 
 UPSTREAM = "caas"
 SUCCESS = "S1000"
 RETRYABLE_CODES = frozenset({"E1318", "E1319", "E1326", "E1602", "E1603"})
-
-T = TypeVar("T")
-
 
 @dataclass(frozen=True)
 class CaasBalance:
@@ -142,38 +140,22 @@ def _text(body: dict[str, Any], name: str) -> str | None:
     return None if value is None or str(value).strip() == "" else str(value).strip()
 
 
-async def _read_with_retry(call: Callable[[], Awaitable[T]], attempts: int = 2) -> T:
-    """Idempotent reads only: a refused connection or a 5xx is worth one more try."""
-    for attempt in range(1, attempts + 1):
-        try:
-            return await call()
-        except (UpstreamConnectError, UpstreamUnavailable) as exc:
-            if attempt == attempts or isinstance(exc, CaasTemporaryError):
-                raise
-    raise AssertionError("unreachable")
+def _read_again(exc: BaseException) -> bool:
+    """A refused connection or a 5xx is worth one more try; BDApps' own throttling and
+    temporary codes are not (asking again at once only meets the same limit)."""
+    return is_transient(exc) and not isinstance(exc, CaasTemporaryError)
 
 
-class CaasClient:
+class CaasClient(UpstreamClient):
     """BDApps charging-as-a-service. One instance per process; close with `aclose()`."""
 
     def __init__(self, base_url: str, app_id: str, password: str, *,
                  payment_instrument: str = "Mobile Account", timeouts: Timeouts | None = None,
                  http: httpx.AsyncClient | None = None) -> None:
+        super().__init__(timeouts=timeouts, http=http)
         self._base_url = base_url.rstrip("/")
         self._auth = {"applicationId": app_id, "password": password}
         self._payment_instrument = payment_instrument
-        self._owns_http = http is None
-        self._http = http or make_http_client(timeouts=timeouts)
-
-    async def aclose(self) -> None:
-        if self._owns_http:
-            await self._http.aclose()
-
-    async def __aenter__(self) -> "CaasClient":
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
     async def _post(self, path: str, fields: dict[str, str]) -> dict[str, Any]:
         """One call; returns the body of an S1000 answer, raises a typed error otherwise."""
@@ -198,8 +180,8 @@ class CaasClient:
         return body
 
     async def query_balance(self, subscriber_id: str) -> CaasBalance:
-        body = await _read_with_retry(lambda: self._post("/caas/balance/query", {
-            "subscriberId": subscriber_id, "paymentInstrumentName": self._payment_instrument}))
+        fields = {"subscriberId": subscriber_id, "paymentInstrumentName": self._payment_instrument}
+        body = await read_with_retry(lambda: self._post("/caas/balance/query", fields), retry_if=_read_again)
         if body.get("chargeableBalance") is None:
             raise UpstreamMalformed(UPSTREAM, "malformed", "no chargeableBalance", body=body)
         return CaasBalance(subscriber_id=subscriber_id,
@@ -209,8 +191,8 @@ class CaasClient:
                            status_detail=_text(body, "statusDetail") or "")
 
     async def payment_instruments(self, subscriber_id: str, type: str = "all") -> tuple[PaymentInstrument, ...]:
-        body = await _read_with_retry(lambda: self._post("/caas/list/pi", {
-            "subscriberId": subscriber_id, "type": type}))
+        fields = {"subscriberId": subscriber_id, "type": type}
+        body = await read_with_retry(lambda: self._post("/caas/list/pi", fields), retry_if=_read_again)
         items = body.get("paymentInstrumentList") or []
         if not isinstance(items, list):
             raise UpstreamMalformed(UPSTREAM, "malformed", "paymentInstrumentList is not a list", body=body)

@@ -47,8 +47,8 @@ from typing import Any, NoReturn
 import httpx
 
 from server.integrations.base import (
-    Timeouts, UpstreamAuthError, UpstreamError, UpstreamMalformed, UpstreamRejected,
-    UpstreamUnavailable, json_body, make_http_client, raise_for_http_status, send,
+    Timeouts, UpstreamAuthError, UpstreamClient, UpstreamError, UpstreamMalformed, UpstreamRejected,
+    UpstreamUnavailable, json_body, raise_for_http_status, send,
 )
 from server.integrations.sms_parts import (
     DeliveryState, DeliveryStatus, RecipientStatus, SmsAccepted, SmsBalance, SmsFailed,
@@ -74,30 +74,19 @@ _ERRORS: dict[str, tuple[type[UpstreamError], str]] = {
 _STATES: dict[str, DeliveryState] = {"0": "delivered", "1": "failed", "2": "pending", "4": "sent"}
 
 
-class DiniSoftClient:
+class DiniSoftClient(UpstreamClient):
     """One per process; `aclose()` at shutdown (only closes an httpx client it created)."""
 
     def __init__(self, base_url: str, api_key: str, secret_key: str, caller_id: str, *,
                  timeouts: Timeouts | None = None, http: httpx.AsyncClient | None = None,
                  balance_url: str = DEFAULT_BALANCE_URL, client_name: str | None = None) -> None:
+        super().__init__(timeouts=timeouts, http=http)
         self._base = base_url.rstrip("/")
         self._auth = {"apikey": api_key, "secretkey": secret_key}
         self._caller_id = caller_id
         self._balance_url = balance_url
         self._client_name = client_name
-        self._http = http or make_http_client(timeouts=timeouts)
-        self._owns_http = http is None
         hide_query_in_httpx_logs()
-
-    async def aclose(self) -> None:
-        if self._owns_http:
-            await self._http.aclose()
-
-    async def __aenter__(self) -> DiniSoftClient:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
     async def send_text(self, to: str, text: str) -> SmsAccepted:
         try:

@@ -36,7 +36,7 @@ import logging
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from enum import Enum, IntEnum
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Any
 
 import httpx
 
@@ -46,21 +46,18 @@ from server.msisdn import require_local
 from server.integrations.base import (
     Timeouts,
     UpstreamAuthError,
-    UpstreamConnectError,
+    UpstreamClient,
     UpstreamMalformed,
     UpstreamRejected,
     UpstreamUnavailable,
     json_body,
-    make_http_client,
     raise_for_http_status,
+    read_with_retry,
     send,
 )
 
 UPSTREAM = "ecare"
 ECARE_DEFAULT_URL = "http://118.179.129.98/myportal/api/rechargeapi/recharge_api_thirdparty.php"
-
-T = TypeVar("T")
-
 
 class Operator(IntEnum):
     """eCare operator codes: the third digit of the number prefix (017 -> 7)."""
@@ -331,36 +328,15 @@ _install_log_filter()
 # --- client --------------------------------------------------------------------------------
 
 
-async def _read_with_retry(call: Callable[[], Awaitable[T]], attempts: int = 2) -> T:
-    """Idempotent reads only: a refused connection or a 5xx is worth one more try."""
-    for attempt in range(1, attempts + 1):
-        try:
-            return await call()
-        except (UpstreamConnectError, UpstreamUnavailable):
-            if attempt == attempts:
-                raise
-    raise AssertionError("unreachable")
-
-
-class ECareClient:
-    """eCare recharge API. One instance per process; close with `aclose()`."""
+class ECareClient(UpstreamClient):
+    """eCare recharge API. One instance per process; close with `aclose()`.
+    Reads (MRCSTATUS, BLCK, OFFERPACK) retry once on connect errors and 5xx (base.read_with_retry)."""
 
     def __init__(self, url: str, access_id: str, access_pass: str, *,
                  timeouts: Timeouts | None = None, http: httpx.AsyncClient | None = None) -> None:
+        super().__init__(timeouts=timeouts, http=http)
         self._url = url
         self._credentials = {"access_id": access_id, "access_pass": access_pass}
-        self._owns_http = http is None
-        self._http = http or make_http_client(timeouts=timeouts)
-
-    async def aclose(self) -> None:
-        if self._owns_http:
-            await self._http.aclose()
-
-    async def __aenter__(self) -> "ECareClient":
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
     async def _get(self, service: str, **params: str) -> Any:
         query = {**self._credentials, "service": service, **params}
@@ -382,13 +358,13 @@ class ECareClient:
 
     async def recharge_status(self, refid: str) -> RechargeStatus:
         """MRCSTATUS: PENDING / PROCESSING / SUCCESS / FAILED; ECareInvalidRef if unknown."""
-        body = await _read_with_retry(lambda: self._get("MRCSTATUS", refid=refid))
+        body = await read_with_retry(lambda: self._get("MRCSTATUS", refid=refid))
         return _parse_status(body, refid)
 
     async def balance(self) -> WalletBalance:
         """BLCK: our reseller wallet."""
-        return _parse_balance(await _read_with_retry(lambda: self._get("BLCK")))
+        return _parse_balance(await read_with_retry(lambda: self._get("BLCK")))
 
     async def offer_packs(self) -> tuple[OfferPack, ...]:
         """OFFERPACK: drive packs on sale."""
-        return _parse_offers(await _read_with_retry(lambda: self._get("OFFERPACK")))
+        return _parse_offers(await read_with_retry(lambda: self._get("OFFERPACK")))

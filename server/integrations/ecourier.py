@@ -40,9 +40,9 @@ from typing import Any, Literal, Mapping, Sequence
 import httpx
 
 from server.integrations.base import (
-    Timeouts, UpstreamAuthError, UpstreamConnectError, UpstreamError, UpstreamMalformed,
-    UpstreamRejected, UpstreamTimeout, UpstreamUnavailable, json_body, make_http_client,
-    raise_for_http_status, send,
+    Timeouts, UpstreamAuthError, UpstreamClient, UpstreamConnectError, UpstreamError, UpstreamMalformed,
+    UpstreamRejected, UpstreamTimeout, UpstreamUnavailable, json_body, raise_for_http_status,
+    read_with_retry, send,
 )
 from server.msisdn import local as local_number, normalise_digits
 
@@ -290,7 +290,7 @@ class OrderRequest:
 
 # --- client -------------------------------------------------------------------------------
 
-class ECourierClient:
+class ECourierClient(UpstreamClient):
     """One per process: `await client.aclose()` at shutdown.
 
     `http` lets a caller share a client (tests, custom transports); it is then not closed by
@@ -302,18 +302,13 @@ class ECourierClient:
                  read_retries: int = 1) -> None:
         headers = {"API-KEY": api_key, "API-SECRET": api_secret, "USER-ID": user_id,
                    "Content-Type": "application/json", "Accept": "application/json"}
-        self._owns_http = http is None
-        self._http = http or make_http_client(base_url.rstrip("/"), timeouts=timeouts, headers=headers)
+        super().__init__(timeouts=timeouts, http=http, base_url=base_url.rstrip("/"), headers=headers)
         self._prefix = "" if self._owns_http else base_url.rstrip("/")
         self._request_headers = None if self._owns_http else headers
         self._read_retries = max(0, read_retries)
 
     def __repr__(self) -> str:  # never the secrets
         return f"ECourierClient(base_url={str(self._http.base_url) or self._prefix!r})"
-
-    async def aclose(self) -> None:
-        if self._owns_http:
-            await self._http.aclose()
 
     # -- orders ------------------------------------------------------------------------------
 
@@ -487,22 +482,27 @@ class ECourierClient:
     # -- transport ---------------------------------------------------------------------------
 
     async def _post(self, path: str, body: Mapping[str, Any], *, idempotent: bool) -> Any:
-        attempts = 1 + (self._read_retries if idempotent else 0)
-        for attempt in range(attempts):
-            try:
-                response = await send(self._http, UPSTREAM, "POST", self._prefix + path, json=dict(body),
-                                      headers=self._request_headers)
-                return _decode(response)
-            except UpstreamError as exc:
-                if not idempotent:
-                    # A write whose fate is unknown must not be repeated blindly.
-                    if not isinstance(exc, (UpstreamConnectError, ECourierBusy)):
-                        exc.retryable = False
-                    raise
-                # A timeout already spent the USSD budget; a second wait would exceed it.
-                if attempt + 1 >= attempts or not exc.retryable or isinstance(exc, UpstreamTimeout):
-                    raise
-        raise AssertionError("unreachable")
+        if idempotent:
+            return await read_with_retry(lambda: self._post_once(path, body), attempts=1 + self._read_retries,
+                                         retry_if=_read_again)
+        try:
+            return await self._post_once(path, body)
+        except UpstreamError as exc:
+            # A write whose fate is unknown must not be repeated blindly.
+            if not isinstance(exc, (UpstreamConnectError, ECourierBusy)):
+                exc.retryable = False
+            raise
+
+    async def _post_once(self, path: str, body: Mapping[str, Any]) -> Any:
+        response = await send(self._http, UPSTREAM, "POST", self._prefix + path, json=dict(body),
+                              headers=self._request_headers)
+        return _decode(response)
+
+
+def _read_again(exc: BaseException) -> bool:
+    """Any retryable error but a timeout: a timeout already spent the USSD budget, and a
+    second wait would exceed it."""
+    return isinstance(exc, UpstreamError) and exc.retryable and not isinstance(exc, UpstreamTimeout)
 
 
 # --- decoding -----------------------------------------------------------------------------
