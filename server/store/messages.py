@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import structlog
 
-from .redis_errors import redis_guard
+from .redis_keyspace import RedisKeyspace
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
@@ -316,7 +316,7 @@ return ids
 """
 
 
-class RedisMessageLog(MessageLog):
+class RedisMessageLog(RedisKeyspace, MessageLog):
     """Redis log on an existing redis.asyncio client, under `prefix`.
 
     Keys: `{prefix}m:<id>` record (JSON, expires), `{prefix}mi:<provider>:<provider id>` index
@@ -328,27 +328,22 @@ class RedisMessageLog(MessageLog):
     name = "redis"
 
     def __init__(self, client: aioredis.Redis, prefix: str = "alap:", *, ttl: int = MESSAGE_TTL) -> None:
-        super().__init__(ttl)
-        self.redis = client
-        self.prefix = prefix
+        RedisKeyspace.__init__(self, client, prefix)
+        MessageLog.__init__(self, ttl)
         self._take_due_script = client.register_script(_TAKE_DUE)
 
     def _key(self, our_id: str) -> str:
-        return f"{self.prefix}m:{our_id}"
+        return self.key("m", our_id)
 
     def _index_key(self, provider: str, provider_message_id: str) -> str:
-        return f"{self.prefix}mi:{provider}:{provider_message_id}"
+        return self.key("mi", provider, provider_message_id)
 
     def _pending_key(self, provider: str) -> str:
-        return f"{self.prefix}mp:{provider}"
+        return self.key("mp", provider)
 
     @property
     def _parked_key(self) -> str:
-        return f"{self.prefix}mq"
-
-    @staticmethod
-    def _guard():
-        return redis_guard()
+        return self.key("mq")
 
     async def save(self, record: MessageRecord) -> None:
         ttl = self._record_ttl(record)

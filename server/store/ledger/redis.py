@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..redis_errors import redis_guard
+from ..redis_keyspace import RedisKeyspace, hash_tag
 from .base import Ledger
 from .records import (LedgerLease, RechargeRecord, RechargeState, _decode, _encode, _owner)
 
@@ -82,7 +82,7 @@ return added
 """
 
 
-class RedisLedger(Ledger):
+class RedisLedger(RedisKeyspace, Ledger):
     """The ledger on an existing redis.asyncio client (the RedisStore's), under `prefix`."""
 
     name = "redis"
@@ -90,9 +90,8 @@ class RedisLedger(Ledger):
     def __init__(self, client: aioredis.Redis, prefix: str = "alap:") -> None:
         from ..redis_backend import _NodeScript, is_cluster
 
-        self.redis = client
-        self.prefix = prefix
-        self.base = f"{prefix}{{ledger}}:"
+        super().__init__(client, prefix)
+        self.base = self.key(hash_tag("ledger"), "")  # one slot for every ledger key
         script = (lambda text: _NodeScript(client, text)) if is_cluster(client) else client.register_script
         self._insert_script = script(_INSERT)
         self._swap_script = script(_SWAP)
@@ -119,10 +118,6 @@ class RedisLedger(Ledger):
     @property
     def _lease_prefix(self) -> str:
         return f"{self.base}l:"
-
-    @staticmethod
-    def _guard():
-        return redis_guard()
 
     @staticmethod
     def _text(value: Any) -> str:
