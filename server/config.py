@@ -112,11 +112,9 @@ class Settings(BaseSettings):
     @field_validator("sms_routes")
     @classmethod
     def _known_routes(cls, value: str) -> str:
-        names = [n.strip() for n in value.split(",") if n.strip()]
-        unknown = [n for n in names if n not in ("bdapps", "aamarsms", "dinisoft")]
-        if not names or unknown:
-            raise ValueError("must list routes from bdapps, aamarsms, dinisoft, e.g. 'bdapps,aamarsms'")
-        return ",".join(names)
+        from .messaging.policy import parse_routes  # late: settings load before any layer
+
+        return ",".join(parse_routes(value))
 
     @field_validator("redis_url")
     @classmethod
