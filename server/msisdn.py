@@ -122,6 +122,13 @@ def number_of_address(address: str) -> str | None:
     return local(address) if is_tel_address(address) else None
 
 
+def subscriber_key(address: str) -> str:
+    """A stable key for profiles: the address without whitespace ("tel: 880..." and
+    "tel:880..." are the same subscriber). Only used as a key, never sent anywhere; a masked
+    id stays as opaque as it came."""
+    return "".join(address.split())
+
+
 # --- masking -----------------------------------------------------------------------------------
 
 # 8801812345678, +8801812345678, 01812345678 (also inside "tel:8801..." addresses). Wider than

@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from server.bdapps.client import BdappsGateway, parse_sms_answer
+from server.integrations.bdapps import BdappsGateway, parse_sms_answer
 from server.integrations.aamarsms import AamarSmsClient
 from server.integrations.base import Timeouts
 from server.integrations.dinisoft import DiniSoftClient

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import msgspec
 
-from ..msisdn import number_of_address
+from ..msisdn import number_of_address, subscriber_key  # noqa: F401 (the transport's names)
 
 NonEmpty = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 Text = Annotated[str, msgspec.Meta(max_length=4096)]
@@ -82,9 +82,3 @@ def auth_failed_body(app_id: str) -> bytes:
 TEMPORARY_ERROR = error_body("E1603", "Temporary System Error occurred while delivering your request.")
 
 msisdn_of = number_of_address  # 01XXXXXXXXX for a plain `tel: 8801...` address; None if masked
-
-
-def subscriber_key(address: str) -> str:
-    """A stable key for profiles: the address without whitespace ("tel: 880..." and
-    "tel:880..." are the same subscriber). Only used as a key, never sent anywhere."""
-    return "".join(address.split())

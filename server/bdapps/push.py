@@ -23,7 +23,7 @@ from ..engine.session import encode_session
 from ..render.budget import encoding_for
 from ..store import Store
 from .background import spawn
-from .client import BdappsGateway
+from ..integrations.bdapps import BdappsGateway
 from .payloads import InvalidRequest, NonEmpty, decode, invalid_body, msisdn_of, subscriber_key
 
 log = structlog.get_logger("alap.push")

@@ -19,7 +19,7 @@ from ..render import system
 from ..render.budget import encoding_for
 from ..store import Lease, LockTimeout, Store, StoreUnavailable
 from .background import spawn
-from .client import BdappsGateway
+from ..integrations.bdapps import BdappsGateway
 from .payloads import UssdReceive, msisdn_of, subscriber_key
 from .profiles import apply_profile_changes
 

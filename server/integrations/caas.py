@@ -27,6 +27,7 @@ from typing import Any
 
 import httpx
 
+from server.integrations.bdapps_codes import SUCCESS, is_retryable
 from server.money import parse_taka, taka_text
 
 from server.integrations.base import (
@@ -45,8 +46,6 @@ from server.integrations.base import (
 )
 
 UPSTREAM = "caas"
-SUCCESS = "S1000"
-RETRYABLE_CODES = frozenset({"E1318", "E1319", "E1326", "E1602", "E1603"})
 
 @dataclass(frozen=True)
 class CaasBalance:
@@ -119,7 +118,7 @@ _CODE_CLASSES: dict[str, type[UpstreamError]] = {
 def error_for(code: str, detail: str, body: Any = None, http_status: int | None = None) -> UpstreamError:
     """The typed error for a BDApps status code other than S1000."""
     cls = _CODE_CLASSES.get(code, CaasRejected)
-    return cls(UPSTREAM, code, detail, retryable=code in RETRYABLE_CODES, body=body,
+    return cls(UPSTREAM, code, detail, retryable=is_retryable(code), body=body,
                http_status=http_status)
 
 

@@ -12,7 +12,7 @@ from typing import Literal, Protocol, runtime_checkable
 
 import structlog
 
-from server.bdapps.client import BdappsGateway, SmsSendResult
+from server.integrations.bdapps import BdappsGateway, SmsSendResult
 from server.integrations.aamarsms import AamarSmsClient
 from server.integrations.base import (
     UpstreamConnectError, UpstreamError, UpstreamMalformed, UpstreamTimeout, UpstreamUnavailable,

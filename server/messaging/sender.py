@@ -34,10 +34,9 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 import structlog
 
-from server.bdapps.payloads import subscriber_key
 from server.integrations.base import UpstreamError, UpstreamRejected
 from server.integrations.sms_parts import sms_parts
-from server.msisdn import international
+from server.msisdn import international, subscriber_key
 from server.store.messages import MessageLog, MessageRecord, MessageStatus, normalize_status
 
 from .policy import DEFAULT_ROUTES, RoutingPolicy

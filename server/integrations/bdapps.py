@@ -16,9 +16,9 @@ import aiohttp
 import msgspec
 import structlog
 
-from ..integrations.sms_parts import is_gsm7
+from .sms_parts import is_gsm7
 from ..metrics import observe_upstream
-from .codes import SUCCESS, is_retryable
+from .bdapps_codes import SUCCESS, is_retryable
 
 log = structlog.get_logger("alap.bdapps")
 
