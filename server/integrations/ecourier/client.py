@@ -1,4 +1,4 @@
-"""eCourier reseller API client (seed 000, "API DOCUMENT (RESELLER)" v3).
+"""The eCourier reseller API client: calls, answer decoding, number input (docs/upstreams.md).
 
 Alap uses eCourier to track parcels from a USSD menu and, through flow actions, to place and
 cancel orders, look up cities/thanas/post codes/areas/branches, check a customer's fraud status
@@ -32,9 +32,7 @@ each method's docstring.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from decimal import Decimal, InvalidOperation
+from datetime import datetime
 from typing import Any, Literal, Mapping, Sequence
 
 import httpx
@@ -46,246 +44,18 @@ from server.integrations.base import (
 )
 from server.msisdn import local as local_number, normalise_digits
 
-UPSTREAM = "ecourier"
-DEFAULT_BASE_URL = "https://staging.ecourier.com.bd/api"
-# eCourier's timestamps carry no zone; they are Bangladesh time (UTC+6, no DST).
-DHAKA = timezone(timedelta(hours=6), "Asia/Dhaka")
-PAYMENT_METHODS = ("COD", "POS", "MPAY", "CCRD")
-
-
-# --- errors -------------------------------------------------------------------------------
-
-class ECourierNotFound(UpstreamRejected):
-    """No such parcel / tracking / transaction, or a list lookup found nothing."""
-
-
-class ECourierInvalidRequest(UpstreamRejected):
-    """eCourier says the request is incomplete or wrong ("Invalid Request", missing data)."""
-
-
-class ECourierInvalidId(ECourierInvalidRequest):
-    """Tracking was asked with no usable product id / ECR number."""
-
-
-class ECourierInvalidNumber(ECourierInvalidRequest):
-    """Not a valid Bangladeshi mobile number (eCourier's verdict, or ours before sending)."""
-
-
-class ECourierInvalidAmount(ECourierInvalidRequest):
-    """Top-up amount outside eCourier's limits (50 to 1,000 TK)."""
-
-
-class ECourierInvalidPackage(ECourierInvalidRequest):
-    """The package code does not exist or is not assigned to this account."""
-
-
-class ECourierDuplicateOrder(UpstreamRejected):
-    """An order with this product id and mobile exists already: after an uncertain place_order,
-    this means the first attempt went through."""
-
-
-class ECourierNotCancelled(UpstreamRejected):
-    """The parcel exists but eCourier did not cancel it (no longer "Initiated")."""
-
-
-class ECourierInsufficientBalance(UpstreamRejected):
-    """The account's COD balance cannot pay for the SMS / top-up / service."""
-
-
-class ECourierNotEnabled(UpstreamRejected):
-    """The service is not set up for this account (needs eCourier support: SMS rate, masking
-    name, fraud-check subscription)."""
-
-
-class ECourierSmsNotSent(UpstreamRejected):
-    """No SMS went out; `wrong` lists the numbers eCourier refused."""
-
-    @property
-    def wrong(self) -> tuple[str, ...]:
-        return _strings(self.body.get("wrong")) if isinstance(self.body, dict) else ()
-
-
-class ECourierBusy(UpstreamUnavailable):
-    """eCourier said "Unable to process now. Please try again later": nothing happened, so
-    even a write may be repeated later."""
-
-
-# Matched in order against the lower-cased error texts of a failed body; eCourier reuses
-# response codes (401 means "bad credentials", "invalid mobile" or "invalid transaction"
-# depending on the endpoint), so the text decides, the code only breaks ties.
-_RULES: tuple[tuple[str, type[UpstreamError], str], ...] = (
-    ("unauthorized access", UpstreamAuthError, "unauthorized"),
-    ("no data found", ECourierNotFound, "no_data"),
-    ("invalid tracking", ECourierNotFound, "invalid_tracking"),
-    ("invalid transaction id", ECourierNotFound, "invalid_transaction"),
-    ("not found by your search", ECourierNotFound, "not_found"),
-    ("please set product id or ecr", ECourierInvalidId, "invalid_id"),
-    ("invalid package", ECourierInvalidPackage, "invalid_package"),
-    ("duplicate product id", ECourierDuplicateOrder, "duplicate"),
-    ("invalid number", ECourierInvalidNumber, "invalid_number"),
-    ("invalid mobile number", ECourierInvalidNumber, "invalid_number"),
-    ("insufficient cod balance", ECourierInsufficientBalance, "insufficient_balance"),
-    ("contact with ecourier support to enjoy", ECourierNotEnabled, "not_enabled"),
-    ("sms rate not define", ECourierNotEnabled, "sms_rate_missing"),
-    ("masking name missing", ECourierNotEnabled, "masking_missing"),
-    ("not cancel", ECourierNotCancelled, "not_cancelled"),
-    ("sms not sent", ECourierSmsNotSent, "sms_not_sent"),
-    ("top up amount must be", ECourierInvalidAmount, "invalid_amount"),
-    ("unable to process now", ECourierBusy, "busy"),
-    ("unable to insert orders", UpstreamUnavailable, "insert_failed"),
-    ("missing", ECourierInvalidRequest, "missing_data"),
-    ("invalid request", ECourierInvalidRequest, "invalid_request"),
-    ("invalid data", ECourierInvalidRequest, "invalid_data"),
+from .errors import (
+    ERROR_RULES, UPSTREAM, ECourierBusy, ECourierInvalidId, ECourierInvalidNumber, ECourierNotFound,
+)
+from .models import (
+    PAYMENT_METHODS, Cancelled, FraudStatus, NamedValue, OrderRequest, Package, Parcel, PlacedOrder,
+    SmsResult, StatusEvent, TopUpAccepted, TopUpStatus, TrackResult,
+)
+from .values import (
+    DHAKA, as_bool, as_int, as_list, as_money, as_strings, as_text, as_time, as_whole_number,
 )
 
-
-# --- results ------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class PlacedOrder:
-    tracking_id: str  # "ECR..."
-    message: str
-
-
-@dataclass(frozen=True)
-class StatusEvent:
-    status: str  # "Delivered", "In Transit", ...
-    comment: str
-    at: datetime | None  # Asia/Dhaka; None when eCourier's time could not be read
-    time_text: str  # the time exactly as eCourier wrote it
-
-
-@dataclass(frozen=True)
-class Parcel:
-    tracking_id: str  # REFID, "ECR..."
-    product_id: str
-    status: StatusEvent | None  # the newest event
-    history: tuple[StatusEvent, ...]  # newest first
-    company: str = ""
-    recipient_name: str = ""
-    recipient_mobile: str = ""
-    recipient_address: str = ""
-    recipient_area: str = ""
-    parcel_type: str = ""
-    booked_at: datetime | None = None
-    agent: str = ""
-    payment_method: str = ""
-    payment_status: str = ""
-    delivery_timing: str = ""
-    coverage: str = ""
-    weight: str = ""
-    product_price: Decimal | None = None
-    shipping_price: Decimal | None = None
-    cod: Decimal | None = None
-
-    @property
-    def delivered(self) -> bool:
-        return self.status is not None and self.status.status.lower() == "delivered"
-
-
-@dataclass(frozen=True)
-class TrackResult:
-    """Every parcel matching the query: a product id that is not unique matches several."""
-
-    parcels: tuple[Parcel, ...]
-
-    @property
-    def ambiguous(self) -> bool:
-        return len(self.parcels) > 1
-
-    @property
-    def latest(self) -> Parcel:
-        """The parcel whose status changed last (the only one, when not ambiguous)."""
-        floor = datetime.min.replace(tzinfo=DHAKA)
-        return max(self.parcels, key=lambda p: (p.status.at or floor) if p.status else floor)
-
-
-@dataclass(frozen=True)
-class Package:
-    code: str  # "#2505", what place_order wants as package_code
-    name: str
-    shipping_charge: Decimal | None
-    weight: str
-    delivery_time: str
-    coverage_id: str
-    coverage: str
-
-
-@dataclass(frozen=True)
-class NamedValue:
-    """One entry of the city/thana/post code/area/branch lists: show `name`, send `value`."""
-
-    name: str
-    value: str
-
-
-@dataclass(frozen=True)
-class FraudStatus:
-    customer_status: str  # eCourier's text: "Warning!", "Verified by eCourier", ...
-    verdict: Literal["warning", "new", "verified", "unknown"]
-    reasons: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Cancelled:
-    tracking_id: str
-    message: str
-
-
-@dataclass(frozen=True)
-class SmsResult:
-    message: str
-    wrong: tuple[str, ...]  # numbers eCourier did not send to (response_code 206)
-
-    @property
-    def partial(self) -> bool:
-        return bool(self.wrong)
-
-
-@dataclass(frozen=True)
-class TopUpAccepted:
-    transaction_id: str
-    message: str
-
-
-@dataclass(frozen=True)
-class TopUpStatus:
-    transaction_id: str
-    recharged: bool
-    message: str
-
-
-@dataclass(frozen=True)
-class OrderRequest:
-    """One parcel to book. Field names follow the seed's parameter table; optional fields left
-    as None are not sent at all (eCourier applies its documented defaults)."""
-
-    pick_district: str
-    pick_thana: str
-    pick_union: str  # pickup post code
-    pick_address: str
-    pick_mobile: str
-    pick_hub: int | str  # branch id from branch_list()
-    ep_id: int | str
-    recipient_name: str
-    recipient_mobile: str
-    recipient_city: str
-    recipient_area: str
-    recipient_thana: str
-    recipient_union: str  # recipient post code
-    recipient_address: str
-    package_code: str  # from packages(), e.g. "#2505"
-    product_price: int | str
-    payment_method: str = "COD"  # COD, POS, MPAY or CCRD
-    ep_name: str | None = None
-    pick_contact_person: str | None = None
-    pick_division: str | None = None
-    recipient_division: str | None = None
-    recipient_district: str | None = None
-    parcel_detail: str | None = None
-    actual_product_price: int | str | None = None
-    number_of_items: int | str | None = None
-    order_code: str | None = None  # your product/order id; eCourier rejects a duplicate
+DEFAULT_BASE_URL = "https://staging.ecourier.com.bd/api"
 
 
 # --- client -------------------------------------------------------------------------------
@@ -337,16 +107,16 @@ class ECourierClient(UpstreamClient):
         for name in ("pick_hub", "ep_id", "product_price", "actual_product_price", "number_of_items"):
             value = getattr(order, name)
             if value is not None:
-                body[name] = _whole_number(value, name)
+                body[name] = as_whole_number(value, name)
         method = order.payment_method.strip().upper()
         if method not in PAYMENT_METHODS:
             raise ValueError(f"payment_method must be one of {', '.join(PAYMENT_METHODS)}")
         body["payment_method"] = method
         data = await self._post("/order-place-reseller", body, idempotent=False)
-        tracking = _text(_field(data, "ID", "id"))
+        tracking = as_text(_field(data, "ID", "id"))
         if not tracking:
             raise _malformed("order accepted without an ID", data)
-        return PlacedOrder(tracking_id=tracking, message=_text(_field(data, "message")))
+        return PlacedOrder(tracking_id=tracking, message=as_text(_field(data, "message")))
 
     async def cancel_order(self, tracking_id: str, comment: str) -> Cancelled:
         """POST /cancel-order {"tracking", "comment"}. Only "Initiated" parcels can be cancelled.
@@ -355,7 +125,7 @@ class ECourierClient(UpstreamClient):
         tracking = _ecr(tracking_id)
         data = await self._post("/cancel-order", {"tracking": tracking, "comment": comment.strip()[:255]},
                                 idempotent=False)
-        return Cancelled(tracking_id=tracking, message=_text(_field(data, "message")))
+        return Cancelled(tracking_id=tracking, message=as_text(_field(data, "message")))
 
     async def track(self, reference: str | None = None, *, ecr: str | None = None,
                     product_id: str | None = None) -> TrackResult:
@@ -384,7 +154,7 @@ class ECourierClient(UpstreamClient):
             raise _malformed("tracking answer is not an object", data)
         found = data.get("query_data")
         if isinstance(found, str) or not found:
-            raise ECourierNotFound(UPSTREAM, "no_data", _text(found) or "No Data Found", body=data)
+            raise ECourierNotFound(UPSTREAM, "no_data", as_text(found) or "No Data Found", body=data)
         if not isinstance(found, list):
             raise _malformed("query_data is neither a list nor a message", data)
         return TrackResult(parcels=tuple(_parcel(item, data) for item in found))
@@ -395,10 +165,10 @@ class ECourierClient(UpstreamClient):
         """POST /packages with an empty JSON object (the seed shows no body; `{}` keeps the
         declared Content-Type true)."""
         items = _items(await self._post("/packages", {}, idempotent=True))
-        return [Package(code=_text(i.get("package_code")), name=_text(i.get("package_name")),
-                        shipping_charge=_money(i.get("shipping_charge")), weight=_text(i.get("weight")),
-                        delivery_time=_text(i.get("delivery_time")), coverage_id=_text(i.get("coverage_id")),
-                        coverage=_text(i.get("coverage")))
+        return [Package(code=as_text(i.get("package_code")), name=as_text(i.get("package_name")),
+                        shipping_charge=as_money(i.get("shipping_charge")), weight=as_text(i.get("weight")),
+                        delivery_time=as_text(i.get("delivery_time")), coverage_id=as_text(i.get("coverage_id")),
+                        coverage=as_text(i.get("coverage")))
                 for i in items]
 
     async def city_list(self) -> list[NamedValue]:
@@ -428,12 +198,12 @@ class ECourierClient(UpstreamClient):
     async def fraud_status(self, number: str) -> FraudStatus:
         """POST /fraud-status-check {"number": "01XXXXXXXXX"}. A read: retried like the lists."""
         data = await self._post("/fraud-status-check", {"number": normalize_mobile(number)}, idempotent=True)
-        status = _text(_field(data, "customer_status"))
+        status = as_text(_field(data, "customer_status"))
         lowered = status.lower()
         verdict: Literal["warning", "new", "verified", "unknown"] = (
             "warning" if "warning" in lowered else "verified" if "verified" in lowered
             else "new" if "new customer" in lowered else "unknown")
-        return FraudStatus(customer_status=status, verdict=verdict, reasons=_strings(_field(data, "message")))
+        return FraudStatus(customer_status=status, verdict=verdict, reasons=as_strings(_field(data, "message")))
 
     # -- Booster services --------------------------------------------------------------------
 
@@ -457,13 +227,13 @@ class ECourierClient(UpstreamClient):
         """POST /bs-top {"number", "amount", "operator_type"}: amount and operator_type (1 prepaid,
         2 postpaid) as JSON integers per the table. Moves money and has no client reference,
         so it is never retried: after a timeout, do not repeat blindly."""
-        body = {"number": normalize_mobile(number), "amount": _whole_number(amount, "amount"),
+        body = {"number": normalize_mobile(number), "amount": as_whole_number(amount, "amount"),
                 "operator_type": 2 if postpaid else 1}
         data = await self._post("/bs-top", body, idempotent=False)
-        message = _text(_field(data, "message"))
+        message = as_text(_field(data, "message"))
         # The seed spells the key "transcation_id"; accept the correct spelling and, failing
         # both, the id quoted at the end of the message.
-        trx = _text(_field(data, "transcation_id", "transaction_id"))
+        trx = as_text(_field(data, "transcation_id", "transaction_id"))
         if not trx:
             match = re.search(r"transaction id is\s*(\S+)", message, re.IGNORECASE)
             trx = match.group(1).rstrip(".") if match else ""
@@ -476,8 +246,8 @@ class ECourierClient(UpstreamClient):
         seed documents no pending state); an unknown id raises ECourierNotFound."""
         trx = transaction_id.strip()
         data = await self._post("/bs-top-status", {"transaction_id": trx}, idempotent=True)
-        return TopUpStatus(transaction_id=trx, recharged=_bool(_field(data, "success")) is True,
-                           message=_text(_field(data, "message")))
+        return TopUpStatus(transaction_id=trx, recharged=as_bool(_field(data, "success")) is True,
+                           message=as_text(_field(data, "message")))
 
     # -- transport ---------------------------------------------------------------------------
 
@@ -522,19 +292,19 @@ def _raise_for_envelope(data: Any, http_status: int) -> None:
     """Raise the typed error an eCourier body describes; return if it describes success."""
     if not isinstance(data, dict):
         return  # bare lists (packages, cities) only come with success
-    errors = _strings(data.get("errors"))
-    code = _int(data.get("response_code"))
-    success = _bool(data.get("success"))
+    errors = as_strings(data.get("errors"))
+    code = as_int(data.get("response_code"))
+    success = as_bool(data.get("success"))
     failed = bool(errors) or success is False or (code is not None and code >= 300) or http_status >= 400
     if not failed:
         return
     if not errors and code is None and success is None:
         return  # not an eCourier envelope; the HTTP status decides
-    texts = errors or _strings(data.get("message")) + _strings(data.get("query_data"))
+    texts = errors or as_strings(data.get("message")) + as_strings(data.get("query_data"))
     detail = "; ".join(texts)
     lowered = detail.lower()
     status = code if code not in (None, 200) else (http_status if http_status >= 300 else None)
-    for needle, cls, word in _RULES:
+    for needle, cls, word in ERROR_RULES:
         if needle in lowered:
             raise cls(UPSTREAM, str(status) if status else word, detail, http_status=http_status, body=data)
     status = status or 400
@@ -569,34 +339,34 @@ def _items(data: Any) -> list[dict[str, Any]]:
 def _named(data: Any) -> list[NamedValue]:
     out = []
     for item in _items(data):
-        name, value = _text(item.get("name")), _text(item.get("value"))
+        name, value = as_text(item.get("name")), as_text(item.get("value"))
         out.append(NamedValue(name=name or value, value=value or name))
     return out
 
 
 def _sms(data: Any) -> SmsResult:
-    return SmsResult(message=_text(_field(data, "message")), wrong=_strings(_field(data, "wrong")))
+    return SmsResult(message=as_text(_field(data, "message")), wrong=as_strings(_field(data, "wrong")))
 
 
 def _parcel(item: Any, data: Any) -> Parcel:
     if not isinstance(item, dict):
         raise _malformed("a tracking entry is not an object", data)
-    tracking = _text(_field(item, "REFID", "refid", "ecr"))
+    tracking = as_text(_field(item, "REFID", "refid", "ecr"))
     if not tracking:
         raise _malformed("a tracking entry has no REFID", data)
-    history = tuple(sorted((_event(e) for e in _list(item.get("status"))),
+    history = tuple(sorted((_event(e) for e in as_list(item.get("status"))),
                            key=lambda e: e.at or datetime.min.replace(tzinfo=DHAKA), reverse=True))
     return Parcel(
-        tracking_id=tracking, product_id=_text(item.get("product_id")),
+        tracking_id=tracking, product_id=as_text(item.get("product_id")),
         status=history[0] if history else None, history=history,
-        company=_text(item.get("company")), recipient_name=_text(item.get("r_name")),
-        recipient_mobile=_text(item.get("r_mobile")), recipient_address=_text(item.get("r_address")),
-        recipient_area=_text(item.get("r_area")), parcel_type=_text(item.get("r_type")),
-        booked_at=_time(item.get("r_time")), agent=_text(item.get("agent")),
-        payment_method=_text(item.get("paymentmethod")), payment_status=_text(item.get("paymentclear")),
-        delivery_timing=_text(item.get("r_timing")), coverage=_text(item.get("r_coverage")),
-        weight=_text(item.get("r_weight")), product_price=_money(item.get("product_price")),
-        shipping_price=_money(item.get("shipping_price")), cod=_money(item.get("cod")),
+        company=as_text(item.get("company")), recipient_name=as_text(item.get("r_name")),
+        recipient_mobile=as_text(item.get("r_mobile")), recipient_address=as_text(item.get("r_address")),
+        recipient_area=as_text(item.get("r_area")), parcel_type=as_text(item.get("r_type")),
+        booked_at=as_time(item.get("r_time")), agent=as_text(item.get("agent")),
+        payment_method=as_text(item.get("paymentmethod")), payment_status=as_text(item.get("paymentclear")),
+        delivery_timing=as_text(item.get("r_timing")), coverage=as_text(item.get("r_coverage")),
+        weight=as_text(item.get("r_weight")), product_price=as_money(item.get("product_price")),
+        shipping_price=as_money(item.get("shipping_price")), cod=as_money(item.get("cod")),
     )
 
 
@@ -607,10 +377,11 @@ def _event(raw: Any) -> StatusEvent:
     else:
         parts = list(raw) if isinstance(raw, (list, tuple)) else [raw]
     status, comment, when = (parts + [None, None, None])[:3]
-    return StatusEvent(status=_text(status), comment=_text(comment), at=_time(when), time_text=_text(when))
+    return StatusEvent(status=as_text(status), comment=as_text(comment), at=as_time(when), time_text=as_text(when))
 
 
-# --- lenient scalars ----------------------------------------------------------------------
+
+# --- input -------------------------------------------------------------------------------
 
 def normalize_mobile(number: str) -> str:
     """"+880 1712-345678", "8801712345678", "1712345678", Bengali digits -> "01712345678".
@@ -625,59 +396,3 @@ def _ecr(value: str) -> str:
     """" ecr ১০২২ 001175478" -> "ECR1022001175478"."""
     return re.sub(r"\s+", "", normalise_digits(value)).upper()
 
-
-def _text(value: Any) -> str:
-    return "" if value is None else str(value).strip()
-
-
-def _strings(value: Any) -> tuple[str, ...]:
-    """A message/errors/wrong field as texts: a list (nulls and blanks dropped) or one string."""
-    items = value if isinstance(value, (list, tuple)) else [value]
-    return tuple(t for t in (_text(v) for v in items if not isinstance(v, (dict, list))) if t)
-
-
-def _list(value: Any) -> list[Any]:
-    return list(value) if isinstance(value, (list, tuple)) else []
-
-
-def _int(value: Any) -> int | None:
-    try:
-        return int(str(value).strip())
-    except (TypeError, ValueError):
-        return None
-
-
-def _bool(value: Any) -> bool | None:
-    if isinstance(value, bool) or value is None:
-        return value
-    text = str(value).strip().lower()
-    if text in ("true", "1", "yes"):
-        return True
-    if text in ("false", "0", "no", ""):
-        return False
-    return None
-
-
-def _money(value: Any) -> Decimal | None:
-    text = _text(value).replace(",", "")
-    try:
-        return Decimal(text) if text else None
-    except InvalidOperation:
-        return None
-
-
-def _whole_number(value: int | str, name: str) -> int:
-    try:
-        return int(str(value).strip().replace(",", ""))
-    except ValueError:
-        raise ValueError(f"{name} must be a whole number") from None
-
-
-def _time(value: Any) -> datetime | None:
-    text = _text(value).replace("T", " ")
-    for fmt in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M"):
-        try:
-            return datetime.strptime(text, fmt).replace(tzinfo=DHAKA)
-        except ValueError:
-            continue
-    return None
