@@ -10,7 +10,8 @@ import asyncio
 from aiohttp import web
 
 from .app import LEDGER, SETTINGS, SMS_SENDER, UPSTREAMS, build_engine, create_app, install_engine
-from .recharge.saga import RechargeSaga, SagaPolicy
+from .recharge.saga import RechargeSaga
+from .recharge.saga_policy import SagaPolicy
 from .recharge.worker import RechargeWorker
 from .render.environment import Renderer
 from .reload import watch

@@ -17,9 +17,13 @@ from __future__ import annotations
 
 from .receipts import MSGIDS as RECEIPT_MSGIDS
 from .receipts import Receipt, build_receipts
-from .saga import (
-    LeaseKeeper, LeaseLost, RechargeSaga, SagaPolicy, StepResult, ecare_operator, parse_number_type, parse_operator,
-)
+from server.store.ledger import LeaseLost
+
+from .ecare_codes import ecare_operator, parse_number_type, parse_operator
+from .lease_keeper import LeaseKeeper
+from .saga import RechargeSaga
+from .saga_policy import SagaPolicy
+from .saga_steps import StepResult
 from .worker import RechargeWorker, check_worker_settings, default_worker_id, run_worker
 
 __all__ = [

@@ -35,9 +35,11 @@ from typing import Any
 import structlog
 
 from server.store.base import StoreUnavailable
-from server.store.ledger import Ledger, LedgerLease
+from server.store.ledger import Ledger, LeaseLost, LedgerLease
 
-from .saga import LeaseKeeper, LeaseLost, RechargeSaga, SagaPolicy
+from .lease_keeper import LeaseKeeper
+from .saga import RechargeSaga
+from .saga_policy import SagaPolicy
 
 log = structlog.get_logger("alap.worker")
 
