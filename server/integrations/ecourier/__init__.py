@@ -1,5 +1,6 @@
 """eCourier reseller API: `ECourierClient` (client.py), its results (models.py), its typed
-errors (errors.py) and its lenient value readers (values.py). Importers use this package's
+errors (errors.py), the reading of its answers (answers.py) and its lenient value readers
+(values.py). Importers use this package's
 names; the wire contract is in docs/upstreams.md and client.py's docstring."""
 from __future__ import annotations
 

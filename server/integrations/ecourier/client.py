@@ -14,7 +14,7 @@ Configuration (read by `server/config.py`, never here; the caller passes the val
 
 Every endpoint is a JSON POST. eCourier reports many errors inside HTTP 200 bodies, in three
 shapes: `{"errors": [...], "response_code": N}`, `{"success": false, "response_code": N,
-"message": "..."}` and, for tracking, `"query_data": "No Data Found"`. `_raise_for_envelope`
+"message": "..."}` and, for tracking, `"query_data": "No Data Found"`. `raise_for_envelope`
 maps all of them (and HTTP statuses, non-JSON bodies, timeouts, refused connections) to the
 typed errors of `base.py` plus the `ECourier*` subclasses below.
 
@@ -32,28 +32,22 @@ each method's docstring.
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from typing import Any, Literal, Mapping, Sequence
 
 import httpx
 
 from server.integrations.base import (
-    Timeouts, UpstreamAuthError, UpstreamClient, UpstreamConnectError, UpstreamError, UpstreamMalformed,
-    UpstreamRejected, UpstreamTimeout, UpstreamUnavailable, json_body, raise_for_http_status,
-    read_with_retry, send,
+    Timeouts, UpstreamClient, UpstreamConnectError, UpstreamError, UpstreamTimeout, read_with_retry, send,
 )
 from server.msisdn import local as local_number, normalise_digits
 
-from .errors import (
-    ERROR_RULES, UPSTREAM, ECourierBusy, ECourierInvalidId, ECourierInvalidNumber, ECourierNotFound,
-)
+from .answers import decode_response, field_of, items_of, malformed, named_values, parcel_of, sms_result
+from .errors import UPSTREAM, ECourierBusy, ECourierInvalidId, ECourierInvalidNumber, ECourierNotFound
 from .models import (
-    PAYMENT_METHODS, Cancelled, FraudStatus, NamedValue, OrderRequest, Package, Parcel, PlacedOrder,
-    SmsResult, StatusEvent, TopUpAccepted, TopUpStatus, TrackResult,
+    PAYMENT_METHODS, Cancelled, FraudStatus, NamedValue, OrderRequest, Package, PlacedOrder, SmsResult,
+    TopUpAccepted, TopUpStatus, TrackResult,
 )
-from .values import (
-    DHAKA, as_bool, as_int, as_list, as_money, as_strings, as_text, as_time, as_whole_number,
-)
+from .values import as_bool, as_money, as_strings, as_text, as_whole_number
 
 DEFAULT_BASE_URL = "https://staging.ecourier.com.bd/api"
 
@@ -113,10 +107,10 @@ class ECourierClient(UpstreamClient):
             raise ValueError(f"payment_method must be one of {', '.join(PAYMENT_METHODS)}")
         body["payment_method"] = method
         data = await self._post("/order-place-reseller", body, idempotent=False)
-        tracking = as_text(_field(data, "ID", "id"))
+        tracking = as_text(field_of(data, "ID", "id"))
         if not tracking:
-            raise _malformed("order accepted without an ID", data)
-        return PlacedOrder(tracking_id=tracking, message=as_text(_field(data, "message")))
+            raise malformed("order accepted without an ID", data)
+        return PlacedOrder(tracking_id=tracking, message=as_text(field_of(data, "message")))
 
     async def cancel_order(self, tracking_id: str, comment: str) -> Cancelled:
         """POST /cancel-order {"tracking", "comment"}. Only "Initiated" parcels can be cancelled.
@@ -125,7 +119,7 @@ class ECourierClient(UpstreamClient):
         tracking = _ecr(tracking_id)
         data = await self._post("/cancel-order", {"tracking": tracking, "comment": comment.strip()[:255]},
                                 idempotent=False)
-        return Cancelled(tracking_id=tracking, message=as_text(_field(data, "message")))
+        return Cancelled(tracking_id=tracking, message=as_text(field_of(data, "message")))
 
     async def track(self, reference: str | None = None, *, ecr: str | None = None,
                     product_id: str | None = None) -> TrackResult:
@@ -151,20 +145,20 @@ class ECourierClient(UpstreamClient):
             raise ECourierInvalidId(UPSTREAM, "invalid_id", "Please Set product id or ecr number or both")
         data = await self._post("/track", body, idempotent=True)
         if not isinstance(data, dict):
-            raise _malformed("tracking answer is not an object", data)
+            raise malformed("tracking answer is not an object", data)
         found = data.get("query_data")
         if isinstance(found, str) or not found:
             raise ECourierNotFound(UPSTREAM, "no_data", as_text(found) or "No Data Found", body=data)
         if not isinstance(found, list):
-            raise _malformed("query_data is neither a list nor a message", data)
-        return TrackResult(parcels=tuple(_parcel(item, data) for item in found))
+            raise malformed("query_data is neither a list nor a message", data)
+        return TrackResult(parcels=tuple(parcel_of(item, data) for item in found))
 
     # -- reference data ----------------------------------------------------------------------
 
     async def packages(self) -> list[Package]:
         """POST /packages with an empty JSON object (the seed shows no body; `{}` keeps the
         declared Content-Type true)."""
-        items = _items(await self._post("/packages", {}, idempotent=True))
+        items = items_of(await self._post("/packages", {}, idempotent=True))
         return [Package(code=as_text(i.get("package_code")), name=as_text(i.get("package_name")),
                         shipping_charge=as_money(i.get("shipping_charge")), weight=as_text(i.get("weight")),
                         delivery_time=as_text(i.get("delivery_time")), coverage_id=as_text(i.get("coverage_id")),
@@ -173,37 +167,37 @@ class ECourierClient(UpstreamClient):
 
     async def city_list(self) -> list[NamedValue]:
         """POST /city-list with `{}`."""
-        return _named(await self._post("/city-list", {}, idempotent=True))
+        return named_values(await self._post("/city-list", {}, idempotent=True))
 
     async def thana_list(self, city: str) -> list[NamedValue]:
         """POST /thana-list {"city"}."""
-        return _named(await self._post("/thana-list", {"city": city.strip()}, idempotent=True))
+        return named_values(await self._post("/thana-list", {"city": city.strip()}, idempotent=True))
 
     async def postcode_list(self, city: str, thana: str) -> list[NamedValue]:
         """POST /postcode-list {"city", "thana"}; `value` is the post code."""
         body = {"city": city.strip(), "thana": thana.strip()}
-        return _named(await self._post("/postcode-list", body, idempotent=True))
+        return named_values(await self._post("/postcode-list", body, idempotent=True))
 
     async def area_list(self, city: str, thana: str, postcode: str | int) -> list[NamedValue]:
         """POST /area-list {"city", "thana", "postcode"}. The seed contradicts itself: its table
         asks for city and thana, its title and error ("Please select postcode") for a post
         code. Sending all three satisfies either reading."""
         body = {"city": city.strip(), "thana": thana.strip(), "postcode": str(postcode).strip()}
-        return _named(await self._post("/area-list", body, idempotent=True))
+        return named_values(await self._post("/area-list", body, idempotent=True))
 
     async def branch_list(self) -> list[NamedValue]:
         """POST /branch-list with `{}`; `value` (a number upstream) is the `pick_hub` id, as text."""
-        return _named(await self._post("/branch-list", {}, idempotent=True))
+        return named_values(await self._post("/branch-list", {}, idempotent=True))
 
     async def fraud_status(self, number: str) -> FraudStatus:
         """POST /fraud-status-check {"number": "01XXXXXXXXX"}. A read: retried like the lists."""
         data = await self._post("/fraud-status-check", {"number": normalize_mobile(number)}, idempotent=True)
-        status = as_text(_field(data, "customer_status"))
+        status = as_text(field_of(data, "customer_status"))
         lowered = status.lower()
         verdict: Literal["warning", "new", "verified", "unknown"] = (
             "warning" if "warning" in lowered else "verified" if "verified" in lowered
             else "new" if "new customer" in lowered else "unknown")
-        return FraudStatus(customer_status=status, verdict=verdict, reasons=as_strings(_field(data, "message")))
+        return FraudStatus(customer_status=status, verdict=verdict, reasons=as_strings(field_of(data, "message")))
 
     # -- Booster services --------------------------------------------------------------------
 
@@ -214,14 +208,14 @@ class ECourierClient(UpstreamClient):
         A partly sent batch (206) is a result with `wrong`; none sent raises ECourierSmsNotSent."""
         body = {"number": [normalize_mobile(n) for n in numbers], "op_title": title,
                 "text_type": text_type, "op_body": text, "service_type": "mask" if masking else "nonmask"}
-        return _sms(await self._post("/bs-sms", body, idempotent=False))
+        return sms_result(await self._post("/bs-sms", body, idempotent=False))
 
     async def otp_sms(self, number: str, text: str, *, masking: bool = True,
                       title: str = "booster", text_type: str = "text") -> SmsResult:
         """POST /bs-top-otp: one SMS, `number` as a single string (unlike /bs-sms)."""
         body = {"number": normalize_mobile(number), "op_title": title, "text_type": text_type,
                 "op_body": text, "service_type": "mask" if masking else "nonmask"}
-        return _sms(await self._post("/bs-top-otp", body, idempotent=False))
+        return sms_result(await self._post("/bs-top-otp", body, idempotent=False))
 
     async def booster_top_up(self, number: str, amount: int, *, postpaid: bool = False) -> TopUpAccepted:
         """POST /bs-top {"number", "amount", "operator_type"}: amount and operator_type (1 prepaid,
@@ -230,15 +224,15 @@ class ECourierClient(UpstreamClient):
         body = {"number": normalize_mobile(number), "amount": as_whole_number(amount, "amount"),
                 "operator_type": 2 if postpaid else 1}
         data = await self._post("/bs-top", body, idempotent=False)
-        message = as_text(_field(data, "message"))
+        message = as_text(field_of(data, "message"))
         # The seed spells the key "transcation_id"; accept the correct spelling and, failing
         # both, the id quoted at the end of the message.
-        trx = as_text(_field(data, "transcation_id", "transaction_id"))
+        trx = as_text(field_of(data, "transcation_id", "transaction_id"))
         if not trx:
             match = re.search(r"transaction id is\s*(\S+)", message, re.IGNORECASE)
             trx = match.group(1).rstrip(".") if match else ""
         if not trx:
-            raise _malformed("top-up accepted without a transaction id", data)
+            raise malformed("top-up accepted without a transaction id", data)
         return TopUpAccepted(transaction_id=trx, message=message)
 
     async def booster_top_up_status(self, transaction_id: str) -> TopUpStatus:
@@ -246,8 +240,8 @@ class ECourierClient(UpstreamClient):
         seed documents no pending state); an unknown id raises ECourierNotFound."""
         trx = transaction_id.strip()
         data = await self._post("/bs-top-status", {"transaction_id": trx}, idempotent=True)
-        return TopUpStatus(transaction_id=trx, recharged=as_bool(_field(data, "success")) is True,
-                           message=as_text(_field(data, "message")))
+        return TopUpStatus(transaction_id=trx, recharged=as_bool(field_of(data, "success")) is True,
+                           message=as_text(field_of(data, "message")))
 
     # -- transport ---------------------------------------------------------------------------
 
@@ -266,119 +260,13 @@ class ECourierClient(UpstreamClient):
     async def _post_once(self, path: str, body: Mapping[str, Any]) -> Any:
         response = await send(self._http, UPSTREAM, "POST", self._prefix + path, json=dict(body),
                               headers=self._request_headers)
-        return _decode(response)
+        return decode_response(response)
 
 
 def _read_again(exc: BaseException) -> bool:
     """Any retryable error but a timeout: a timeout already spent the USSD budget, and a
     second wait would exceed it."""
     return isinstance(exc, UpstreamError) and exc.retryable and not isinstance(exc, UpstreamTimeout)
-
-
-# --- decoding -----------------------------------------------------------------------------
-
-def _decode(response: httpx.Response) -> Any:
-    try:
-        data = response.json()
-    except ValueError:
-        raise_for_http_status(response, UPSTREAM)  # an HTML error page keeps its HTTP meaning
-        return json_body(response, UPSTREAM)  # 2xx but not JSON: raises UpstreamMalformed
-    _raise_for_envelope(data, response.status_code)
-    raise_for_http_status(response, UPSTREAM)  # JSON we do not recognise on a 4xx/5xx
-    return data
-
-
-def _raise_for_envelope(data: Any, http_status: int) -> None:
-    """Raise the typed error an eCourier body describes; return if it describes success."""
-    if not isinstance(data, dict):
-        return  # bare lists (packages, cities) only come with success
-    errors = as_strings(data.get("errors"))
-    code = as_int(data.get("response_code"))
-    success = as_bool(data.get("success"))
-    failed = bool(errors) or success is False or (code is not None and code >= 300) or http_status >= 400
-    if not failed:
-        return
-    if not errors and code is None and success is None:
-        return  # not an eCourier envelope; the HTTP status decides
-    texts = errors or as_strings(data.get("message")) + as_strings(data.get("query_data"))
-    detail = "; ".join(texts)
-    lowered = detail.lower()
-    status = code if code not in (None, 200) else (http_status if http_status >= 300 else None)
-    for needle, cls, word in ERROR_RULES:
-        if needle in lowered:
-            raise cls(UPSTREAM, str(status) if status else word, detail, http_status=http_status, body=data)
-    status = status or 400
-    if status == 429 or status >= 500:
-        raise UpstreamUnavailable(UPSTREAM, str(status), detail, http_status=http_status, body=data)
-    if http_status == 401 or (errors and status == 401):
-        raise UpstreamAuthError(UPSTREAM, "401", detail, http_status=http_status, body=data)
-    raise UpstreamRejected(UPSTREAM, str(status), detail or "rejected", http_status=http_status, body=data)
-
-
-def _malformed(detail: str, data: Any) -> UpstreamMalformed:
-    return UpstreamMalformed(UPSTREAM, "malformed", detail, body=data)
-
-
-def _field(data: Any, *names: str) -> Any:
-    if isinstance(data, dict):
-        for name in names:
-            if data.get(name) is not None:
-                return data[name]
-    return None
-
-
-def _items(data: Any) -> list[dict[str, Any]]:
-    """A list body, bare or wrapped as {"success": true, "message"|"data": [...]}."""
-    if isinstance(data, dict):
-        data = _field(data, "message", "data")
-    if not isinstance(data, list) or not all(isinstance(i, dict) for i in data):
-        raise _malformed("expected a list of objects", data)
-    return data
-
-
-def _named(data: Any) -> list[NamedValue]:
-    out = []
-    for item in _items(data):
-        name, value = as_text(item.get("name")), as_text(item.get("value"))
-        out.append(NamedValue(name=name or value, value=value or name))
-    return out
-
-
-def _sms(data: Any) -> SmsResult:
-    return SmsResult(message=as_text(_field(data, "message")), wrong=as_strings(_field(data, "wrong")))
-
-
-def _parcel(item: Any, data: Any) -> Parcel:
-    if not isinstance(item, dict):
-        raise _malformed("a tracking entry is not an object", data)
-    tracking = as_text(_field(item, "REFID", "refid", "ecr"))
-    if not tracking:
-        raise _malformed("a tracking entry has no REFID", data)
-    history = tuple(sorted((_event(e) for e in as_list(item.get("status"))),
-                           key=lambda e: e.at or datetime.min.replace(tzinfo=DHAKA), reverse=True))
-    return Parcel(
-        tracking_id=tracking, product_id=as_text(item.get("product_id")),
-        status=history[0] if history else None, history=history,
-        company=as_text(item.get("company")), recipient_name=as_text(item.get("r_name")),
-        recipient_mobile=as_text(item.get("r_mobile")), recipient_address=as_text(item.get("r_address")),
-        recipient_area=as_text(item.get("r_area")), parcel_type=as_text(item.get("r_type")),
-        booked_at=as_time(item.get("r_time")), agent=as_text(item.get("agent")),
-        payment_method=as_text(item.get("paymentmethod")), payment_status=as_text(item.get("paymentclear")),
-        delivery_timing=as_text(item.get("r_timing")), coverage=as_text(item.get("r_coverage")),
-        weight=as_text(item.get("r_weight")), product_price=as_money(item.get("product_price")),
-        shipping_price=as_money(item.get("shipping_price")), cod=as_money(item.get("cod")),
-    )
-
-
-def _event(raw: Any) -> StatusEvent:
-    """["Delivered", "comment", "2017-01-20 12:04:55"]; also a dict or a short list."""
-    if isinstance(raw, dict):
-        parts = [raw.get("status"), raw.get("comment"), _field(raw, "time", "date", "created_at")]
-    else:
-        parts = list(raw) if isinstance(raw, (list, tuple)) else [raw]
-    status, comment, when = (parts + [None, None, None])[:3]
-    return StatusEvent(status=as_text(status), comment=as_text(comment), at=as_time(when), time_text=as_text(when))
-
 
 
 # --- input -------------------------------------------------------------------------------
