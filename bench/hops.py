@@ -184,7 +184,7 @@ async def main() -> None:
             env = {**os.environ, "PORT": str(port), "REDIS_URL": redis_url, "BDAPPS_APP_ID": APP_ID,
                    "BDAPPS_PASSWORD": PASSWORD, "BDAPPS_BASE_URL": f"http://127.0.0.1:{gateway_port}",
                    "ALAP_LOG_LEVEL": args.log_level}
-            alap = start(pinned(0, [sys.executable, "-m", "server.cli", "serve"]), env, "bench-server")
+            alap = start(pinned(0, [sys.executable, "-m", "server", "serve"]), env, "bench-server")
             try:
                 await wait_up(f"http://127.0.0.1:{port}/healthz", alap)
                 figures = await drive_alap(f"http://127.0.0.1:{port}/bdapps/ussd", gateway, args.users,

@@ -27,7 +27,8 @@ from server.sandbox.bdapps import create_bdapps_fake, sent_sms, sms_error
 from server.sandbox.dinisoft import DINISOFT_STATE, create_dinisoft_fake
 from server.sandbox.faults import FAULTS_KEY, Fault
 from server.store import Profile, Store
-from server.store.messages import MessageLog, normalize_status, open_message_log
+from server.store import open_message_log
+from server.store.messages import MessageLog, normalize_status
 from server.store.messages_memory import MemoryMessageLog
 from tests.conftest import APP_ID, PASSWORD, free_port
 from tests.conftest import test_settings as make_settings

@@ -21,7 +21,8 @@ import aiohttp
 from server.integrations.bdapps import BdappsGateway
 from server.integrations.aamarsms import AamarSmsClient
 from server.integrations.dinisoft import DiniSoftClient
-from server.store.messages import MessageLog, MessageRecord, MessageStatus, open_message_log
+from server.store import open_message_log
+from server.store.messages import MessageLog, MessageRecord, MessageStatus
 
 from .policy import DEFAULT_ROUTES, KNOWN_ROUTES, RoutingPolicy, parse_routes
 from .routes import (

@@ -24,13 +24,9 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from enum import Enum
-from typing import TYPE_CHECKING
 
 import msgspec
 import structlog
-
-if TYPE_CHECKING:
-    from .base import Store
 
 log = structlog.get_logger("alap.messages")
 
@@ -216,20 +212,7 @@ class MessageLog(ABC):
             ttl = max(ttl, int(record.not_before - time.time()) + self.ttl)
         return max(ttl, 1)
 
-
-def open_message_log(store: Store | None = None, *, ttl: int = MESSAGE_TTL) -> MessageLog:
-    """The log next to a store: Redis (same client, same prefix) for a RedisStore, else memory."""
-    client = getattr(store, "redis", None)
-    if client is not None:
-        from .messages_redis import RedisMessageLog
-
-        return RedisMessageLog(client, getattr(store, "prefix", "alap:"), ttl=ttl)
-    from .messages_memory import MemoryMessageLog
-
-    return MemoryMessageLog(ttl)
-
-
 __all__ = [
     "FINAL_STATUSES", "MESSAGE_TTL", "MessageLog", "MessageRecord", "MessageStatus", "decode_message",
-    "encode_message", "is_pending", "normalize_status", "open_message_log",
+    "encode_message", "is_pending", "normalize_status",
 ]
