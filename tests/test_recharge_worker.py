@@ -306,10 +306,10 @@ async def test_a_lost_lease_stops_the_step_before_its_money_call(env: Env):
     [lease] = await env.ledger.claim("slow", lease=0.1)
     await asyncio.sleep(0.2)  # "slow" stalled past its lease ...
     [taken] = await env.ledger.claim("fast", lease=10)  # ... and "fast" took the record
-    from server.recharge import LeaseKeeper, LeaseLost
+    from server.recharge import RechargeLeaseKeeper, LeaseLost
 
     with pytest.raises(LeaseLost):
-        await env.saga().step(record.id, LeaseKeeper(env.ledger, lease, 10))
+        await env.saga().step(record.id, RechargeLeaseKeeper(env.ledger, lease, 10))
     assert (await env.counts())[DEBIT] == 0  # the stale worker sent nothing
-    result = await env.saga().step(record.id, LeaseKeeper(env.ledger, taken, 10))
+    result = await env.saga().step(record.id, RechargeLeaseKeeper(env.ledger, taken, 10))
     assert result.record.state is S.SUBMITTED and (await env.counts())[DEBIT] == 1

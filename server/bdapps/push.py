@@ -22,7 +22,7 @@ from ..engine.engine import Engine, Subscriber
 from ..engine.session import encode_session
 from ..render.budget import encoding_for
 from ..store import Store
-from .background import spawn
+from .after_ack import spawn
 from ..integrations.bdapps import BdappsGateway
 from .payloads import InvalidRequest, NonEmpty, decode, invalid_body, msisdn_of, subscriber_key
 

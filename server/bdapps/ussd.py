@@ -17,11 +17,10 @@ from ..engine.engine import Engine, Reply, Subscriber
 from ..engine.session import decode_session, encode_session
 from ..render import system
 from ..render.budget import encoding_for
-from ..store import Lease, LockTimeout, Store, StoreUnavailable
-from .background import spawn
+from ..store import LockTimeout, SessionLease, Store, StoreUnavailable
 from ..integrations.bdapps import BdappsGateway
 from .payloads import UssdReceive, msisdn_of, subscriber_key
-from .profiles import apply_profile_changes
+from .after_ack import apply_profile_changes, spawn
 
 log = structlog.get_logger("alap.ussd")
 
@@ -64,7 +63,7 @@ class UssdService:
         if self.tasks:
             await asyncio.wait(list(self.tasks), timeout=timeout)
 
-    async def _hop(self, mo: UssdReceive, lease: Lease | None, started: float) -> None:
+    async def _hop(self, mo: UssdReceive, lease: SessionLease | None, started: float) -> None:
         self.stats.hops += 1
         profile_of = subscriber_key(mo.sourceAddress)
         try:
@@ -86,7 +85,7 @@ class UssdService:
                 await self._forget(lease)
         await self._send(mo, reply, started)
 
-    async def _turn(self, mo: UssdReceive, lease: Lease, profile_of: str) -> Reply:
+    async def _turn(self, mo: UssdReceive, lease: SessionLease, profile_of: str) -> Reply:
         subscriber = Subscriber(mo.sessionId, mo.sourceAddress, msisdn_of(mo.sourceAddress))
         if mo.ussdOperation == "mo-init":
             language = lease.profile.lang if lease.profile else None
@@ -105,7 +104,7 @@ class UssdService:
         await apply_profile_changes(self.store, profile_of, reply)
         return reply
 
-    async def _forget(self, lease: Lease) -> None:
+    async def _forget(self, lease: SessionLease) -> None:
         try:
             await self.store.commit(lease, None, self.session_ttl, answered=True)
         except StoreUnavailable:

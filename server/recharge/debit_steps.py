@@ -26,7 +26,7 @@ from server.integrations.ecare import (
 from server.store.ledger import RechargeRecord, StateConflict
 
 from .ecare_codes import parse_number_type, parse_operator
-from .lease_keeper import LeaseKeeper
+from .lease_keeper import RechargeLeaseKeeper
 from .saga_steps import Next, Outcome, S, SagaSteps
 
 log = structlog.get_logger("alap.recharge")
@@ -44,7 +44,7 @@ DEBIT_REFUSED_CODES = frozenset({"E1313", "E1303", "E1312", "E1325", "E1317", "E
 
 class DebitSteps(SagaSteps):
     # -- REQUESTED ---------------------------------------------------------------------------------
-    async def _requested(self, record: RechargeRecord, lease: LeaseKeeper | None) -> Outcome:
+    async def _requested(self, record: RechargeRecord, lease: RechargeLeaseKeeper | None) -> Outcome:
         try:
             parse_operator(record.operator)
             parse_number_type(record.number_type)
@@ -76,7 +76,7 @@ class DebitSteps(SagaSteps):
             return record.attempts > 0
         return record.debit_maybe_sent
 
-    async def _debiting(self, record: RechargeRecord, lease: LeaseKeeper | None) -> Outcome:
+    async def _debiting(self, record: RechargeRecord, lease: RechargeLeaseKeeper | None) -> Outcome:
         # An earlier call with no recorded answer is one unknown outcome: it may have charged.
         unknown = record.debit_unknown + (1 if self._debit_in_flight(record) else 0)
         if unknown >= self.policy.max_unknown:

@@ -1,13 +1,13 @@
 """A worker's lease on one ledger record, kept alive across a saga step."""
 from __future__ import annotations
 
-from server.store.ledger import Ledger, LeaseLost, LedgerLease
+from server.store.ledger import Ledger, LeaseLost, RechargeLease
 
 
-class LeaseKeeper:
+class RechargeLeaseKeeper:
     """A worker's lease on one record, renewed before every outbound money call."""
 
-    def __init__(self, ledger: Ledger, lease: LedgerLease, seconds: float) -> None:
+    def __init__(self, ledger: Ledger, lease: RechargeLease, seconds: float) -> None:
         self.ledger = ledger
         self.lease = lease
         self.seconds = seconds

@@ -25,7 +25,7 @@ from server.integrations.ecare import (
 from server.store.ledger import RechargeRecord
 
 from .ecare_codes import ecare_operator, parse_number_type
-from .lease_keeper import LeaseKeeper
+from .lease_keeper import RechargeLeaseKeeper
 from .saga_steps import Next, Outcome, S, SagaSteps, Wait
 
 log = structlog.get_logger("alap.recharge")
@@ -33,12 +33,12 @@ log = structlog.get_logger("alap.recharge")
 
 class MrcSteps(SagaSteps):
     # -- DEBITED -----------------------------------------------------------------------------------
-    async def _debited(self, record: RechargeRecord, lease: LeaseKeeper | None) -> Outcome:
+    async def _debited(self, record: RechargeRecord, lease: RechargeLeaseKeeper | None) -> Outcome:
         note = f"recharge {record.recipient} {record.amount} under refid {record.refid}"
         return Next(await self._move(record, S.RECHARGING, note, recharge_maybe_sent=False))
 
     # -- RECHARGING --------------------------------------------------------------------------------
-    async def _recharging(self, record: RechargeRecord, lease: LeaseKeeper | None) -> Outcome:
+    async def _recharging(self, record: RechargeRecord, lease: RechargeLeaseKeeper | None) -> Outcome:
         if record.recharge_maybe_sent:
             # An earlier MRC under this refid may have reached eCare: ask before sending again.
             try:
@@ -124,7 +124,7 @@ class MrcSteps(SagaSteps):
         return await self._apply_status(record, status)
 
     # -- SUBMITTED ---------------------------------------------------------------------------------
-    async def _submitted(self, record: RechargeRecord, lease: LeaseKeeper | None) -> Outcome:
+    async def _submitted(self, record: RechargeRecord, lease: RechargeLeaseKeeper | None) -> Outcome:
         if self.clock() - record.state_since >= self.policy.poll_timeout:
             return await self._end(record, S.NEEDS_REVIEW, "status_unknown",
                                    f"no final MRCSTATUS after {record.polls} polls "

@@ -50,7 +50,7 @@ from server.store.base import StoreUnavailable
 from server.store.ledger import Ledger, RechargeRecord, RechargeState, StateConflict
 
 from .debit_steps import DebitSteps
-from .lease_keeper import LeaseKeeper
+from .lease_keeper import RechargeLeaseKeeper
 from .mrc_steps import MrcSteps
 from .receipts import build_receipts
 from .saga_policy import SagaPolicy
@@ -75,13 +75,13 @@ class RechargeSaga(DebitSteps, MrcSteps):
         self.policy = policy or SagaPolicy()
         self.worker_id = worker_id
         self.clock = clock
-        self._handlers: dict[RechargeState, Callable[[RechargeRecord, LeaseKeeper | None], Awaitable[Outcome]]] = {
+        self._handlers: dict[RechargeState, Callable[[RechargeRecord, RechargeLeaseKeeper | None], Awaitable[Outcome]]] = {
             S.REQUESTED: self._requested, S.DEBITING: self._debiting, S.DEBITED: self._debited,
             S.RECHARGING: self._recharging, S.SUBMITTED: self._submitted,
         }
 
     # -- driving ---------------------------------------------------------------------------------
-    async def step(self, record_id: str, lease: LeaseKeeper | None = None) -> StepResult:
+    async def step(self, record_id: str, lease: RechargeLeaseKeeper | None = None) -> StepResult:
         """Advance the record as far as it goes without waiting. Raises LeaseLost (write
         nothing more) and StoreUnavailable (try later); upstream trouble never raises.
 
@@ -100,7 +100,7 @@ class RechargeSaga(DebitSteps, MrcSteps):
             CURRENT_LEASE.reset(token)
 
     async def step_failed(self, record_id: str, error: BaseException,
-                          lease: LeaseKeeper | None = None) -> StepResult | None:
+                          lease: RechargeLeaseKeeper | None = None) -> StepResult | None:
         """A step raised an unexpected error (a bug, not upstream trouble): count it on the
         record; after `max_step_errors` in a row a record that is not final goes to
         NEEDS_REVIEW with the error in its note (instead of being retried forever). Returns the
@@ -121,7 +121,7 @@ class RechargeSaga(DebitSteps, MrcSteps):
         finally:
             CURRENT_LEASE.reset(token)
 
-    async def _step(self, record_id: str, lease: LeaseKeeper | None) -> StepResult:
+    async def _step(self, record_id: str, lease: RechargeLeaseKeeper | None) -> StepResult:
         record = await self.ledger.get(record_id)
         for _ in range(20):  # a record crosses at most ~6 states in one step
             if record is None:

@@ -17,9 +17,9 @@ from server.integrations.base import UpstreamError
 from server.integrations.caas import CaasClient
 from server.integrations.ecare import ECareClient
 from server.render.environment import Renderer
-from server.store.ledger import Ledger, LedgerLease, RechargeRecord, RechargeState
+from server.store.ledger import Ledger, RechargeLease, RechargeRecord, RechargeState
 
-from .lease_keeper import LeaseKeeper
+from .lease_keeper import RechargeLeaseKeeper
 from .saga_policy import SagaPolicy
 
 log = structlog.get_logger("alap.recharge")
@@ -27,10 +27,10 @@ log = structlog.get_logger("alap.recharge")
 S = RechargeState
 
 # LeaseLost (server.store.ledger): our lease on the record expired and another worker may hold
-# it: stop, write nothing. Raised by LeaseKeeper.hold() and by every fenced ledger write.
+# it: stop, write nothing. Raised by RechargeLeaseKeeper.hold() and by every fenced ledger write.
 
 # The lease of the step running in this task (None: unfenced, e.g. run() in-process).
-CURRENT_LEASE: contextvars.ContextVar[LeaseKeeper | None] = contextvars.ContextVar("recharge_lease",
+CURRENT_LEASE: contextvars.ContextVar[RechargeLeaseKeeper | None] = contextvars.ContextVar("recharge_lease",
                                                                                     default=None)
 
 
@@ -72,7 +72,7 @@ class SagaSteps:
         return delay * (1 + random.random() * self.policy.jitter)
 
     @staticmethod
-    def _fence() -> LedgerLease | None:
+    def _fence() -> RechargeLease | None:
         keeper = CURRENT_LEASE.get()
         return keeper.lease if keeper is not None else None
 
@@ -102,7 +102,7 @@ class SagaSteps:
         return self.clock() - record.state_since >= self.policy.give_up_after
 
     @staticmethod
-    async def _hold(lease: LeaseKeeper | None) -> None:
+    async def _hold(lease: RechargeLeaseKeeper | None) -> None:
         if lease is not None:
             await lease.hold()
 

@@ -59,7 +59,7 @@ def decode_profile(data: bytes | None) -> Profile:
 
 
 @dataclass
-class Lease:
+class SessionLease:
     """The right to change one session until commit() or LOCK_TTL."""
 
     session_id: str
@@ -71,7 +71,7 @@ class Lease:
 @dataclass
 class Claim:
     status: Literal["ok", "duplicate", "busy"]
-    lease: Lease | None = None
+    lease: SessionLease | None = None
 
 
 class Store(ABC):
@@ -89,9 +89,9 @@ class Store(ABC):
         status, session, profile = await self._claim(session_id, request_id, token, profile_of)
         if status != "ok":
             return Claim(status)
-        return Claim("ok", Lease(session_id, token, session, profile))
+        return Claim("ok", SessionLease(session_id, token, session, profile))
 
-    async def acquire(self, session_id: str, *, profile_of: str | None = None, wait: float = LOCK_WAIT) -> Lease:
+    async def acquire(self, session_id: str, *, profile_of: str | None = None, wait: float = LOCK_WAIT) -> SessionLease:
         """Wait for the session lock (polling with backoff), then load."""
         token = secrets.token_hex(8)
         deadline = time.monotonic() + wait
@@ -99,13 +99,13 @@ class Store(ABC):
         while True:
             locked, session, profile = await self._lock(session_id, token, profile_of)
             if locked:
-                return Lease(session_id, token, session, profile)
+                return SessionLease(session_id, token, session, profile)
             if time.monotonic() >= deadline:
                 raise LockTimeout(session_id)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.05)
 
-    async def commit(self, lease: Lease, session: bytes | None, ttl: int, *, answered: bool | None = None) -> bool:
+    async def commit(self, lease: SessionLease, session: bytes | None, ttl: int, *, answered: bool | None = None) -> bool:
         """Save the session (None deletes it) and release the lock. False when the lock had
         expired and was taken by someone else: nothing was written.
 
@@ -114,7 +114,7 @@ class Store(ABC):
         that timed out on its first screen (see `sweep_expired`)."""
         return await self._commit(lease.session_id, lease.token, session, ttl, answered)
 
-    async def release(self, lease: Lease) -> None:
+    async def release(self, lease: SessionLease) -> None:
         """Give the lock back without writing (a hop that failed before computing a state)."""
         await self._release(lease.session_id, lease.token)
 

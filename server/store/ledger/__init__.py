@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any
 
 from .base import Ledger
 from .memory import MemoryLedger
-from .records import (ACTIVE_STATES, ATTENTION_STATES, FINAL_STATES, HistoryEntry, LeaseLost, LedgerLease, RechargeRecord,
+from .records import (ACTIVE_STATES, ATTENTION_STATES, FINAL_STATES, HistoryEntry, LeaseLost, RechargeLease, RechargeRecord,
                       RechargeState, StateConflict, decode_record, encode_record, new_record, new_record_id)
 from .redis import RedisLedger
 
@@ -80,7 +80,7 @@ def open_ledger(store: Store | None) -> Ledger:
 
 
 __all__ = [
-    "ACTIVE_STATES", "ATTENTION_STATES", "FINAL_STATES", "HistoryEntry", "LeaseLost", "Ledger", "LedgerLease",
+    "ACTIVE_STATES", "ATTENTION_STATES", "FINAL_STATES", "HistoryEntry", "LeaseLost", "Ledger", "RechargeLease",
     "MemoryLedger",
     "RechargeRecord", "RechargeState", "RedisLedger", "StateConflict", "decode_record", "encode_record",
     "new_record", "new_record_id", "open_ledger",

@@ -123,18 +123,18 @@ class RechargeRecord(msgspec.Struct, kw_only=True):
         return since
 
 
-_encode = msgspec.json.encode
 _decoder = msgspec.json.Decoder(RechargeRecord)
 
 
-def _decode(data: bytes | str | None) -> RechargeRecord | None:
+def decode_record_or_none(data: bytes | str | None) -> RechargeRecord | None:
+    """None for a missing (empty) value, else the record."""
     if not data:
         return None
     return _decoder.decode(data)
 
 
 def encode_record(record: RechargeRecord) -> bytes:
-    return _encode(record)
+    return msgspec.json.encode(record)
 
 
 def decode_record(data: bytes | str) -> RechargeRecord:
@@ -218,7 +218,7 @@ def _changed(record: RechargeRecord, now: float, new_state: RechargeState | None
 
 
 @dataclass(frozen=True)
-class LedgerLease:
+class RechargeLease:
     """The right to work on one record until `expires_at` (renew it before long calls)."""
 
     record_id: str
@@ -230,7 +230,7 @@ class LedgerLease:
         return self.owner.rsplit("|", 1)[0]
 
 
-def _owner(worker_id: str) -> str:
+def new_lease_owner(worker_id: str) -> str:
     if "|" in worker_id:
         raise ValueError("a worker id cannot contain '|'")
     return f"{worker_id}|{secrets.token_hex(6)}"

@@ -1,4 +1,4 @@
-"""A web phone for `alap dev`: `GET /simulator`.
+"""A web phone for `alap dev`: `GET /simulator` (the terminal one is server/terminal_phone.py).
 
 One page (package data in server/sandbox/static/: simulator.html, .css and .js, vanilla JS, no
 build step, nothing fetched from another host) that dials through the sandbox gateway's phone
