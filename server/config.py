@@ -1,4 +1,4 @@
-"""Settings from the environment, named exactly as design.md lists them.
+"""Settings from the environment, named as README.md ("Configuration") lists them.
 
 `load_settings()` turns any bad value into one `ConfigError` line naming the variable; the
 command line prints that line and exits, never a traceback and never a half-started server.
@@ -62,7 +62,7 @@ class Settings(BaseSettings):
     default_language: Literal["bn", "en"] = Field("bn", validation_alias="ALAP_DEFAULT_LANGUAGE")
     ussd_unicode: bool = Field(True, validation_alias="ALAP_USSD_UNICODE")
 
-    # Not in design.md: tuning knobs with safe defaults.
+    # Tuning knobs with safe defaults.
     budget_ascii: int = Field(160, ge=40, le=182, validation_alias="ALAP_BUDGET_440")
     budget_unicode: int = Field(80, ge=20, le=91, validation_alias="ALAP_BUDGET_16")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", validation_alias="ALAP_LOG_LEVEL")

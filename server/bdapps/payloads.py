@@ -1,6 +1,6 @@
-"""BDApps wire payloads (seed 004): inbound bodies decoded strictly, answers built exactly.
+"""BDApps wire payloads (docs/upstreams.md): inbound bodies decoded strictly, answers built exactly.
 
-Mandatory fields must be present and be strings (an ill-typed id is E1312, per design.md);
+Mandatory fields must be present and be strings (an ill-typed id is E1312: docs/upstreams.md);
 `encoding` and `version` are optional and accepted as string or number because deployments
 differ ("440", "16", "0", 16, or absent). Unknown fields are ignored.
 """

@@ -1,4 +1,4 @@
-"""App-initiated USSD (`mt-init`, seed 004 section 4): start a flow on a subscriber's phone.
+"""App-initiated USSD (`mt-init`, docs/upstreams.md): start a flow on a subscriber's phone.
 
 `POST /push/ussd` with `Authorization: Bearer <ALAP_ADMIN_TOKEN>` and
 `{"address": "tel:8801...", "flow": "parcel_notice", "vars": {...}}` answers 202 with the new

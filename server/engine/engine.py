@@ -299,7 +299,7 @@ class _Turn:
             return reply
         text = self._screen(self.session.lang)
         if not self.engine.unicode and self.session.channel == "ussd" and not text.isascii():
-            # GSM-7-only deployment: English is the fallback language (design.md).
+            # GSM-7-only deployment: English is the fallback language (README.md, ALAP_USSD_UNICODE).
             text = self._screen("en")
             if not text.isascii():
                 text = text.encode("ascii", "replace").decode("ascii")

@@ -1,4 +1,4 @@
-"""AamarSMS outbound SMS client (seed 002).
+"""AamarSMS outbound SMS client (docs/upstreams.md).
 
 Configuration (read by the wiring, never here): AAMARSMS_BASE_URL (default
 https://aamarsms.com), AAMARSMS_USER, AAMARSMS_PASSWORD, AAMARSMS_FROM.
@@ -6,11 +6,11 @@ https://aamarsms.com), AAMARSMS_USER, AAMARSMS_PASSWORD, AAMARSMS_FROM.
 Wire: every endpoint is `GET {base}/<endpoint>?user=..&password=..` answering JSON with a
 `response_code` (errors come inside HTTP 200 bodies).
 
-Decisions where the seed is loose:
+Decisions where the API document is loose:
 - Numbers: accepted as 01XXXXXXXXX / 8801XXXXXXXXX / +8801... / "tel: 8801..." and sent as
-  8801XXXXXXXXX, the seed's example, without "+" as it asks. A number we cannot normalise
+  8801XXXXXXXXX, the API document's example, without "+" as it asks. A number we cannot normalise
   raises InvalidRecipient before any call; a bulk send with one bad number sends nothing.
-- Bengali: the seed has no unicode/type parameter, so text goes as UTF-8 percent-encoded in
+- Bengali: the API document has no unicode/type parameter, so text goes as UTF-8 percent-encoded in
   `text` (httpx does this) and the gateway picks the encoding.
 - The send response carries no smsid, yet /smsstatus needs one ("910-17XXXXXXX"). We pick one
   up if a body holds `smsid`, else `SmsAccepted.message_ids` is empty and delivery_status() needs
@@ -19,7 +19,7 @@ Decisions where the seed is loose:
   `failed` listing them; all failed -> SmsFailed. /otp `status: "Failed"` -> SmsFailed.
 - /balance code 106 ("No Credits available") is an answer, not an error: balance 0.
 
-Response codes (send: /api and /otp; status and balance use the subset the seed lists):
+Response codes (send: /api and /otp; status and balance use the subset the API document lists):
   100 ok (110 on /balance)
   101 username empty, 102 password empty, 105 invalid credential -> UpstreamAuthError, not retryable
   103 recipient empty -> InvalidRecipient, not retryable
@@ -56,7 +56,7 @@ from server.msisdn import require_international
 UPSTREAM = "aamarsms"
 DEFAULT_BASE_URL = "https://aamarsms.com"
 
-# response_code -> (error class, the seed's meaning)
+# response_code -> (error class, the API document's meaning)
 _ERRORS: dict[str, tuple[type[UpstreamError], str]] = {
     "101": (UpstreamAuthError, "Username empty"),
     "102": (UpstreamAuthError, "Password empty"),
@@ -120,7 +120,7 @@ class AamarSmsClient(UpstreamClient):
         if _code(data) == "106":  # "No Credits available"
             return SmsBalance(UPSTREAM, Decimal(0))
         _check(data, "110")
-        # The seed's key is literally "AVAILABLE BALANCE =": match it loosely.
+        # The API document's key is literally "AVAILABLE BALANCE =": match it loosely.
         amount = next((_decimal(v) for k, v in data.items()
                        if "".join(k.split()).rstrip("=").lower() == "availablebalance"), None)
         if amount is None:
@@ -175,7 +175,7 @@ def _recipients(entries: Any, numbers: list[str]) -> tuple[RecipientStatus, ...]
 
 
 def _ids(data: dict[str, Any]) -> tuple[str, ...]:
-    """smsids if the gateway gave any (the seed's send samples carry none)."""
+    """smsids if the gateway gave any (the API document's send samples carry none)."""
     found = [_field(data, "smsid", "sms_id")]
     entries = data.get("delivery_status")
     if isinstance(entries, list):
@@ -184,7 +184,7 @@ def _ids(data: dict[str, Any]) -> tuple[str, ...]:
 
 
 def _field(data: dict[str, Any], *names: str) -> Any:
-    """Case-insensitive lookup: the seed writes STATUS in samples and status in the table."""
+    """Case-insensitive lookup: the API document writes STATUS in samples and status in the table."""
     return next((v for k, v in data.items() if k.lower() in names), None)
 
 

@@ -1,6 +1,6 @@
-"""BDApps CAAS client: balance query, payment instruments, direct debit (seed 004, section 5).
+"""BDApps CAAS client: balance query, payment instruments, direct debit (docs/upstreams.md).
 
-Wire format, and the decisions taken where the seed is ambiguous:
+Wire format, and the decisions taken where the API document is ambiguous:
 
 - POST JSON to `{base_url}/caas/balance/query`, `/caas/list/pi`, `/caas/direct/debit` with
   `applicationId` and `password` in the body (never logged: base.send logs only the path).
@@ -52,7 +52,7 @@ class CaasBalance:
     subscriber_id: str
     chargeable_balance: Decimal  # taka
     account_type: str  # e.g. PREPAID / POSTPAID
-    account_status: str  # as given ("0" in the seed's sample)
+    account_status: str  # as given ("0" in the API document's sample)
     status_detail: str
 
 
@@ -123,7 +123,7 @@ def error_for(code: str, detail: str, body: Any = None, http_status: int | None 
 
 
 def format_amount(amount: Decimal | int | str) -> str:
-    """Taka as the seed's string: "5", "12.50". Rejects floats, <= 0 and more than 2 decimals."""
+    """Taka as the API document's string: "5", "12.50". Rejects floats, <= 0 and more than 2 decimals."""
     return taka_text(parse_taka(amount))
 
 
@@ -203,7 +203,7 @@ class CaasClient(UpstreamClient):
 
         Never retried here: on UpstreamTimeout the caller retries with the SAME id."""
         if not external_trx_id or len(external_trx_id) > 32:
-            raise ValueError("external_trx_id must be 1-32 characters (seed: String(32))")
+            raise ValueError("external_trx_id must be 1-32 characters (CAAS: String(32))")
         wire_amount = format_amount(amount)
         body = await self._post("/caas/direct/debit", {
             "externalTrxId": external_trx_id, "amount": wire_amount, "currency": "BDT",

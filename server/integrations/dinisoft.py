@@ -1,24 +1,24 @@
-"""DiniSoft outbound SMS client (seed 003, API v1.03).
+"""DiniSoft outbound SMS client (API v1.03; docs/upstreams.md).
 
 Configuration (read by the wiring, never here): DINISOFT_BASE_URL (default
 https://sms.dinisoftbd.com:7790), DINISOFT_API_KEY, DINISOFT_SECRET_KEY, DINISOFT_CALLER_ID.
 The balance check lives on another host and path and takes an account name instead of keys, so
 it has its own keyword arguments `balance_url` and `client_name` (suggested env names:
-DINISOFT_BALANCE_URL, DINISOFT_CLIENT_NAME; not yet in design.md).
+DINISOFT_BALANCE_URL, DINISOFT_CLIENT_NAME; not read by config.py yet).
 
 Wire: `GET {base}/sendtext?apikey&secretkey&callerID&toUser&messageContent` and
 `GET {base}/getstatus?apikey&secretkey&messageid`, answering JSON whose `Status` (a string,
-accepted as a number too) decides; `Text` is informative only (the seed spells ACCEPTD and
+accepted as a number too) decides; `Text` is informative only (the API document spells ACCEPTD and
 Acceptd). Balance answers plain text ("10.000000").
 
-Decisions where the seed is loose:
+Decisions where the API document is loose:
 - Numbers: accepted as 01XXXXXXXXX / 8801XXXXXXXXX / +8801... / "tel: 8801..." and sent in
-  `toUser` as 8801XXXXXXXXX (the seed shows no format; this is the country-code form BD gateways
+  `toUser` as 8801XXXXXXXXX (the API document shows no format; this is the country-code form BD gateways
   take without "+"). Unusable numbers raise InvalidRecipient before any call.
 - Bengali: no unicode parameter is documented; text goes UTF-8 percent-encoded in messageContent.
-- Status 0 without a Message_ID (the seed's "Acceptd" row) is still accepted, with no id:
+- Status 0 without a Message_ID (the API document's "Acceptd" row) is still accepted, with no id:
   raising would invite a resend of a message that went out.
-- getstatus Status 1 "request failed" sits with PENDING/SENT/DELIVRD in the seed's table, so it
+- getstatus Status 1 "request failed" sits with PENDING/SENT/DELIVRD in the API document's table, so it
   is read as the message's state (failed), not as an error of the query.
 - getstatus 114 also means "already queried": once a final state has been read, store it;
   asking again is rejected.

@@ -1,11 +1,11 @@
-"""eCare Technology mobile-recharge client (seed 001).
+"""eCare Technology mobile-recharge client (docs/upstreams.md).
 
-Wire format, and the decisions taken where the seed is ambiguous:
+Wire format, and the decisions taken where the API document is ambiguous:
 
 - One URL (`recharge_api_thirdparty.php`), one GET per call, everything in the query string:
   `access_id`, `access_pass`, `service` (MRC / MRCSTATUS / BLCK / OFFERPACK) and the service's
-  fields. The seed shows only GET URLs, so we send exactly that.
-- The seed documents answers as tables of field -> value, not bodies. We read them as one JSON
+  fields. The API document shows only GET URLs, so we send exactly that.
+- The API document gives answers as tables of field -> value, not bodies. We read them as one JSON
   object with those field names (`STATUS`, `RECHARGE_STATUS`, `MESSAGE`, ...), accepting any
   key case and a one-element list around the object.
 - The general error table pairs `STATUS OK` with `MESSAGE INVALID SERVICE`, `INVALID` with
@@ -14,11 +14,11 @@ Wire format, and the decisions taken where the seed is ambiguous:
   STATUS).
 - MRC `RECEIVED` only means "submitted": the final state comes from MRCSTATUS
   (PENDING/PROCESSING/SUCCESS/FAILED, returned as a result, not raised). MRC `REJECT` carries
-  "Sorry! Invalid Credentials." in the seed; it is a definitive refusal (ECareRejected).
+  "Sorry! Invalid Credentials." in the API document; it is a definitive refusal (ECareRejected).
 - Operator codes are the third digit of the number's prefix: Grameenphone 7 (017) / 3 (013),
   Banglalink 9 (019) / 4 (014), Robi 8 (018), Airtel 6 (016), Teletalk 5 (015). Because of
   number portability the caller passes the operator; `Operator.for_msisdn` is only a guess.
-- Numbers are sent in the seed's local 11-digit form `01XXXXXXXXX`; amounts as whole taka.
+- Numbers are sent in the API document's local 11-digit form `01XXXXXXXXX`; amounts as whole taka.
 - OFFERPACK has no documented answer: we take the first list in the object (or a bare list),
   each item with case-insensitive fields among OFFER_ID/ID, OPERATOR, NUMBER_TYPE,
   TITLE/NAME, AMOUNT/PRICE, VALIDITY, DETAILS/DESCRIPTION.

@@ -81,7 +81,7 @@ class ECourierClient(UpstreamClient):
         order.order_code)` or place again with the same `order_code` (eCourier then answers
         ECourierDuplicateOrder if the first one went through).
 
-        Sent: the parameter table's names and types (the seed's sample disagrees with its own
+        Sent: the parameter table's names and types (the API document's sample disagrees with its own
         table in places; the table wins): strings stripped; `pick_hub`, `ep_id`,
         `product_price`, `actual_product_price`, `number_of_items` as JSON integers;
         `payment_method` as its upper-case code; mobiles as 11 digits `01XXXXXXXXX`
@@ -125,8 +125,8 @@ class ECourierClient(UpstreamClient):
                     product_id: str | None = None) -> TrackResult:
         """POST /track. `reference` is what a subscriber typed: an `ECR...` id (any case,
         stray spaces) is sent as `ecr`, anything else as `product_id`. Both keywords may be
-        given together, as the seed allows. Keys sent are lower-case (`product_id`, `ecr`),
-        as in the seed's request sample.
+        given together, as the API document allows. Keys sent are lower-case (`product_id`, `ecr`),
+        as in the API document's request sample.
 
         Raises ECourierNotFound when nothing matches, ECourierInvalidId when there is
         nothing to look up (checked before sending, and eCourier's own 400).
@@ -156,7 +156,7 @@ class ECourierClient(UpstreamClient):
     # -- reference data ----------------------------------------------------------------------
 
     async def packages(self) -> list[Package]:
-        """POST /packages with an empty JSON object (the seed shows no body; `{}` keeps the
+        """POST /packages with an empty JSON object (the API document shows no body; `{}` keeps the
         declared Content-Type true)."""
         items = items_of(await self._post("/packages", {}, idempotent=True))
         return [Package(code=as_text(i.get("package_code")), name=as_text(i.get("package_name")),
@@ -179,7 +179,7 @@ class ECourierClient(UpstreamClient):
         return named_values(await self._post("/postcode-list", body, idempotent=True))
 
     async def area_list(self, city: str, thana: str, postcode: str | int) -> list[NamedValue]:
-        """POST /area-list {"city", "thana", "postcode"}. The seed contradicts itself: its table
+        """POST /area-list {"city", "thana", "postcode"}. The API document contradicts itself: its table
         asks for city and thana, its title and error ("Please select postcode") for a post
         code. Sending all three satisfies either reading."""
         body = {"city": city.strip(), "thana": thana.strip(), "postcode": str(postcode).strip()}
@@ -225,7 +225,7 @@ class ECourierClient(UpstreamClient):
                 "operator_type": 2 if postpaid else 1}
         data = await self._post("/bs-top", body, idempotent=False)
         message = as_text(field_of(data, "message"))
-        # The seed spells the key "transcation_id"; accept the correct spelling and, failing
+        # The API document spells the key "transcation_id"; accept the correct spelling and, failing
         # both, the id quoted at the end of the message.
         trx = as_text(field_of(data, "transcation_id", "transaction_id"))
         if not trx:
@@ -237,7 +237,7 @@ class ECourierClient(UpstreamClient):
 
     async def booster_top_up_status(self, transaction_id: str) -> TopUpStatus:
         """POST /bs-top-status {"transaction_id"}. `recharged` is eCourier's `success` flag (the
-        seed documents no pending state); an unknown id raises ECourierNotFound."""
+        API document shows no pending state); an unknown id raises ECourierNotFound."""
         trx = transaction_id.strip()
         data = await self._post("/bs-top-status", {"transaction_id": trx}, idempotent=True)
         return TopUpStatus(transaction_id=trx, recharged=as_bool(field_of(data, "success")) is True,

@@ -126,7 +126,7 @@ class TopUpStatus:
 
 @dataclass(frozen=True)
 class OrderRequest:
-    """One parcel to book. Field names follow the seed's parameter table; optional fields left
+    """One parcel to book. Field names follow the API document's parameter table; optional fields left
     as None are not sent at all (eCourier applies its documented defaults)."""
 
     pick_district: str

@@ -3,8 +3,8 @@
 A record is written (state REQUESTED, with BOTH money keys, the CAAS `externalTrxId` and the
 eCare `refid`, already generated) before anything else happens, and every later step writes
 its new state before the outbound call it announces. A retry of a call reuses the key that is
-in the record, so repeating any step can never move money twice (design.md, "Money moves only
-with an identifier written to the ledger before the call").
+in the record, so repeating any step can never move money twice (money moves only with an
+identifier written to the ledger before the call: docs/recharge.md).
 
 States (the saga in server/recharge/saga.py drives them; docs/recharge.md for operators):
 
