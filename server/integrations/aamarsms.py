@@ -44,11 +44,11 @@ import httpx
 
 from server.integrations.base import (
     Timeouts, UpstreamAuthError, UpstreamClient, UpstreamError, UpstreamMalformed, UpstreamRejected,
-    json_body, raise_for_http_status, send,
+    hide_query_in_httpx_logs,
 )
 from server.integrations.sms_parts import (
     DeliveryState, DeliveryStatus, InsufficientBalance, InvalidRecipient, RecipientStatus,
-    SmsAccepted, SmsBalance, SmsFailed, hide_query_in_httpx_logs, invalid_recipient,
+    SmsAccepted, SmsBalance, SmsFailed, invalid_recipient,
     sms_parts,
 )
 from server.msisdn import require_international
@@ -128,13 +128,7 @@ class AamarSmsClient(UpstreamClient):
         return SmsBalance(UPSTREAM, amount)
 
     async def _get(self, path: str, params: dict[str, str]) -> dict[str, Any]:
-        response = await send(self._http, UPSTREAM, "GET", self._base + path, params={**self._auth, **params})
-        raise_for_http_status(response, UPSTREAM)
-        data = json_body(response, UPSTREAM)
-        if not isinstance(data, dict):
-            raise UpstreamMalformed(UPSTREAM, "malformed", "answer is not a JSON object",
-                                    http_status=response.status_code)
-        return data
+        return await self._get_object(UPSTREAM, self._base + path, {**self._auth, **params})
 
 
 def _numbers(raw: list[str]) -> list[str]:

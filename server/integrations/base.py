@@ -6,6 +6,7 @@ these typed results and errors into flow outcomes.
 """
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Mapping, TypeVar
@@ -132,6 +133,31 @@ def _path_only(url: str) -> str:
     return url.split("?", 1)[0]
 
 
+class _DropQuery(logging.Filter):
+    """httpx logs every request at INFO with its full URL; eCare, AamarSMS and DiniSoft carry
+    passwords and API keys in that query string, so cut it off before any handler sees it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(_no_query(arg) for arg in record.args)
+        return True
+
+
+def _no_query(arg: Any) -> Any:
+    if isinstance(arg, httpx.URL):
+        return str(arg.copy_with(query=None))
+    if isinstance(arg, str) and "://" in arg and "?" in arg:
+        return _path_only(arg)
+    return arg
+
+
+def hide_query_in_httpx_logs() -> None:
+    """Install the query-stripping filter on httpx's logger once (idempotent)."""
+    logger = logging.getLogger("httpx")
+    if not any(isinstance(f, _DropQuery) for f in logger.filters):
+        logger.addFilter(_DropQuery())
+
+
 def json_body(response: httpx.Response, upstream: str) -> Any:
     """Parse a JSON body or raise UpstreamMalformed (several upstreams answer HTML on errors)."""
     try:
@@ -172,6 +198,16 @@ class UpstreamClient:
     async def aclose(self) -> None:
         if self._owns_http:
             await self._http.aclose()
+
+    async def _get_object(self, upstream: str, url: str, params: Mapping[str, str]) -> dict[str, Any]:
+        """One GET whose answer must be a JSON object: HTTP errors mapped, else UpstreamMalformed."""
+        response = await send(self._http, upstream, "GET", url, params=dict(params))
+        raise_for_http_status(response, upstream)
+        data = json_body(response, upstream)
+        if not isinstance(data, dict):
+            raise UpstreamMalformed(upstream, "malformed", "answer is not a JSON object",
+                                    http_status=response.status_code)
+        return data
 
     async def __aenter__(self: T) -> T:
         return self

@@ -48,11 +48,11 @@ import httpx
 
 from server.integrations.base import (
     Timeouts, UpstreamAuthError, UpstreamClient, UpstreamError, UpstreamMalformed, UpstreamRejected,
-    UpstreamUnavailable, json_body, raise_for_http_status, send,
+    UpstreamUnavailable, hide_query_in_httpx_logs, raise_for_http_status, send,
 )
 from server.integrations.sms_parts import (
     DeliveryState, DeliveryStatus, RecipientStatus, SmsAccepted, SmsBalance, SmsFailed,
-    hide_query_in_httpx_logs, invalid_recipient, sms_parts,
+    invalid_recipient, sms_parts,
 )
 from server.msisdn import require_international
 
@@ -124,13 +124,7 @@ class DiniSoftClient(UpstreamClient):
                                     http_status=response.status_code) from None
 
     async def _get(self, path: str, params: dict[str, str]) -> dict[str, Any]:
-        response = await send(self._http, UPSTREAM, "GET", self._base + path, params={**self._auth, **params})
-        raise_for_http_status(response, UPSTREAM)
-        data = json_body(response, UPSTREAM)
-        if not isinstance(data, dict):
-            raise UpstreamMalformed(UPSTREAM, "malformed", "answer is not a JSON object",
-                                    http_status=response.status_code)
-        return data
+        return await self._get_object(UPSTREAM, self._base + path, {**self._auth, **params})
 
 
 def _status(data: dict[str, Any]) -> str:

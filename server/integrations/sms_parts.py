@@ -4,18 +4,15 @@
 - provider-neutral results (`SmsAccepted`, `DeliveryStatus`, `SmsBalance`) so an action can
   fail over from one gateway to the other without caring which answered;
 - SMS-specific typed errors on top of integrations/base.py;
-- `hide_query_in_httpx_logs`: both gateways take credentials in the query string.
 """
 from __future__ import annotations
 
-import logging
 import math
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-import httpx
 
 from server.integrations.base import UpstreamRejected
 
@@ -130,27 +127,3 @@ def invalid_recipient(upstream: str, raw: Any) -> InvalidRecipient:
     # The detail repeats the number so support can see it; numbers are not secrets.
     return InvalidRecipient(upstream, "invalid_number", f"not a Bangladeshi mobile number: {raw!r}")
 
-
-# --- logging ------------------------------------------------------------------------------
-
-class _DropQuery(logging.Filter):
-    """httpx logs every request at INFO with its full URL; our gateways carry passwords
-    and API keys in that query string, so cut it off before any handler sees it."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
-            record.args = tuple(_no_query(arg) for arg in record.args)
-        return True
-
-
-def _no_query(arg: Any) -> Any:
-    if isinstance(arg, httpx.URL):
-        return str(arg.copy_with(query=None))
-    return arg
-
-
-def hide_query_in_httpx_logs() -> None:
-    """Install the query-stripping filter on httpx's logger once (idempotent)."""
-    logger = logging.getLogger("httpx")
-    if not any(isinstance(f, _DropQuery) for f in logger.filters):
-        logger.addFilter(_DropQuery())

@@ -27,19 +27,19 @@ Money: `recharge` is never retried here. A timeout (UpstreamTimeout), 5xx or mal
 leaves the outcome unknown; ask `recharge_status(refid)` or resubmit with the SAME refid
 (DUPLICATE then says the first one landed). Reads retry once on connect errors and 5xx.
 
-Credentials travel in the query string: base.send logs only the path, and a filter on the
-`httpx` logger strips query strings holding `access_pass` from its "HTTP Request" line.
+Credentials travel in the query string: base.send logs only the path, and
+base.hide_query_in_httpx_logs strips the query from httpx's own "HTTP Request" line.
 """
 from __future__ import annotations
 
-import logging
 from decimal import Decimal
 from typing import Any
 
 import httpx
 
 from server.integrations.base import (
-    Timeouts, UpstreamClient, json_body, raise_for_http_status, read_with_retry, send,
+    Timeouts, UpstreamClient, hide_query_in_httpx_logs, json_body, raise_for_http_status, read_with_retry,
+    send,
 )
 from server.money import parse_taka, taka_text
 from server.msisdn import require_local
@@ -51,32 +51,8 @@ from .models import NumberType, OfferPack, Operator, RechargeStatus, RechargeSub
 ECARE_DEFAULT_URL = "http://118.179.129.98/myportal/api/rechargeapi/recharge_api_thirdparty.php"
 
 
-# --- secret-safe logging -------------------------------------------------------------------
-
-
-class _RedactCredentials(logging.Filter):
-    """httpx logs every request URL at INFO; ours carry access_pass in the query string."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
-            record.args = tuple(_redact(arg) for arg in record.args)
-        return True
-
-
-def _redact(arg: Any) -> Any:
-    text = str(arg) if isinstance(arg, (httpx.URL, str)) else None
-    if text is not None and "access_pass" in text:
-        return text.split("?", 1)[0] + "?<redacted>"
-    return arg
-
-
-def _install_log_filter() -> None:
-    logger = logging.getLogger("httpx")
-    if not any(isinstance(f, _RedactCredentials) for f in logger.filters):
-        logger.addFilter(_RedactCredentials())
-
-
-_install_log_filter()
+# httpx's own request log would show access_pass: cut the query off (base.py).
+hide_query_in_httpx_logs()
 
 
 # --- client --------------------------------------------------------------------------------
