@@ -6,23 +6,13 @@ from __future__ import annotations
 import structlog
 
 from server.integrations.base import (
-    UpstreamConnectError,
-    UpstreamError,
-    UpstreamMalformed,
-    UpstreamRejected,
-    UpstreamTimeout,
+    UpstreamConnectError, UpstreamError, UpstreamMalformed, UpstreamRejected, UpstreamTimeout,
     UpstreamUnavailable,
 )
 from server.integrations.caas import (
-    CaasChargeDeclined,
-    CaasDuplicate,
-    CaasInsufficientBalance,
-    CaasTemporaryError,
+    CaasChargeDeclined, CaasDuplicate, CaasInsufficientBalance, CaasTemporaryError,
 )
-from server.integrations.ecare import (
-    ECareAuthError,
-    ECareInvalid,
-)
+from server.integrations.ecare import ECareAuthError, ECareInvalid
 from server.store.ledger import RechargeRecord, StateConflict
 
 from .ecare_codes import parse_number_type, parse_operator

@@ -1,12 +1,17 @@
 """The flow's operator and number type, as names or codes, turned into eCare's codes.
 
 A flow says "GRAMEENPHONE", "gp" or "7"; eCare wants 7 for 017 and 3 for 013
-(integrations/ecare.py). Checked when a record is REQUESTED (debit_steps.py) and before the
+(integrations/ecare/). Checked when a record is REQUESTED (debit_steps.py) and before the
 MRC (mrc_steps.py).
 """
 from __future__ import annotations
 
+from enum import IntEnum
+from typing import TypeVar
+
 from server.integrations.ecare import NumberType, Operator
+
+E = TypeVar("E", bound=IntEnum)
 
 _OPERATOR_ALIASES = {
     "GP": Operator.GRAMEENPHONE, "GRAMEEN": Operator.GRAMEENPHONE, "BL": Operator.BANGLALINK,
@@ -22,18 +27,24 @@ _PREFIX_CODES = {(Operator.GRAMEENPHONE, "013"): Operator.GRAMEENPHONE_013,
                  (Operator.BANGLALINK, "014"): Operator.BANGLALINK_014}
 
 
-def parse_operator(value: str | int) -> Operator:
-    """An eCare operator from its code ("7") or name ("GRAMEENPHONE", "Robi", "gp")."""
+def _parse_code(enum: type[E], aliases: dict[str, E], value: str | int, what: str) -> E:
+    """A member of `enum` from its code ("7"), its name or an alias, any case, spaces or dashes
+    for underscores. ValueError naming `what` otherwise."""
     text = str(value).strip().upper().replace(" ", "_").replace("-", "_")
     if text.isdigit():
         try:
-            return Operator(int(text))
+            return enum(int(text))
         except ValueError:
-            raise ValueError(f"unknown eCare operator code {value!r}") from None
-    found = Operator.__members__.get(text) or _OPERATOR_ALIASES.get(text)
+            raise ValueError(f"unknown eCare {what} code {value!r}") from None
+    found = enum.__members__.get(text) or aliases.get(text)
     if found is None:
-        raise ValueError(f"unknown eCare operator {value!r}")
+        raise ValueError(f"unknown eCare {what} {value!r}")
     return found
+
+
+def parse_operator(value: str | int) -> Operator:
+    """An eCare operator from its code ("7") or name ("GRAMEENPHONE", "Robi", "gp")."""
+    return _parse_code(Operator, _OPERATOR_ALIASES, value, "operator")
 
 
 def ecare_operator(value: str | int, recipient: str) -> Operator:
@@ -47,13 +58,4 @@ def ecare_operator(value: str | int, recipient: str) -> Operator:
 
 def parse_number_type(value: str | int) -> NumberType:
     """An eCare number type from its code ("1") or name ("PREPAID", "skitto")."""
-    text = str(value).strip().upper().replace(" ", "_").replace("-", "_")
-    if text.isdigit():
-        try:
-            return NumberType(int(text))
-        except ValueError:
-            raise ValueError(f"unknown eCare number type code {value!r}") from None
-    found = NumberType.__members__.get(text) or _NUMBER_TYPE_ALIASES.get(text)
-    if found is None:
-        raise ValueError(f"unknown eCare number type {value!r}")
-    return found
+    return _parse_code(NumberType, _NUMBER_TYPE_ALIASES, value, "number type")

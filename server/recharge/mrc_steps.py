@@ -6,21 +6,12 @@ from __future__ import annotations
 import structlog
 
 from server.integrations.base import (
-    UpstreamConnectError,
-    UpstreamError,
-    UpstreamMalformed,
-    UpstreamRejected,
-    UpstreamTimeout,
+    UpstreamConnectError, UpstreamError, UpstreamMalformed, UpstreamRejected, UpstreamTimeout,
     UpstreamUnavailable,
 )
 from server.integrations.ecare import (
-    ECareDuplicate,
-    ECareInvalidRef,
-    ECareLowBalance,
-    ECareMaintenance,
-    ECareRejected,
-    RechargeState as ECareState,
-    RechargeStatus,
+    ECareDuplicate, ECareInvalidRef, ECareLowBalance, ECareMaintenance, ECareRejected,
+    RechargeState as ECareState, RechargeStatus,
 )
 from server.store.ledger import RechargeRecord
 
