@@ -6,7 +6,7 @@ command line prints that line and exits, never a traceback and never a half-star
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Iterable, Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -14,6 +14,27 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 ECARE_DEFAULT_URL = "http://118.179.129.98/myportal/api/rechargeapi/recharge_api_thirdparty.php"
+
+
+# The SMS routes ALAP_SMS_ROUTES may list. Parsed here, not in messaging/policy.py (which uses
+# this parser): settings load before any layer is imported, and importing the messaging package
+# would load prometheus-client before `alap serve` sets up its multiprocess directory.
+KNOWN_ROUTES = ("bdapps", "aamarsms", "dinisoft")
+
+
+def parse_routes(value: str | Iterable[str]) -> tuple[str, ...]:
+    """"bdapps,aamarsms,dinisoft" -> ("bdapps", "aamarsms", "dinisoft"). Raises ValueError
+    naming an unknown or repeated route."""
+    items = value.split(",") if isinstance(value, str) else list(value)
+    names = [i.strip().lower() for i in items if i.strip()]
+    if not names:
+        raise ValueError("at least one route is needed")
+    for name in names:
+        if name not in KNOWN_ROUTES:
+            raise ValueError(f"unknown SMS route {name!r} (known: {', '.join(KNOWN_ROUTES)})")
+    if len(set(names)) != len(names):
+        raise ValueError("a route is listed twice")
+    return tuple(names)
 
 
 class ConfigError(Exception):
@@ -112,8 +133,6 @@ class Settings(BaseSettings):
     @field_validator("sms_routes")
     @classmethod
     def _known_routes(cls, value: str) -> str:
-        from .messaging.policy import parse_routes  # late: settings load before any layer
-
         return ",".join(parse_routes(value))
 
     @field_validator("redis_url")

@@ -11,30 +11,15 @@
 """
 from __future__ import annotations
 
-from typing import Iterable, Mapping, Sequence
+from typing import Mapping, Sequence
 
+from server.config import KNOWN_ROUTES, parse_routes
 from server.msisdn import is_tel_address, local, prefixes_of
 
 from .routes import BDAPPS, SmsRoute
 
-KNOWN_ROUTES = ("bdapps", "aamarsms", "dinisoft")
-DEFAULT_ROUTES = KNOWN_ROUTES
+DEFAULT_ROUTES = KNOWN_ROUTES  # names and their parser: server/config.py (ALAP_SMS_ROUTES)
 BDAPPS_OPERATOR_PREFIXES = prefixes_of("Airtel", "Robi")
-
-
-def parse_routes(value: str | Iterable[str]) -> tuple[str, ...]:
-    """"bdapps,aamarsms,dinisoft" -> ("bdapps", "aamarsms", "dinisoft"). Raises ValueError
-    naming an unknown or repeated route (for the ALAP_SMS_ROUTES validator)."""
-    items = value.split(",") if isinstance(value, str) else list(value)
-    names = [i.strip().lower() for i in items if i.strip()]
-    if not names:
-        raise ValueError("at least one route is needed")
-    for name in names:
-        if name not in KNOWN_ROUTES:
-            raise ValueError(f"unknown SMS route {name!r} (known: {', '.join(KNOWN_ROUTES)})")
-    if len(set(names)) != len(names):
-        raise ValueError("a route is listed twice")
-    return tuple(names)
 
 
 class RoutingPolicy:
