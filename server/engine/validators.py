@@ -51,36 +51,41 @@ class RegexValidator(Validator):
 
 
 @dataclass(frozen=True)
-class IntegerValidator(Validator):
-    min: int | None = None
-    max: int | None = None
-    kind = "integer"
-    default_error = "Enter a number from {{ min|number }} to {{ max|number }}."
+class RangeValidator(Validator):
+    """A number within [min, max] (either bound may be None); subclasses read the number."""
+
+    min: Any = None
+    max: Any = None
 
     def params(self) -> dict[str, Any]:
         return {"min": self.min, "max": self.max}
+
+    def within(self, value: Any, stored: Any) -> Valid | Invalid:
+        if (self.min is not None and value < self.min) or (self.max is not None and value > self.max):
+            return self.fail()
+        return Valid(stored)
+
+
+@dataclass(frozen=True)
+class IntegerValidator(RangeValidator):
+    """Whole numbers (at most 9 digits) within [min, max]; stored as an int."""
+
+    kind = "integer"
+    default_error = "Enter a number from {{ min|number }} to {{ max|number }}."
 
     def check(self, text: str) -> Valid | Invalid:
         if not re.fullmatch(r"\d{1,9}", text):
             return self.fail()
-        value = int(text)
-        if (self.min is not None and value < self.min) or (self.max is not None and value > self.max):
-            return self.fail()
-        return Valid(value)
+        return self.within(int(text), int(text))
 
 
 @dataclass(frozen=True)
-class AmountValidator(Validator):
+class AmountValidator(RangeValidator):
     """Taka amounts: digits with at most two decimals, within [min, max]. Stored as a string
     (exact decimal) so session JSON never carries a float."""
 
-    min: Decimal | None = None
-    max: Decimal | None = None
     kind = "amount"
     default_error = "Enter an amount from {{ min|taka }} to {{ max|taka }}."
-
-    def params(self) -> dict[str, Any]:
-        return {"min": self.min, "max": self.max}
 
     def check(self, text: str) -> Valid | Invalid:
         cleaned = text.replace(",", "")
@@ -90,9 +95,7 @@ class AmountValidator(Validator):
             value = Decimal(cleaned)
         except InvalidOperation:
             return self.fail()
-        if (self.min is not None and value < self.min) or (self.max is not None and value > self.max):
-            return self.fail()
-        return Valid(str(value))
+        return self.within(value, str(value))
 
 
 @dataclass(frozen=True)
