@@ -141,7 +141,26 @@ def gateway_outcome(provider: str, exc: UpstreamError, parts: int) -> SendOutcom
     return SendOutcome(provider, False, (), parts, None, exc.code, exc.detail, retryable=retryable)
 
 
-class AamarSmsRoute:
+class GatewayRoute:
+    """An SMS gateway route (AamarSMS, DiniSoft): plain numbers only, typed errors turned into
+    outcomes. Subclasses say how a message goes out and how its delivery is read."""
+
+    name: str
+
+    def reaches(self, to: str) -> bool:
+        return international(to) is not None
+
+    async def send(self, to: str, text: str, *, kind: str) -> SendOutcome:
+        try:
+            return _accepted(self.name, await self._submit(to, text, kind))
+        except UpstreamError as exc:
+            return gateway_outcome(self.name, exc, sms_parts(text))
+
+    async def _submit(self, to: str, text: str, kind: str) -> SmsAccepted:
+        raise NotImplementedError
+
+
+class AamarSmsRoute(GatewayRoute):
     """AamarSMS: `/otp` for one-time codes, `/api` (bulk) for everything else."""
 
     name = AAMARSMS
@@ -149,22 +168,16 @@ class AamarSmsRoute:
     def __init__(self, client: AamarSmsClient) -> None:
         self.client = client
 
-    def reaches(self, to: str) -> bool:
-        return international(to) is not None
-
-    async def send(self, to: str, text: str, *, kind: str) -> SendOutcome:
-        try:
-            if kind == "otp":
-                return _accepted(self.name, await self.client.send_otp(to, text))
-            return _accepted(self.name, await self.client.send_bulk(to, text))
-        except UpstreamError as exc:
-            return gateway_outcome(self.name, exc, sms_parts(text))
+    async def _submit(self, to: str, text: str, kind: str) -> SmsAccepted:
+        if kind == "otp":
+            return await self.client.send_otp(to, text)
+        return await self.client.send_bulk(to, text)
 
     async def delivery_status(self, message_id: str) -> DeliveryStatus:
         return await self.client.delivery_status(message_id)
 
 
-class DiniSoftRoute:
+class DiniSoftRoute(GatewayRoute):
     """DiniSoft `sendtext`; delivery is learnt by polling `getstatus`."""
 
     name = DINISOFT
@@ -172,14 +185,8 @@ class DiniSoftRoute:
     def __init__(self, client: DiniSoftClient) -> None:
         self.client = client
 
-    def reaches(self, to: str) -> bool:
-        return international(to) is not None
-
-    async def send(self, to: str, text: str, *, kind: str) -> SendOutcome:
-        try:
-            return _accepted(self.name, await self.client.send_text(to, text))
-        except UpstreamError as exc:
-            return gateway_outcome(self.name, exc, sms_parts(text))
+    async def _submit(self, to: str, text: str, kind: str) -> SmsAccepted:
+        return await self.client.send_text(to, text)
 
     async def delivery_status(self, message_id: str) -> DeliveryStatus:
         return await self.client.get_status(message_id)
