@@ -51,12 +51,12 @@ class PushService:
         """Start the flow; returns the session id. The screen goes out in the background."""
         session_id = "push-" + secrets.token_hex(8)
         key = subscriber_key(request.address)
-        claim = await self.store.claim(session_id, session_id, profile_of=key)
+        claim = await self.store.claim(session_id, session_id, owner=key, profile_of=key)
         assert claim.lease is not None  # a fresh id cannot be busy or seen
         language = (claim.lease.profile.lang if claim.lease.profile else None) or self.default_language
         subscriber = Subscriber(session_id, request.address, msisdn_of(request.address))
         session, reply = await self.engine.start(subscriber, "", language, flow_name=request.flow,
-                                                 variables=request.vars)
+                                                 variables=request.vars, deadline=claim.lease.turn_deadline)
         await self.store.commit(claim.lease, None if reply.final else encode_session(session), self.session_ttl,
                                 answered=False)
         spawn(self.tasks, self._send(session_id, request.address, reply.text, reply.final))

@@ -16,6 +16,7 @@ import structlog
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
 from ..metrics import UPSTREAM_ERRORS, UPSTREAM_SECONDS
+from .delivery import classify
 
 log = structlog.get_logger("alap.upstream")
 
@@ -59,8 +60,10 @@ class UpstreamUnavailable(UpstreamError):
 
 
 class UpstreamTimeout(UpstreamError):
-    """No answer in time. The call may or may not have taken effect: money calls must ask
-    again with the same idempotency key, never assume either way."""
+    """No answer: a timeout, or the connection dropped after the request was written (code
+    "timeout", "disconnected" or "transport"; server/integrations/delivery.py). The call may
+    or may not have taken effect: money calls must ask again with the same idempotency key,
+    never assume either way; a message is not sent again."""
 
     retryable = True
 
@@ -113,15 +116,11 @@ async def send(client: httpx.AsyncClient, upstream: str, method: str, url: str, 
         status = response.status_code
         outcome = "ok"
         return response
-    except httpx.ConnectError as exc:
-        raise UpstreamConnectError(upstream, "connect", type(exc).__name__) from None
-    except httpx.TimeoutException as exc:
-        # A connect timeout never reached the upstream; a read timeout might have.
-        if isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout)):
-            raise UpstreamConnectError(upstream, "connect_timeout", type(exc).__name__) from None
-        raise UpstreamTimeout(upstream, "timeout", type(exc).__name__) from None
     except httpx.HTTPError as exc:
-        raise UpstreamUnavailable(upstream, "transport", type(exc).__name__) from None
+        failure = classify(exc)
+        if failure.maybe_delivered:
+            raise UpstreamTimeout(upstream, failure.code, failure.detail) from None
+        raise UpstreamConnectError(upstream, failure.code, failure.detail) from None
     finally:
         elapsed = time.perf_counter() - started
         UPSTREAM_SECONDS.labels(upstream).observe(elapsed)

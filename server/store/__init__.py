@@ -2,7 +2,7 @@
 log next to them (messages.py)."""
 from __future__ import annotations
 
-from .base import Claim, LockTimeout, Profile, SessionLease, Store, StoreUnavailable
+from .base import Claim, ForeignSession, HopSuperseded, LockTimeout, Profile, SessionLease, Store, StoreUnavailable
 from .memory_backend import MemoryStore
 from .messages import MESSAGE_TTL, MessageLog
 from .messages_memory import MemoryMessageLog
@@ -27,5 +27,5 @@ def open_message_log(store: Store | None = None, *, ttl: int = MESSAGE_TTL) -> M
     return MemoryMessageLog(ttl)
 
 
-__all__ = ["Claim", "LockTimeout", "MemoryStore", "Profile", "SessionLease", "Store", "StoreUnavailable",
-           "open_message_log", "open_store"]
+__all__ = ["Claim", "ForeignSession", "HopSuperseded", "LockTimeout", "MemoryStore", "Profile", "SessionLease", "Store",
+           "StoreUnavailable", "open_message_log", "open_store"]
