@@ -15,7 +15,7 @@ import httpx
 import structlog
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
-from ..metrics import UPSTREAM_ERRORS, UPSTREAM_SECONDS
+from ..metrics import UPSTREAM_ERRORS, UPSTREAM_SECONDS, error_label
 from .delivery import classify
 
 log = structlog.get_logger("alap.upstream")
@@ -41,7 +41,7 @@ class UpstreamError(Exception):
             self.retryable = retryable
         # Counted where it is made: every client raises exactly one typed error per failure,
         # including the errors that upstreams report inside HTTP 200 bodies.
-        UPSTREAM_ERRORS.labels(upstream, code).inc()
+        UPSTREAM_ERRORS.labels(upstream, error_label(code)).inc()  # bounded: server/metrics.py
         super().__init__(f"{upstream} {code}: {detail}" if detail else f"{upstream} {code}")
 
 

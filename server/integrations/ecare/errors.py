@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from server.integrations.base import UpstreamAuthError, UpstreamRejected, UpstreamUnavailable
+from server.metrics import register_error_codes
 
 UPSTREAM = "ecare"
 
@@ -33,3 +34,8 @@ class ECareDuplicate(UpstreamRejected):
 
 class ECareInvalidRef(UpstreamRejected):
     """MRCSTATUS knows no recharge under this refid: it never reached eCare's books."""
+
+
+# Every code the errors above carry (the answer's STATUS / RECHARGE_STATUS words), for metrics.
+register_error_codes(["INVALID_SERVICE", "MAINTENANCE", "INVALID", "LOGIN_FAILED", "FAILED", "REJECT", "DUPLICATE",
+                      "LOWBALANCE", "INVALIDREF"])

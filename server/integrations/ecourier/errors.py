@@ -3,6 +3,7 @@ an answer's error texts (client.py applies them)."""
 from __future__ import annotations
 
 from server.integrations.base import UpstreamAuthError, UpstreamError, UpstreamRejected, UpstreamUnavailable
+from server.metrics import register_error_codes
 
 from .values import as_strings
 
@@ -90,3 +91,4 @@ ERROR_RULES: tuple[tuple[str, type[UpstreamError], str], ...] = (
     ("invalid request", ECourierInvalidRequest, "invalid_request"),
     ("invalid data", ECourierInvalidRequest, "invalid_data"),
 )
+register_error_codes([*(word for _, _, word in ERROR_RULES), "invalid_id", "no_data", "invalid_number", "401"])
