@@ -8,7 +8,7 @@ from typing import Any
 
 import aiohttp
 
-from server.bdapps.client import BdappsGateway
+from server.integrations.bdapps import BdappsGateway
 from server.messaging import SmsSender, build_sms_sender
 from server.render.environment import Renderer
 from server.store import Store, open_store

@@ -10,7 +10,7 @@ from typing import Callable
 
 import jinja2
 
-from server.bdapps.client import sms_encoding
+from server.integrations.bdapps import sms_encoding
 from server.integrations.sms_parts import sms_parts
 from server.messaging import BDAPPS, RoutingPolicy
 

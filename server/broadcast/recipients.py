@@ -9,7 +9,7 @@ Two shapes:
   `address` (else the first column); every column is a variable of the `--text` template.
 
 A line that is not a Bangladeshi mobile number is reported with its line number and skipped,
-never guessed. The number parser is the one the SMS routes use (server/integrations/sms_parts.py).
+never guessed. Numbers are parsed by server/msisdn.py, like everywhere else.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from server.integrations.sms_parts import normalize_msisdn
+from server.msisdn import international
 
 NUMBER_COLUMNS = ("msisdn", "number", "phone", "mobile", "to", "address")
 TEL_ALL = "tel:all"
@@ -48,10 +48,8 @@ class RecipientsFileError(Exception):
 
 def parse_address(raw: str) -> str | None:
     """"tel:8801XXXXXXXXX" for any accepted spelling of a Bangladeshi mobile number, else None."""
-    try:
-        return "tel:" + normalize_msisdn(raw)
-    except ValueError:
-        return None
+    number = international(raw)
+    return "tel:" + number if number else None
 
 
 def _looks_like_csv(path: Path, first: str) -> bool:

@@ -21,6 +21,7 @@ import json
 from typing import TYPE_CHECKING, Any, Iterable
 
 from server.store.redis_errors import redis_guard
+from server.store.redis_keyspace import RedisKeyspace, hash_tag
 
 from .store import (
     ACTIVE_STATES, CANCELLED, LEASE_SECONDS, LOADING, PARKED, REPORT_INDEX_TTL, RUNNING, SCHEDULED,
@@ -102,12 +103,11 @@ def _s(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-class RedisBroadcastStore(BroadcastStore):
+class RedisBroadcastStore(RedisKeyspace, BroadcastStore):
     name = "redis"
 
     def __init__(self, client: aioredis.Redis, prefix: str = "alap:") -> None:
-        self.redis = client
-        self.prefix = prefix
+        RedisKeyspace.__init__(self, client, prefix)
         self._acquire = client.register_script(_ACQUIRE)
         self._begin = client.register_script(_BEGIN)
         self._finish = client.register_script(_FINISH)
@@ -116,18 +116,18 @@ class RedisBroadcastStore(BroadcastStore):
         self._report = client.register_script(_REPORT)
 
     def _k(self, name: str, part: str) -> str:
-        return f"{self.prefix}bc:{{{name}}}:{part}"
+        return self.key("bc", hash_tag(name), part)
 
     @property
     def _names(self) -> str:
-        return f"{self.prefix}bc:names"
+        return self.key("bc", "names")
 
     @property
     def _due(self) -> str:
-        return f"{self.prefix}bc:due"
+        return self.key("bc", "due")
 
     def _index(self, provider: str, message_id: str) -> str:
-        return f"{self.prefix}bcm:{provider}:{message_id}"
+        return self.key("bcm", provider, message_id)
 
     async def create(self, spec: Spec) -> Broadcast:
         h = self._k(spec.name, "h")

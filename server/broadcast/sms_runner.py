@@ -31,9 +31,9 @@ from typing import Any
 import jinja2
 import structlog
 
-from server.bdapps.client import BdappsGateway, SmsSendResult
+from server.integrations.bdapps import BdappsGateway, SmsSendResult
 from server.messaging import BDAPPS, SmsSender, next_dhaka_day
-from server.messaging.routes import plain_msisdn
+from server.msisdn import international
 from server.render.environment import Renderer
 from server.store.base import Store
 
@@ -52,7 +52,7 @@ def _match_key(address: str) -> str:
     """The gateway writes an address back as "tel: 8801...", "tel: +880..." or "8801...": compare
     numbers as numbers, anything else (masked ids, tel:all) without whitespace or case."""
     compact = "".join(address.split())
-    return plain_msisdn(compact) or compact.lower()
+    return international(compact) or compact.lower()
 
 
 def compile_text(renderer: Renderer, text: str, lang: str) -> jinja2.Template:

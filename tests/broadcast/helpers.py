@@ -17,7 +17,7 @@ from server.sandbox.faults import FAULTS_KEY, Fault
 
 from ..conftest import APP_ID, PASSWORD, test_settings
 
-ALAP = [sys.executable, "-m", "server.cli"]
+ALAP = [sys.executable, "-m", "server"]
 
 
 def numbers(count: int, start: int = 0) -> list[str]:
