@@ -22,6 +22,7 @@ from ..engine.engine import Engine, Subscriber
 from ..engine.session import encode_session
 from ..render.budget import encoding_for
 from ..store import Store
+from ..store.funnel import hop_counts
 from .background import spawn
 from .client import BdappsGateway
 from .payloads import InvalidRequest, NonEmpty, decode, invalid_body, msisdn_of, subscriber_key
@@ -57,8 +58,9 @@ class PushService:
         subscriber = Subscriber(session_id, request.address, msisdn_of(request.address))
         session, reply = await self.engine.start(subscriber, "", language, flow_name=request.flow,
                                                  variables=request.vars)
+        funnel = hop_counts(None, reply.entered, None if reply.final else (session.flow, session.state), reply.ended)
         await self.store.commit(claim.lease, None if reply.final else encode_session(session), self.session_ttl,
-                                answered=False)
+                                answered=False, funnel=funnel)
         spawn(self.tasks, self._send(session_id, request.address, reply.text, reply.final))
         return session_id
 

@@ -18,6 +18,7 @@ from ..engine.session import decode_session, encode_session
 from ..render import system
 from ..render.budget import encoding_for
 from ..store import Lease, LockTimeout, Store, StoreUnavailable
+from ..store.funnel import FunnelHop, day_of, hop_counts
 from .background import spawn
 from .client import BdappsGateway
 from .payloads import UssdReceive, msisdn_of, subscriber_key
@@ -88,6 +89,7 @@ class UssdService:
 
     async def _turn(self, mo: UssdReceive, lease: Lease, profile_of: str) -> Reply:
         subscriber = Subscriber(mo.sessionId, mo.sourceAddress, msisdn_of(mo.sourceAddress))
+        before: tuple[str, str] | None = None
         if mo.ussdOperation == "mo-init":
             language = lease.profile.lang if lease.profile else None
             session, reply = await self.engine.start(subscriber, mo.message, language or self.default_language)
@@ -97,17 +99,20 @@ class UssdService:
                 await self.store.release(lease)
                 profile = await self.store.get_profile(profile_of)
                 return self.engine.system_reply(profile.lang or self.default_language, system.SESSION_ENDED)
+            before = (session.flow, session.state)
             reply = await self.engine.advance(session, subscriber, mo.message)
         data = None if reply.final else encode_session(session)
         answered = mo.ussdOperation == "mo-cont"
-        if not await self.store.commit(lease, data, self.session_ttl, answered=answered):
+        funnel = hop_counts(before, reply.entered, None if reply.final else (session.flow, session.state),
+                            reply.ended or ("error" if reply.final else None))
+        if not await self.store.commit(lease, data, self.session_ttl, answered=answered, funnel=funnel):
             log.error("ussd_lock_lost", session_id=mo.sessionId)
         await apply_profile_changes(self.store, profile_of, reply)
         return reply
 
     async def _forget(self, lease: Lease) -> None:
         try:
-            await self.store.commit(lease, None, self.session_ttl, answered=True)
+            await self.store.commit(lease, None, self.session_ttl, answered=True, funnel=FunnelHop(day_of()))
         except StoreUnavailable:
             pass
 

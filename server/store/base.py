@@ -22,6 +22,8 @@ from typing import Literal
 
 import msgspec
 
+from .funnel import FunnelCounts, FunnelHop
+
 LOCK_TTL = 5.0  # seconds; longer than the longest hop (action budget 4 s), below the USSD budget
 LOCK_WAIT = 4.5  # how long a second hop of one session waits for the first
 DEDUPE_TTL = 600  # seconds a requestId is remembered (the gateway redelivers within minutes)
@@ -105,14 +107,18 @@ class Store(ABC):
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.05)
 
-    async def commit(self, lease: Lease, session: bytes | None, ttl: int, *, answered: bool | None = None) -> bool:
+    async def commit(self, lease: Lease, session: bytes | None, ttl: int, *, answered: bool | None = None,
+                     funnel: FunnelHop | None = None) -> bool:
         """Save the session (None deletes it) and release the lock. False when the lock had
         expired and was taken by someone else: nothing was written.
 
         `answered` (USSD sessions only) also keeps the session in the open-sessions index:
         whether the subscriber has replied at least once tells an abandoned session from one
-        that timed out on its first screen (see `sweep_expired`)."""
-        return await self._commit(lease.session_id, lease.token, session, ttl, answered)
+        that timed out on its first screen (see `sweep_expired`).
+
+        `funnel` (server/store/funnel.py) is added to the day's funnel counters in the same step,
+        only when the commit succeeds."""
+        return await self._commit(lease.session_id, lease.token, session, ttl, answered, funnel)
 
     async def release(self, lease: Lease) -> None:
         """Give the lock back without writing (a hop that failed before computing a state)."""
@@ -136,7 +142,7 @@ class Store(ABC):
 
     @abstractmethod
     async def _commit(self, session_id: str, token: str, session: bytes | None, ttl: int,
-                      answered: bool | None) -> bool: ...
+                      answered: bool | None, funnel: FunnelHop | None = None) -> bool: ...
 
     @abstractmethod
     async def _release(self, session_id: str, token: str) -> None: ...
@@ -158,7 +164,15 @@ class Store(ABC):
     @abstractmethod
     async def sweep_expired(self) -> tuple[int, int]:
         """Take the sessions that expired without a final screen out of the index, each exactly
-        once across processes: (timed out on the first screen, abandoned after a reply)."""
+        once across processes: (timed out on the first screen, abandoned after a reply). Each is
+        also counted as abandoned at its state in the funnel of the day of its last hop."""
+
+    async def funnel(self, flow: str, days: list[str]) -> FunnelCounts:
+        """A flow's funnel counters summed over `days` (YYYYMMDD)."""
+        return FunnelCounts.from_fields(await self._funnel_hashes(flow, days))
+
+    @abstractmethod
+    async def _funnel_hashes(self, flow: str, days: list[str]) -> list[dict]: ...
 
     @abstractmethod
     async def ping(self) -> bool: ...

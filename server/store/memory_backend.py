@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 
 from .base import DEDUPE_TTL, LOCK_TTL, PROFILE_TTL, Profile, Store, decode_profile
+from .funnel import RETENTION_DAYS, FunnelHop, days_back, today
 
 
 class _Expiring(dict):
@@ -32,6 +34,8 @@ class MemoryStore(Store):
         self.seen = _Expiring()
         self.profiles = _Expiring()
         self.open: dict[str, tuple[float, bool]] = {}  # session -> (expires, answered)
+        self.funnels: dict[tuple[str, str], Counter] = {}  # (flow, day) -> counters (funnel.py)
+        self.waiting: dict[str, tuple[str, str, str]] = {}  # open session -> (flow, day, state)
 
     def _profile(self, address: str | None) -> Profile | None:
         return decode_profile(self.profiles.get_live(address)) if address is not None else None
@@ -56,18 +60,42 @@ class MemoryStore(Store):
             return False, None, None
         return True, self.sessions.get_live(session_id), self._profile(profile_of)
 
-    async def _commit(self, session_id, token, session, ttl, answered):
+    async def _commit(self, session_id, token, session, ttl, answered, funnel=None):
         if self.locks.get_live(session_id) != token:
             return False
         if session is None:
             self.sessions.pop(session_id, None)
             self.open.pop(session_id, None)
+            self.waiting.pop(session_id, None)
         else:
             self.sessions.put(session_id, session, ttl)
             if answered is not None:
                 self.open[session_id] = (time.monotonic() + ttl, answered)
         del self.locks[session_id]
+        if funnel is not None:
+            self._count(session_id, funnel, tracked=answered is not None and session is not None)
         return True
+
+    # -- funnel (server/store/funnel.py) ---------------------------------------------------------
+    def _count(self, session_id: str, funnel: FunnelHop, tracked: bool) -> None:
+        for flow, name in funnel.increments:
+            self._funnel(flow, funnel.day)[name] += 1
+        if tracked and funnel.waiting_in is not None:
+            flow, state = funnel.waiting_in
+            self.waiting[session_id] = (flow, funnel.day, state)
+        else:
+            self.waiting.pop(session_id, None)
+
+    def _funnel(self, flow: str, day: str) -> Counter:
+        if (flow, day) not in self.funnels:
+            kept = set(days_back(today(), RETENTION_DAYS + 1))
+            for key in [k for k in self.funnels if k[1] not in kept]:
+                del self.funnels[key]
+            self.funnels[(flow, day)] = Counter()
+        return self.funnels[(flow, day)]
+
+    async def _funnel_hashes(self, flow, days):
+        return [dict(self.funnels.get((flow, day), {})) for day in days]
 
     async def _release(self, session_id, token):
         if self.locks.get_live(session_id) == token:
@@ -91,6 +119,12 @@ class MemoryStore(Store):
         gone = [(sid, answered) for sid, (expires, answered) in self.open.items() if expires <= now]
         for sid, _ in gone:
             del self.open[sid]
+            waiting = self.waiting.pop(sid, None)
+            if waiting is not None:
+                flow, day, state = waiting
+                counters = self._funnel(flow, day)
+                counters["abandoned"] += 1
+                counters[f"a:{state}"] += 1
         abandoned = sum(1 for _, answered in gone if answered)
         return len(gone) - abandoned, abandoned
 

@@ -27,6 +27,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError
 
 from .base import DEDUPE_TTL, LOCK_TTL, PROFILE_TTL, Store, StoreUnavailable, decode_profile
+from .funnel import RETENTION_SECONDS, FunnelHop
 from .redis_errors import redis_guard
 
 _CLAIM = """
@@ -47,6 +48,18 @@ redis.call('DEL', KEYS[1])
 return 1
 """
 
+# Funnel counters (server/store/funnel.py), appended to the tracked commit: KEYS[4] maps each
+# open session to "<counter key>\t<state>" it waits in (read by the sweep), KEYS[5..] are the
+# day hashes; ARGV[6] their retention, ARGV[7] the waiting value ('' = none), then pairs of
+# (index into KEYS, field) to increment. Absent (3 keys) on commits that count nothing.
+_FUNNEL_COMMIT = """
+if #KEYS > 3 then
+  if ARGV[7] == '' or ARGV[2] == '' then redis.call('HDEL', KEYS[4], ARGV[4]) else redis.call('HSET', KEYS[4], ARGV[4], ARGV[7]) end
+  for i = 8, #ARGV, 2 do redis.call('HINCRBY', KEYS[tonumber(ARGV[i])], ARGV[i + 1], 1) end
+  for i = 5, #KEYS do redis.call('EXPIRE', KEYS[i], ARGV[6]) end
+end
+"""
+
 # Single node: the commit also keeps the open-sessions index (a sorted set scored by expiry,
 # +0.5 once the subscriber has replied), in the same round trip.
 _COMMIT_TRACKED = """
@@ -56,14 +69,32 @@ redis.call('DEL', KEYS[1])
 if ARGV[4] ~= '' then
   if ARGV[2] == '' then redis.call('ZREM', KEYS[3], ARGV[4]) else redis.call('ZADD', KEYS[3], ARGV[5], ARGV[4]) end
 end
-return 1
+""" + _FUNNEL_COMMIT + """return 1
+"""
+
+# Funnel (server/store/funnel.py), appended to the sweep: each popped session is counted as
+# abandoned at the state it waited in (KEYS[2], written by _FUNNEL_COMMIT). Single node only.
+_FUNNEL_SWEEP = """
+if KEYS[2] then
+  for i = 1, #gone, 2 do
+    local waiting = redis.call('HGET', KEYS[2], gone[i])
+    if waiting then
+      local tab = string.find(waiting, '\t', 1, true)
+      local key = string.sub(waiting, 1, tab - 1)
+      redis.call('HINCRBY', key, 'abandoned', 1)
+      redis.call('HINCRBY', key, 'a:' .. string.sub(waiting, tab + 1), 1)
+      if redis.call('TTL', key) < 0 then redis.call('EXPIRE', key, ARGV[2]) end
+      redis.call('HDEL', KEYS[2], gone[i])
+    end
+  end
+end
 """
 
 # Pop the sessions whose expiry passed: each is counted by exactly one process.
 _SWEEP = """
 local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, 10000)
 for i = 1, #gone, 2 do redis.call('ZREM', KEYS[1], gone[i]) end
-return gone
+""" + _FUNNEL_SWEEP + """return gone
 """
 
 _RELEASE = """
@@ -236,7 +267,7 @@ class RedisStore(Store):
             return False, None, None
         return True, result[1], profile
 
-    async def _commit(self, session_id, token, session, ttl, answered):
+    async def _commit(self, session_id, token, session, ttl, answered, funnel=None):
         keys = [self._lock_key(session_id), self._session_key(session_id)]
         args = [token, session or b"", ttl]
         # Whole seconds, rounded up past the key's own expiry; the half marks "answered".
@@ -244,14 +275,69 @@ class RedisStore(Store):
         async with self._guard():
             if not self.cluster:
                 tracked = ["", 0] if answered is None else [session_id, score]
-                return bool(await self._commit_script(keys=[*keys, self.open_key], args=[*args, *tracked]))
+                funnel_keys, funnel_args = self._funnel_script_args(funnel, answered is not None)
+                return bool(await self._commit_script(keys=[*keys, self.open_key, *funnel_keys],
+                                                      args=[*args, *tracked, *funnel_args]))
             committed = await self._commit_script(keys=keys, args=args)
             if committed and answered is not None:
                 if session is None:
                     await self.redis.zrem(self.open_key, session_id)
                 else:
                     await self.redis.zadd(self.open_key, {session_id: score})
+            if committed and funnel is not None:
+                await self._count_cluster(session_id, funnel, answered is not None and session is not None)
             return bool(committed)
+
+    # -- funnel (server/store/funnel.py) ---------------------------------------------------------
+    def funnel_key(self, flow: str, day: str) -> str:
+        return f"{self.prefix}funnel:{flow}:{day}"
+
+    @property
+    def waiting_key(self) -> str:
+        return f"{self.prefix}open:waiting"
+
+    def _funnel_waiting(self, funnel: FunnelHop, tracked: bool) -> str:
+        if not tracked or funnel.waiting_in is None:
+            return ""
+        flow, state = funnel.waiting_in
+        return f"{self.funnel_key(flow, funnel.day)}\t{state}"
+
+    def _funnel_script_args(self, funnel: FunnelHop | None, tracked: bool) -> tuple[list[str], list]:
+        """The keys and args _FUNNEL_COMMIT reads (none when there is nothing to count)."""
+        if funnel is None:
+            return [], []
+        keys = [self.waiting_key]
+        index: dict[str, int] = {}
+        pairs: list = []
+        for flow, name in funnel.increments:
+            key = self.funnel_key(flow, funnel.day)
+            if key not in index:
+                keys.append(key)
+                index[key] = len(keys) + 3  # 1-based, after lock, session, open
+            pairs += [index[key], name]
+        return keys, [RETENTION_SECONDS, self._funnel_waiting(funnel, tracked), *pairs]
+
+    async def _count_cluster(self, session_id: str, funnel: FunnelHop, tracked: bool) -> None:
+        """Cluster: the day hashes live in their own slots, so they are written after the
+        commit (one more round trip, as the open-sessions index is there)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for flow, name in funnel.increments:
+                pipe.hincrby(self.funnel_key(flow, funnel.day), name, 1)
+            for key in {self.funnel_key(flow, funnel.day) for flow, _ in funnel.increments}:
+                pipe.expire(key, RETENTION_SECONDS)
+            waiting = self._funnel_waiting(funnel, tracked)
+            if waiting:
+                pipe.hset(self.waiting_key, session_id, waiting)
+            else:
+                pipe.hdel(self.waiting_key, session_id)
+            await pipe.execute()
+
+    async def _funnel_hashes(self, flow, days):
+        async with self._guard():
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for day in days:
+                    pipe.hgetall(self.funnel_key(flow, day))
+                return await pipe.execute()
 
     async def count_active(self) -> int:
         async with self._guard():
@@ -259,10 +345,27 @@ class RedisStore(Store):
 
     async def sweep_expired(self) -> tuple[int, int]:
         async with self._guard():
-            gone = await self._sweep_script(keys=[self.open_key], args=[time.time()])
+            if self.cluster:
+                gone = await self._sweep_script(keys=[self.open_key], args=[time.time()])
+                await self._abandon_cluster([m.decode() if isinstance(m, bytes) else m for m in gone[0::2]])
+            else:
+                gone = await self._sweep_script(keys=[self.open_key, self.waiting_key],
+                                                args=[time.time(), RETENTION_SECONDS])
         scores = [float(score) for score in gone[1::2]]
         abandoned = sum(1 for score in scores if score % 1 >= 0.25)
         return len(scores) - abandoned, abandoned
+
+    async def _abandon_cluster(self, session_ids: list[str]) -> None:
+        """Cluster: _FUNNEL_SWEEP's work, command by command (the hashes are in other slots)."""
+        for session_id in session_ids:
+            waiting = await self.redis.hget(self.waiting_key, session_id)
+            if not waiting:
+                continue
+            key, _, state = (waiting.decode() if isinstance(waiting, bytes) else waiting).partition("\t")
+            await self.redis.hincrby(key, "abandoned", 1)
+            await self.redis.hincrby(key, f"a:{state}", 1)
+            await self.redis.expire(key, RETENTION_SECONDS)
+            await self.redis.hdel(self.waiting_key, session_id)
 
     async def _release(self, session_id, token):
         async with self._guard():
