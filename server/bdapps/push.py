@@ -58,7 +58,8 @@ class PushService:
         subscriber = Subscriber(session_id, request.address, msisdn_of(request.address))
         session, reply = await self.engine.start(subscriber, "", language, flow_name=request.flow,
                                                  variables=request.vars)
-        funnel = hop_counts(None, reply.entered, None if reply.final else (session.flow, session.state), reply.ended)
+        funnel = hop_counts(None, reply.entered, None if reply.final else (session.flow, session.state), reply.ended,
+                            subscriber=key)
         await self.store.commit(claim.lease, None if reply.final else encode_session(session), self.session_ttl,
                                 answered=False, funnel=funnel)
         spawn(self.tasks, self._send(session_id, request.address, reply.text, reply.final))

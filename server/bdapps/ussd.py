@@ -84,7 +84,7 @@ class UssdService:
             log.exception("ussd_hop_failed", session_id=mo.sessionId)
             reply = self.engine.system_reply(self.default_language, system.SYSTEM_ERROR, "error")
             if lease is not None:
-                await self._forget(lease)
+                await self._forget(lease, mo)
         await self._send(mo, reply, started)
 
     async def _turn(self, mo: UssdReceive, lease: Lease, profile_of: str) -> Reply:
@@ -104,15 +104,16 @@ class UssdService:
         data = None if reply.final else encode_session(session)
         answered = mo.ussdOperation == "mo-cont"
         funnel = hop_counts(before, reply.entered, None if reply.final else (session.flow, session.state),
-                            reply.ended or ("error" if reply.final else None))
+                            reply.ended or ("error" if reply.final else None), subscriber=profile_of)
         if not await self.store.commit(lease, data, self.session_ttl, answered=answered, funnel=funnel):
             log.error("ussd_lock_lost", session_id=mo.sessionId)
         await apply_profile_changes(self.store, profile_of, reply)
         return reply
 
-    async def _forget(self, lease: Lease) -> None:
+    async def _forget(self, lease: Lease, mo: UssdReceive) -> None:
         try:
-            await self.store.commit(lease, None, self.session_ttl, answered=True, funnel=FunnelHop(day_of()))
+            await self.store.commit(lease, None, self.session_ttl, answered=True,
+                                    funnel=FunnelHop(day_of(), subscriber_key(mo.sourceAddress)))
         except StoreUnavailable:
             pass
 

@@ -172,6 +172,10 @@ class Store(ABC):
         return FunnelCounts.from_fields(await self._funnel_hashes(flow, days))
 
     @abstractmethod
+    async def live_session(self, subscriber: str) -> str | None:
+        """The id of the subscriber's open USSD session, if any (kept by commits with a funnel)."""
+
+    @abstractmethod
     async def _funnel_hashes(self, flow: str, days: list[str]) -> list[dict]: ...
 
     @abstractmethod

@@ -42,19 +42,21 @@ def today() -> date:
 @dataclass
 class FunnelHop:
     """What one hop adds to the funnel: (flow, field) increments for `day`, and where the session
-    now waits (flow, state), or None when it ended."""
+    now waits (flow, state), or None when it ended. `subscriber` (the profile key) also points
+    at the session while it is open, for the console's subscriber page."""
 
     day: str
+    subscriber: str = ""
     increments: list[tuple[str, str]] = field(default_factory=list)
     waiting_in: tuple[str, str] | None = None
 
 
 def hop_counts(before: tuple[str, str] | None, entered: Iterable[tuple[str, str]], after: tuple[str, str] | None,
-               ended: str | None, *, day: str | None = None) -> FunnelHop:
+               ended: str | None, *, subscriber: str = "", day: str | None = None) -> FunnelHop:
     """The increments of one hop. `before`: the (flow, state) the session was in (None for a new
     session); `entered`: the states entered this turn, in order; `after`: where the session
     waits now (None: it ended); `ended`: why it ended (completed, input_failed, error)."""
-    hop = FunnelHop(day or day_of(), waiting_in=after)
+    hop = FunnelHop(day or day_of(), subscriber, waiting_in=after)
     previous = before
     for flow, state in entered:
         if previous is None or previous[0] != flow:

@@ -36,6 +36,7 @@ class MemoryStore(Store):
         self.open: dict[str, tuple[float, bool]] = {}  # session -> (expires, answered)
         self.funnels: dict[tuple[str, str], Counter] = {}  # (flow, day) -> counters (funnel.py)
         self.waiting: dict[str, tuple[str, str, str]] = {}  # open session -> (flow, day, state)
+        self.live = _Expiring()  # subscriber -> their open session id
 
     def _profile(self, address: str | None) -> Profile | None:
         return decode_profile(self.profiles.get_live(address)) if address is not None else None
@@ -83,8 +84,14 @@ class MemoryStore(Store):
         if tracked and funnel.waiting_in is not None:
             flow, state = funnel.waiting_in
             self.waiting[session_id] = (flow, funnel.day, state)
+            self.live.put(funnel.subscriber, session_id, self.open[session_id][0] - time.monotonic())
         else:
             self.waiting.pop(session_id, None)
+            if self.live.get_live(funnel.subscriber) == session_id:
+                del self.live[funnel.subscriber]
+
+    async def live_session(self, subscriber: str) -> str | None:
+        return self.live.get_live(subscriber)
 
     def _funnel(self, flow: str, day: str) -> Counter:
         if (flow, day) not in self.funnels:

@@ -49,14 +49,21 @@ return 1
 """
 
 # Funnel counters (server/store/funnel.py), appended to the tracked commit: KEYS[4] maps each
-# open session to "<counter key>\t<state>" it waits in (read by the sweep), KEYS[5..] are the
-# day hashes; ARGV[6] their retention, ARGV[7] the waiting value ('' = none), then pairs of
+# open session to "<counter key>\t<state>" it waits in (read by the sweep), KEYS[5] points from
+# the subscriber to their open session (the console's subscriber page), KEYS[6..] are the day
+# hashes; ARGV[6] their retention, ARGV[7] the waiting value ('' = none), then pairs of
 # (index into KEYS, field) to increment. Absent (3 keys) on commits that count nothing.
 _FUNNEL_COMMIT = """
 if #KEYS > 3 then
-  if ARGV[7] == '' or ARGV[2] == '' then redis.call('HDEL', KEYS[4], ARGV[4]) else redis.call('HSET', KEYS[4], ARGV[4], ARGV[7]) end
+  if ARGV[7] == '' or ARGV[2] == '' then
+    redis.call('HDEL', KEYS[4], ARGV[4])
+    if redis.call('GET', KEYS[5]) == ARGV[4] then redis.call('DEL', KEYS[5]) end
+  else
+    redis.call('HSET', KEYS[4], ARGV[4], ARGV[7])
+    redis.call('SET', KEYS[5], ARGV[4], 'EX', ARGV[3])
+  end
   for i = 8, #ARGV, 2 do redis.call('HINCRBY', KEYS[tonumber(ARGV[i])], ARGV[i + 1], 1) end
-  for i = 5, #KEYS do redis.call('EXPIRE', KEYS[i], ARGV[6]) end
+  for i = 6, #KEYS do redis.call('EXPIRE', KEYS[i], ARGV[6]) end
 end
 """
 
@@ -285,7 +292,7 @@ class RedisStore(Store):
                 else:
                     await self.redis.zadd(self.open_key, {session_id: score})
             if committed and funnel is not None:
-                await self._count_cluster(session_id, funnel, answered is not None and session is not None)
+                await self._count_cluster(session_id, funnel, answered is not None and session is not None, ttl)
             return bool(committed)
 
     # -- funnel (server/store/funnel.py) ---------------------------------------------------------
@@ -295,6 +302,14 @@ class RedisStore(Store):
     @property
     def waiting_key(self) -> str:
         return f"{self.prefix}open:waiting"
+
+    def live_key(self, subscriber: str) -> str:
+        return f"{self.prefix}live:{{{subscriber}}}"
+
+    async def live_session(self, subscriber: str) -> str | None:
+        async with self._guard():
+            value = await self.redis.get(self.live_key(subscriber))
+        return value.decode() if isinstance(value, bytes) else value
 
     def _funnel_waiting(self, funnel: FunnelHop, tracked: bool) -> str:
         if not tracked or funnel.waiting_in is None:
@@ -306,7 +321,7 @@ class RedisStore(Store):
         """The keys and args _FUNNEL_COMMIT reads (none when there is nothing to count)."""
         if funnel is None:
             return [], []
-        keys = [self.waiting_key]
+        keys = [self.waiting_key, self.live_key(funnel.subscriber)]
         index: dict[str, int] = {}
         pairs: list = []
         for flow, name in funnel.increments:
@@ -317,7 +332,7 @@ class RedisStore(Store):
             pairs += [index[key], name]
         return keys, [RETENTION_SECONDS, self._funnel_waiting(funnel, tracked), *pairs]
 
-    async def _count_cluster(self, session_id: str, funnel: FunnelHop, tracked: bool) -> None:
+    async def _count_cluster(self, session_id: str, funnel: FunnelHop, tracked: bool, ttl: int) -> None:
         """Cluster: the day hashes live in their own slots, so they are written after the
         commit (one more round trip, as the open-sessions index is there)."""
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -328,6 +343,7 @@ class RedisStore(Store):
             waiting = self._funnel_waiting(funnel, tracked)
             if waiting:
                 pipe.hset(self.waiting_key, session_id, waiting)
+                pipe.set(self.live_key(funnel.subscriber), session_id, ex=ttl)
             else:
                 pipe.hdel(self.waiting_key, session_id)
             await pipe.execute()
