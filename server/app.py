@@ -14,6 +14,7 @@ from aiohttp import web
 
 from . import metrics
 from .actions import build_registry
+from .admin import add_admin
 from .bdapps.client import BdappsGateway
 from .bdapps.push import ADMIN_TOKEN, PUSH_SERVICE, PushService, push_ussd
 from .bdapps.routes import APP_ID, DELIVERY_REPORTS, SMS_SERVICE, USSD_SERVICE, add_routes
@@ -69,6 +70,7 @@ def create_app(settings: Settings, *, store: Store | None = None, engine: Engine
     app.router.add_post("/push/ussd", push_ussd)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_endpoint)
+    add_admin(app, settings.admin_token, app[STORE], app[LEDGER])
     return app
 
 
