@@ -27,7 +27,7 @@ from .engine.loader import load_flow_dir
 from .messaging import SmsSender, build_sms_sender
 from .render.budget import Budget
 from .render.environment import Renderer
-from .store import Store, open_store
+from .store import Store, StoreUnavailable, open_store
 from .store.ledger import Ledger, open_ledger
 from .upstreams import Upstreams
 
@@ -92,8 +92,14 @@ async def count_callbacks(request: web.Request, handler):
 
 
 async def metrics_endpoint(request: web.Request) -> web.Response:
-    active = await request.app[STORE].count_active()
-    body, content_type = metrics.exposition(active)
+    store = request.app[STORE]
+    up = await store.ping()
+    active, ledger = None, None
+    if up:  # a down store still scrapes, with alap_store_up 0 (docs/prometheus/alerts.yml)
+        with contextlib.suppress(StoreUnavailable):
+            active = await store.count_active()
+            ledger = {state.value: n for state, n in (await request.app[LEDGER].counts()).items()}
+    body, content_type = metrics.exposition(active, store_up=up, ledger=ledger)
     return web.Response(body=body, headers={"Content-Type": content_type})
 
 
