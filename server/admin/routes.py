@@ -78,11 +78,10 @@ def guarded(handler: Handler) -> Handler:
             auth.failed(request, "basic")
             return error_page(request, 401, "err_unauthorized", _CHALLENGE)
         if basic is None and not auth.cookie_ok(request):
-            # The browser's own prompt (WWW-Authenticate), and behind it, when the operator
-            # cancels it, the login form.
-            response = page(request, "login.html", 401, next=_next(request.path_qs), failed=False)
-            response.headers.update(_CHALLENGE)
-            return response
+            if request.method == "GET" and "text/html" in request.headers.get("Accept", ""):
+                # A browser: the login form (whose link asks for the browser's own Basic prompt).
+                raise web.HTTPSeeOther(f"/admin/login?next={quote(request.path_qs)}")
+            return error_page(request, 401, "err_unauthorized", _CHALLENGE)
         try:
             return await handler(request)
         except StoreUnavailable:
@@ -99,6 +98,19 @@ def _next(target: str | None) -> str:
 
 async def login_form(request: web.Request) -> web.Response:
     return page(request, "login.html", next=_next(request.query.get("next")), failed=False)
+
+
+async def login_basic(request: web.Request) -> web.StreamResponse:
+    """The browser's own prompt: a Basic challenge until the right credentials come."""
+    auth = request.app[CONSOLE].auth
+    if auth.limited(client_address(request)):
+        return error_page(request, 429, "err_limited", {"Retry-After": "300"})
+    basic = auth.basic(request)
+    if basic:
+        raise web.HTTPSeeOther(_next(request.query.get("next")))
+    if basic is False:
+        auth.failed(request, "basic")
+    return error_page(request, 401, "err_unauthorized", _CHALLENGE)
 
 
 async def login(request: web.Request) -> web.StreamResponse:
@@ -216,6 +228,7 @@ def add_console_routes(app: web.Application) -> None:
     app.router.add_get("/admin/", index)
     app.router.add_get("/admin/login", login_form)
     app.router.add_post("/admin/login", login)
+    app.router.add_get("/admin/login/basic", login_basic)
     app.router.add_post("/admin/logout", logout)
     app.router.add_get("/admin/flows/{flow}", flow)
     app.router.add_get("/admin/ledger", ledger_list)

@@ -69,6 +69,7 @@ _TEXTS: dict[str, tuple[str, str]] = {  # key: (English, Bengali)
     "token": ("Admin token", "অ্যাডমিন টোকেন"),
     "login_help": ("Scripts and curl may use HTTP Basic instead: user admin, the token as password.",
                    "স্ক্রিপ্ট ও curl এর বদলে HTTP Basic ব্যবহার করতে পারে: ইউজার admin, পাসওয়ার্ড টোকেন।"),
+    "login_prompt": ("Use the browser's password prompt", "ব্রাউজারের পাসওয়ার্ড প্রম্পট ব্যবহার করুন"),
     "error": ("Error", "ত্রুটি"),
     "back_home": ("Back to the console", "কনসোলে ফিরুন"),
     "err_unauthorized": ("Wrong or missing admin token.", "অ্যাডমিন টোকেন ভুল বা নেই।"),

@@ -31,9 +31,15 @@ async def test_console_is_off_without_a_token_but_the_font_is_served(aiohttp_ser
 async def test_basic_auth_wrong_token_and_rate_limit(aiohttp_server, redis_url):
     async with console(aiohttp_server, redis_url) as stack:
         url = stack.app_url + "/admin"
-        async with stack.http.get(url) as resp:  # nothing sent: the browser's prompt, the login form behind it
+        async with stack.http.get(url) as resp:  # a script with no credentials: a Basic challenge
             assert resp.status == 401 and resp.headers["WWW-Authenticate"].startswith("Basic ")
-            assert 'id="login"' in await resp.text()
+        async with stack.http.get(url, headers={"Accept": "text/html"}, allow_redirects=False) as resp:
+            assert resp.status == 303 and resp.headers["Location"] == "/admin/login?next=/admin"  # a browser: the form
+        async with stack.http.get(stack.app_url + "/admin/login/basic?next=/admin/ledger", allow_redirects=False) as resp:
+            assert resp.status == 401 and resp.headers["WWW-Authenticate"].startswith("Basic ")  # the browser's prompt
+        async with stack.http.get(stack.app_url + "/admin/login/basic?next=/admin/ledger", headers=BASIC,
+                                  allow_redirects=False) as resp:
+            assert resp.status == 303 and resp.headers["Location"] == "/admin/ledger"
         async with stack.http.get(url, headers=BASIC) as resp:
             assert resp.status == 200 and 'id="flows"' in await resp.text()
         wrong = "Basic " + base64.b64encode(b"admin:guess-123").decode()
