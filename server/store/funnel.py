@@ -30,9 +30,20 @@ RETENTION_SECONDS = (RETENTION_DAYS + 1) * 86400
 DHAKA = timezone(timedelta(hours=6))
 
 
+_today: tuple[float, float, str] = (0.0, 0.0, "")  # (day starts, day ends, YYYYMMDD): every hop asks
+
+
 def day_of(at: float | None = None) -> str:
     """YYYYMMDD of the Bangladesh day containing epoch `at` (default now)."""
-    return datetime.fromtimestamp(time.time() if at is None else at, DHAKA).strftime("%Y%m%d")
+    global _today
+    now = time.time() if at is None else at
+    starts, ends, day = _today
+    if starts <= now < ends:
+        return day
+    moment = datetime.fromtimestamp(now, DHAKA)
+    midnight = moment.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+    _today = (midnight, midnight + 86400, moment.strftime("%Y%m%d"))  # Dhaka has no daylight saving
+    return _today[2]
 
 
 def today() -> date:
