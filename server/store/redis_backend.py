@@ -27,7 +27,8 @@ from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError
 
 from .base import DEDUPE_TTL, LOCK_TTL, PROFILE_TTL, Store, StoreUnavailable, decode_profile
-from .funnel import RETENTION_SECONDS, FunnelHop
+from .funnel import RETENTION_SECONDS
+from .redis_funnel import FUNNEL_COMMIT, FUNNEL_SWEEP, RedisFunnel
 from .redis_errors import redis_guard
 
 _CLAIM = """
@@ -48,25 +49,6 @@ redis.call('DEL', KEYS[1])
 return 1
 """
 
-# Funnel counters (server/store/funnel.py), appended to the tracked commit: KEYS[4] maps each
-# open session to "<counter key>\t<state>" it waits in (read by the sweep), KEYS[5] points from
-# the subscriber to their open session (the console's subscriber page), KEYS[6..] are the day
-# hashes; ARGV[6] their retention, ARGV[7] the waiting value ('' = none), then pairs of
-# (index into KEYS, field) to increment. Absent (3 keys) on commits that count nothing.
-_FUNNEL_COMMIT = """
-if #KEYS > 3 then
-  if ARGV[7] == '' or ARGV[2] == '' then
-    redis.call('HDEL', KEYS[4], ARGV[4])
-    if redis.call('GET', KEYS[5]) == ARGV[4] then redis.call('DEL', KEYS[5]) end
-  else
-    redis.call('HSET', KEYS[4], ARGV[4], ARGV[7])
-    redis.call('SET', KEYS[5], ARGV[4], 'EX', ARGV[3])
-  end
-  for i = 8, #ARGV, 2 do redis.call('HINCRBY', KEYS[tonumber(ARGV[i])], ARGV[i + 1], 1) end
-  for i = 6, #KEYS do redis.call('EXPIRE', KEYS[i], ARGV[6]) end
-end
-"""
-
 # Single node: the commit also keeps the open-sessions index (a sorted set scored by expiry,
 # +0.5 once the subscriber has replied), in the same round trip.
 _COMMIT_TRACKED = """
@@ -76,32 +58,14 @@ redis.call('DEL', KEYS[1])
 if ARGV[4] ~= '' then
   if ARGV[2] == '' then redis.call('ZREM', KEYS[3], ARGV[4]) else redis.call('ZADD', KEYS[3], ARGV[5], ARGV[4]) end
 end
-""" + _FUNNEL_COMMIT + """return 1
-"""
-
-# Funnel (server/store/funnel.py), appended to the sweep: each popped session is counted as
-# abandoned at the state it waited in (KEYS[2], written by _FUNNEL_COMMIT). Single node only.
-_FUNNEL_SWEEP = """
-if KEYS[2] then
-  for i = 1, #gone, 2 do
-    local waiting = redis.call('HGET', KEYS[2], gone[i])
-    if waiting then
-      local tab = string.find(waiting, '\t', 1, true)
-      local key = string.sub(waiting, 1, tab - 1)
-      redis.call('HINCRBY', key, 'abandoned', 1)
-      redis.call('HINCRBY', key, 'a:' .. string.sub(waiting, tab + 1), 1)
-      if redis.call('TTL', key) < 0 then redis.call('EXPIRE', key, ARGV[2]) end
-      redis.call('HDEL', KEYS[2], gone[i])
-    end
-  end
-end
+""" + FUNNEL_COMMIT + """return 1
 """
 
 # Pop the sessions whose expiry passed: each is counted by exactly one process.
 _SWEEP = """
 local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, 10000)
 for i = 1, #gone, 2 do redis.call('ZREM', KEYS[1], gone[i]) end
-""" + _FUNNEL_SWEEP + """return gone
+""" + FUNNEL_SWEEP + """return gone
 """
 
 _RELEASE = """
@@ -172,7 +136,7 @@ class _NodeScript:
             return await self.client.evalsha(self.sha, len(keys), *keys, *args)
 
 
-class RedisStore(Store):
+class RedisStore(RedisFunnel, Store):
     name = "redis"
 
     def __init__(self, client: aioredis.Redis, prefix: str = "alap:") -> None:
@@ -295,66 +259,6 @@ class RedisStore(Store):
                 await self._count_cluster(session_id, funnel, answered is not None and session is not None, ttl)
             return bool(committed)
 
-    # -- funnel (server/store/funnel.py) ---------------------------------------------------------
-    def funnel_key(self, flow: str, day: str) -> str:
-        return f"{self.prefix}funnel:{flow}:{day}"
-
-    @property
-    def waiting_key(self) -> str:
-        return f"{self.prefix}open:waiting"
-
-    def live_key(self, subscriber: str) -> str:
-        return f"{self.prefix}live:{{{subscriber}}}"
-
-    async def live_session(self, subscriber: str) -> str | None:
-        async with self._guard():
-            value = await self.redis.get(self.live_key(subscriber))
-        return value.decode() if isinstance(value, bytes) else value
-
-    def _funnel_waiting(self, funnel: FunnelHop, tracked: bool) -> str:
-        if not tracked or funnel.waiting_in is None:
-            return ""
-        flow, state = funnel.waiting_in
-        return f"{self.funnel_key(flow, funnel.day)}\t{state}"
-
-    def _funnel_script_args(self, funnel: FunnelHop | None, tracked: bool) -> tuple[list[str], list]:
-        """The keys and args _FUNNEL_COMMIT reads (none when there is nothing to count)."""
-        if funnel is None:
-            return [], []
-        keys = [self.waiting_key, self.live_key(funnel.subscriber)]
-        index: dict[str, int] = {}
-        pairs: list = []
-        for flow, name in funnel.increments:
-            key = self.funnel_key(flow, funnel.day)
-            if key not in index:
-                keys.append(key)
-                index[key] = len(keys) + 3  # 1-based, after lock, session, open
-            pairs += [index[key], name]
-        return keys, [RETENTION_SECONDS, self._funnel_waiting(funnel, tracked), *pairs]
-
-    async def _count_cluster(self, session_id: str, funnel: FunnelHop, tracked: bool, ttl: int) -> None:
-        """Cluster: the day hashes live in their own slots, so they are written after the
-        commit (one more round trip, as the open-sessions index is there)."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for flow, name in funnel.increments:
-                pipe.hincrby(self.funnel_key(flow, funnel.day), name, 1)
-            for key in {self.funnel_key(flow, funnel.day) for flow, _ in funnel.increments}:
-                pipe.expire(key, RETENTION_SECONDS)
-            waiting = self._funnel_waiting(funnel, tracked)
-            if waiting:
-                pipe.hset(self.waiting_key, session_id, waiting)
-                pipe.set(self.live_key(funnel.subscriber), session_id, ex=ttl)
-            else:
-                pipe.hdel(self.waiting_key, session_id)
-            await pipe.execute()
-
-    async def _funnel_hashes(self, flow, days):
-        async with self._guard():
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for day in days:
-                    pipe.hgetall(self.funnel_key(flow, day))
-                return await pipe.execute()
-
     async def count_active(self) -> int:
         async with self._guard():
             return int(await self.redis.zcount(self.open_key, f"({time.time()}", "+inf"))
@@ -370,18 +274,6 @@ class RedisStore(Store):
         scores = [float(score) for score in gone[1::2]]
         abandoned = sum(1 for score in scores if score % 1 >= 0.25)
         return len(scores) - abandoned, abandoned
-
-    async def _abandon_cluster(self, session_ids: list[str]) -> None:
-        """Cluster: _FUNNEL_SWEEP's work, command by command (the hashes are in other slots)."""
-        for session_id in session_ids:
-            waiting = await self.redis.hget(self.waiting_key, session_id)
-            if not waiting:
-                continue
-            key, _, state = (waiting.decode() if isinstance(waiting, bytes) else waiting).partition("\t")
-            await self.redis.hincrby(key, "abandoned", 1)
-            await self.redis.hincrby(key, f"a:{state}", 1)
-            await self.redis.expire(key, RETENTION_SECONDS)
-            await self.redis.hdel(self.waiting_key, session_id)
 
     async def _release(self, session_id, token):
         async with self._guard():
