@@ -76,8 +76,9 @@ async def flow_rows(engine: Engine, store: Store) -> list[FlowRow]:
 async def ledger_counts(ledger: Ledger) -> list[tuple[RechargeState, int]]:
     """Every state's count, the ones that need an operator first."""
     counts = await ledger.counts()
-    attention = [s for s in (RechargeState.NEEDS_REVIEW, RechargeState.REFUND_REQUIRED)]
-    return [(s, counts.get(s, 0)) for s in attention + [s for s in RechargeState if s not in ATTENTION_STATES]]
+    order = [RechargeState.NEEDS_REVIEW, RechargeState.REFUND_REQUIRED]
+    order += [s for s in RechargeState if s not in ATTENTION_STATES]
+    return [(s, counts.get(s, 0)) for s in order]
 
 
 # -- flow picture --------------------------------------------------------------------------------

@@ -95,6 +95,7 @@ class FunnelCounts:
     completed: int = 0
     failed: int = 0
     abandoned: int = 0
+    resumed: int = 0  # written by nothing yet: the hook for resumed sessions (server/admin/views.py)
     entered: Counter = field(default_factory=Counter)  # state -> n
     abandoned_at: Counter = field(default_factory=Counter)  # state -> n
     failed_at: Counter = field(default_factory=Counter)  # state -> n
@@ -108,7 +109,7 @@ class FunnelCounts:
                 name = raw_name.decode() if isinstance(raw_name, bytes) else raw_name
                 value = int(raw_value)
                 kind, _, rest = name.partition(":")
-                if kind in ("started", "completed", "failed", "abandoned") and not rest:
+                if kind in ("started", "completed", "failed", "abandoned", "resumed") and not rest:
                     setattr(counts, kind, getattr(counts, kind) + value)
                 elif kind == "e":
                     counts.entered[rest] += value
