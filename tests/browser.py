@@ -57,3 +57,12 @@ def chromium_or_skip() -> str:
     if path is None:
         pytest.skip(f"no Chromium at {CHROMIUM} ({why})")
     return path
+
+
+def bengali_web_font_loaded(page) -> bool:
+    """The shipped Noto Sans Bengali (server/fonts/) was fetched from /fonts/ and is in use."""
+    return page.evaluate("""async () => {
+        await document.fonts.load('16px "Noto Sans Bengali"', 'আলাপ');
+        return [...document.fonts].some(f => f.family.replace(/"/g, '') === 'Noto Sans Bengali'
+                                             && f.status === 'loaded');
+    }""")

@@ -32,7 +32,8 @@ _HEADERS = {
     "Cache-Control": "no-store",
     # Everything is inline and same-origin: the page works on a machine with no internet.
     "Content-Security-Policy": ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
-                                "connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'"),
+                                "connect-src 'self'; img-src data:; font-src 'self'; base-uri 'none'; "
+                                "form-action 'none'"),
     "X-Content-Type-Options": "nosniff",
 }
 
@@ -71,6 +72,10 @@ _PAGE = r"""<!doctype html>
 <link rel="icon" href="data:,">
 <title>Alap simulator</title>
 <style>
+  /* The Bengali web font shipped with the package (server/fonts/, served at /fonts/ by
+     server/admin/__init__.py): Bengali screens render on machines without Bengali fonts. */
+  @font-face { font-family: "Noto Sans Bengali"; font-weight: 400; font-display: swap;
+               src: url("/fonts/NotoSansBengali-Regular.ttf") format("truetype"); }
   :root {
     --bg: #eef1f4; --ink: #1d2329; --muted: #5d6873; --phone: #23282e; --lcd: #d9ead3;
     --lcd-ink: #17301a; --accent: #0b6e4f; --warn: #b3261e; --warn-bg: #fde7e5; --end: #6b4e00;

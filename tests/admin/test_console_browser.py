@@ -20,7 +20,7 @@ import pytest
 
 from server.store.ledger import RechargeState, open_ledger
 from server.store.redis_backend import RedisStore
-from tests.browser import CHROMIUM_ARGS, chromium_or_skip
+from tests.browser import CHROMIUM_ARGS, bengali_web_font_loaded, chromium_or_skip
 from tests.conftest import free_port
 
 from .helpers import record_needing_review
@@ -144,7 +144,7 @@ def test_operator_works_the_console_in_chromium(dev, browser, tmp_path):
     heaviest = page.locator("#picture g.node.heaviest")
     assert heaviest.count() == 1 and heaviest.get_attribute("data-state") in ("main", "ask_total")
     # The Bengali web font is loaded from the package, not from the system.
-    assert page.evaluate("document.fonts.check('12px \"Noto Sans Bengali\"', 'আলাপ')")
+    assert bengali_web_font_loaded(page)
     page.screenshot(path=tmp_path / "flow-demo.png", full_page=True)
     page.locator("main").screenshot(path=tmp_path / "flow-demo-picture.png")
     page.click('#periods a[data-range="yesterday"]')
