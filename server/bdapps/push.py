@@ -22,7 +22,7 @@ from ..engine.engine import Engine, Subscriber
 from ..engine.session import encode_session
 from ..render.budget import encoding_for
 from ..store import Store
-from ..store.funnel import hop_counts
+from ..store.funnel import FunnelHop, day_of, hop_counts
 from .background import spawn
 from .client import BdappsGateway
 from .payloads import InvalidRequest, NonEmpty, decode, invalid_body, msisdn_of, subscriber_key
@@ -73,7 +73,9 @@ class PushService:
             return
         log.warning("push_refused_sending_sms", session_id=session_id, status_code=result.status_code)
         lease = await self.store.acquire(session_id)
-        await self.store.commit(lease, None, self.session_ttl, answered=False)  # no USSD session will follow
+        # No USSD session will follow; the funnel forgets where it waited (no abandonment counted).
+        await self.store.commit(lease, None, self.session_ttl, answered=False,
+                                funnel=FunnelHop(day_of(), subscriber_key(address)))
         await self.notice_by_sms(address, text)
 
 
