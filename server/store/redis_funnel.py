@@ -12,22 +12,25 @@ from typing import Any
 
 from .funnel import RETENTION_SECONDS, FunnelHop
 
-# Funnel counters (server/store/funnel.py), appended to the tracked commit: KEYS[4] maps each
-# open session to "<counter key>\t<state>" it waits in (read by the sweep), KEYS[5] points from
-# the subscriber to their open session (the console's subscriber page), KEYS[6..] are the day
-# hashes; ARGV[6] their retention, ARGV[7] the waiting value ('' = none), then pairs of
-# (index into KEYS, field) to increment. Absent (3 keys) on commits that count nothing.
+# Funnel counters (server/store/funnel.py), appended to the tracked commit of
+# server/store/redis_backend.py, after its KEYS lock, session, seen, owner, open index and ARGV
+# token, session, ttl, request mark, owner, index member, score. KEYS[6] maps each open session
+# to "<counter key>\t<state>" it waits in (read by the sweep), KEYS[7] points from the subscriber
+# to their open session (the console's subscriber page), KEYS[8..] are the day hashes; ARGV[8]
+# their retention, ARGV[9] the waiting value ('' = none), then pairs of (index into KEYS, field)
+# to increment. Absent (5 keys) on commits that count nothing.
+FUNNEL_FIRST_KEY = 6
 FUNNEL_COMMIT = """
-if #KEYS > 3 then
-  if ARGV[7] == '' or ARGV[2] == '' then
-    redis.call('HDEL', KEYS[4], ARGV[4])
-    if redis.call('GET', KEYS[5]) == ARGV[4] then redis.call('DEL', KEYS[5]) end
+if #KEYS > 5 then
+  if ARGV[9] == '' or ARGV[2] == '' then
+    redis.call('HDEL', KEYS[6], ARGV[6])
+    if redis.call('GET', KEYS[7]) == ARGV[6] then redis.call('DEL', KEYS[7]) end
   else
-    redis.call('HSET', KEYS[4], ARGV[4], ARGV[7])
-    redis.call('SET', KEYS[5], ARGV[4], 'EX', ARGV[3])
+    redis.call('HSET', KEYS[6], ARGV[6], ARGV[9])
+    redis.call('SET', KEYS[7], ARGV[6], 'EX', ARGV[3])
   end
-  for i = 8, #ARGV, 2 do redis.call('HINCRBY', KEYS[tonumber(ARGV[i])], ARGV[i + 1], 1) end
-  for i = 6, #KEYS do redis.call('EXPIRE', KEYS[i], ARGV[6]) end
+  for i = 10, #ARGV, 2 do redis.call('HINCRBY', KEYS[tonumber(ARGV[i])], ARGV[i + 1], 1) end
+  for i = 8, #KEYS do redis.call('EXPIRE', KEYS[i], ARGV[8]) end
 end
 """
 
@@ -88,7 +91,7 @@ class RedisFunnel:
             key = self.funnel_key(flow, funnel.day)
             if key not in index:
                 keys.append(key)
-                index[key] = len(keys) + 3  # 1-based, after lock, session, open
+                index[key] = FUNNEL_FIRST_KEY - 1 + len(keys)  # 1-based, after the commit's own keys
             pairs += [index[key], name]
         return keys, [RETENTION_SECONDS, self._funnel_waiting(funnel, tracked), *pairs]
 

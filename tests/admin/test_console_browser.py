@@ -20,7 +20,7 @@ import pytest
 
 from server.store.ledger import RechargeState, open_ledger
 from server.store.redis_backend import RedisStore
-from tests.browser import CHROMIUM_ARGS, bengali_web_font_loaded, chromium_or_skip
+from tests.sandbox.chromium import CHROMIUM_ARGS, bengali_web_font_loaded, chromium_or_skip
 from tests.conftest import free_port
 
 from .helpers import record_needing_review
