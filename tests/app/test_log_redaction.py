@@ -16,7 +16,7 @@ import redis as sync_redis
 from server.sandbox.bdapps import CALLBACK, create_bdapps_fake
 from server.sandbox.faults import Fault, FAULTS_KEY
 
-from .conftest import free_port
+from ..conftest import free_port
 
 ALAP = [sys.executable, "-m", "server.cli"]
 APP_ID = "APP_REDACT"

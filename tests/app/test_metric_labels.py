@@ -9,7 +9,7 @@ from server.integrations.base import UpstreamRejected
 from server.metrics import UNMATCHED_ROUTE, known_error_codes
 from server.sandbox.faults import Fault
 
-from .conftest import APP_ID, redis_test_store, start_stack
+from ..conftest import APP_ID, redis_test_store, start_stack
 
 
 def label_values(text: str, metric: str, label: str) -> set[str]:
