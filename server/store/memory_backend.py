@@ -9,7 +9,7 @@ import time
 from collections import Counter
 from typing import Callable
 
-from .base import DEDUPE_TTL, LOCK_TTL, PROFILE_TTL, Lease, Profile, Store, decode_profile, encode_profile
+from .base import DEDUPE_TTL, LOCK_TTL, PROFILE_TTL, Profile, SessionLease, Store, decode_profile, encode_profile
 from .funnel import RETENTION_DAYS, FunnelHop, days_back, today
 
 SWEEP_EVERY = 30.0  # seconds between sweeps of expired entries
@@ -104,7 +104,7 @@ class MemoryStore(Store):
         self.locks.put(session_id, token, LOCK_TTL)
         return "ok", self.sessions.get_live(session_id), self._profile(profile_of)
 
-    async def _commit(self, lease: Lease, session, ttl, answered, funnel=None):
+    async def _commit(self, lease: SessionLease, session, ttl, answered, funnel=None):
         self._sweep()
         sid = lease.session_id
         seen_key = f"{sid}\x00{lease.request_id}"
@@ -130,7 +130,7 @@ class MemoryStore(Store):
             self._count(sid, funnel, tracked=answered is not None and session is not None)
         return "saved"
 
-    async def _release(self, lease: Lease):
+    async def _release(self, lease: SessionLease):
         sid = lease.session_id
         if lease.request_id:
             seen_key = f"{sid}\x00{lease.request_id}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from .funnel import RETENTION_SECONDS, FunnelHop
+from .redis_keyspace import hash_tag
 
 # Funnel counters (server/store/funnel.py), appended to the tracked commit of
 # server/store/redis_backend.py, after its KEYS lock, session, seen, owner, open index and ARGV
@@ -54,20 +55,21 @@ end
 
 
 class RedisFunnel:
-    """Mixed into RedisStore (which provides `redis`, `prefix`, `cluster` and `_guard`)."""
+    """Mixed into RedisStore (which provides `redis`, `key`, `cluster` and `_guard` through
+    server/store/redis_keyspace.py)."""
 
     redis: Any
-    prefix: str
+    key: Any
 
     def funnel_key(self, flow: str, day: str) -> str:
-        return f"{self.prefix}funnel:{flow}:{day}"
+        return self.key("funnel", flow, day)
 
     @property
     def waiting_key(self) -> str:
-        return f"{self.prefix}open:waiting"
+        return self.key("open", "waiting")
 
     def live_key(self, subscriber: str) -> str:
-        return f"{self.prefix}live:{{{subscriber}}}"
+        return self.key("live", hash_tag(subscriber))
 
     async def live_session(self, subscriber: str) -> str | None:
         async with self._guard():
