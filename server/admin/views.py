@@ -11,7 +11,7 @@ from babel.dates import format_datetime
 
 from ..engine.engine import Engine
 from ..engine.session import Session, decode_session
-from ..render.digits import bengali_digits
+from ..msisdn import bengali_digits
 from ..store import Profile, Store
 from ..store.funnel import DHAKA, FunnelCounts, days_back, today
 from ..store.ledger import Ledger, RechargeRecord, RechargeState

@@ -61,7 +61,7 @@ def dev(tmp_path_factory, redis_url) -> Iterator[Dev]:
     env.update(ALAP_ADMIN_TOKEN=TOKEN, ALAP_SESSION_TTL=str(SESSION_TTL), REDIS_URL=redis_url,
                ALAP_REDIS_PREFIX=prefix, ALAP_DEFAULT_LANGUAGE="en")
     with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "server.cli", "dev", "--port", str(port)], env=env,
+        proc = subprocess.Popen([sys.executable, "-m", "server", "dev", "--port", str(port)], env=env,
                                 stdout=out, stderr=subprocess.STDOUT, text=True)
     server = Dev(f"http://127.0.0.1:{port}", redis_url, prefix, log)
     try:
