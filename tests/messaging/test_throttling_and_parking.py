@@ -37,12 +37,12 @@ async def test_token_bucket_unlimited_and_slow_down() -> None:
     assert time.monotonic() - started < 0.1
 
     bucket = TokenBucket(100)
-    bucket.slow_down(0.2)
+    await bucket.slow_down(0.2)
     assert bucket.rate == 50
     started = time.monotonic()
     await bucket.acquire()
     assert time.monotonic() - started >= 0.19
-    bucket.speed_up()
+    await bucket.speed_up()
     assert bucket.rate == 60
 
 

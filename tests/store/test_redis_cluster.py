@@ -141,7 +141,10 @@ async def cluster_store(cluster: RedisClusterServers) -> AsyncIterator[RedisStor
 CONTRACT = [contract.test_claim_dedupes_locks_and_loads, contract.test_commit_with_a_stale_token_writes_nothing,
             contract.test_acquire_waits_for_the_holder, contract.test_commit_none_deletes_and_releases,
             contract.test_profiles_outlive_sessions_and_load_with_the_claim,
-            contract.test_redis_session_ttl_and_json, contract.test_claim_survives_a_script_cache_flush]
+            contract.test_redis_session_ttl_and_json, contract.test_claim_survives_a_script_cache_flush,
+            contract.test_a_redelivery_of_an_uncommitted_request_takes_the_hop_over,
+            contract.test_a_waiting_delivery_taken_over_by_a_redelivery_gives_up,
+            contract.test_a_session_refuses_other_addresses, contract.test_profile_fields_change_one_at_a_time]
 
 
 @pytest.mark.parametrize("case", CONTRACT, ids=[c.__name__.removeprefix("test_") for c in CONTRACT])

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from server.engine.session import Session, decode_session, encode_session
-from server.store import LockTimeout, Profile, StoreUnavailable
+from server.store import HopSuperseded, LockTimeout, Profile, StoreUnavailable
 from server.store.redis_backend import RedisStore, connect
 
 from tests.conftest import free_port
@@ -17,12 +17,45 @@ from tests.conftest import free_port
 async def test_claim_dedupes_locks_and_loads(store):
     first = await store.claim("s1", "r1")
     assert first.status == "ok" and first.lease.session is None
-    assert (await store.claim("s1", "r1")).status == "duplicate"
     assert (await store.claim("s1", "r2")).status == "busy"  # lock held by r1
     assert await store.commit(first.lease, b'{"v":1}', 60)
+    assert (await store.claim("s1", "r1")).status == "duplicate"  # r1 was committed
     again = await store.claim("s1", "r3")
     assert again.status == "ok" and again.lease.session == b'{"v":1}'
     await store.release(again.lease)
+
+
+async def test_a_redelivery_of_an_uncommitted_request_takes_the_hop_over(store):
+    """The first claim's answer may never have arrived (the gateway was told 503): the
+    redelivery owns the hop now, lock included; the first delivery, if alive, writes nothing."""
+    first = (await store.claim("s9", "r1")).lease
+    second = await store.claim("s9", "r1")
+    assert second.status == "ok"
+    with pytest.raises(HopSuperseded):
+        await store.commit(first, b"stale", 60)
+    assert await store.commit(second.lease, b"fresh", 60)
+    assert await store.get_session("s9") == b"fresh"
+    assert (await store.claim("s9", "r1")).status == "duplicate"
+
+
+async def test_a_waiting_delivery_taken_over_by_a_redelivery_gives_up(store):
+    holder = (await store.claim("s10", "r0")).lease
+    waiting = await store.claim("s10", "r1")
+    assert waiting.status == "busy"
+    again = await store.claim("s10", "r1")  # redelivered: the new delivery waits now
+    assert again.status == "busy"
+    await store.commit(holder, b"s", 60)
+    with pytest.raises(HopSuperseded):
+        await store.acquire("s10", pending=waiting.pending, wait=1)
+    lease = await store.acquire("s10", pending=again.pending, wait=1)
+    assert await store.commit(lease, b"t", 60)
+
+
+async def test_a_session_refuses_other_addresses(store):
+    lease = (await store.claim("s11", "r1", owner="tel:8801812345678")).lease
+    await store.commit(lease, b"s", 60)
+    assert (await store.claim("s11", "r2", owner="tel:8801899999999")).status == "foreign"
+    assert (await store.claim("s11", "r2", owner="tel:8801812345678")).status == "ok"  # r2 was not marked
 
 
 async def test_commit_with_a_stale_token_writes_nothing(store):
@@ -65,6 +98,16 @@ async def test_profiles_outlive_sessions_and_load_with_the_claim(store):
     await store.commit(claim.lease, None, 60)
     assert (await store.get_profile("tel:8801812345678")).lang == "en"
     assert (await store.get_profile("tel:unknown")) == Profile()
+
+
+async def test_profile_fields_change_one_at_a_time(store):
+    await store.update_profile("tel:8801700000001", lang="en")
+    await store.update_profile("tel:8801700000001", opted_out=True)
+    await store.update_profile("tel:8801700000001")  # nothing to change
+    assert await store.get_profile("tel:8801700000001") == Profile(lang="en", opted_out=True)
+    claim = await store.claim("s12", "r1", profile_of="tel:8801700000001")
+    assert claim.lease.profile == Profile(lang="en", opted_out=True)
+    await store.release(claim.lease)
 
 
 async def test_redis_session_ttl_and_json(redis_store: RedisStore):
