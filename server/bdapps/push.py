@@ -27,6 +27,7 @@ from ..engine.session import encode_session
 from ..render.budget import encoding_for
 from ..integrations.bdapps import BdappsGateway
 from ..store import Store, StoreUnavailable
+from ..store.funnel import FunnelHop, day_of, hop_counts
 from .after_ack import spawn
 from .payloads import (TEMPORARY_ERROR, InvalidRequest, NonEmpty, decode, invalid_body, msisdn_of,
                        subscriber_key)
@@ -71,14 +72,18 @@ class PushService:
         subscriber = Subscriber(session_id, address, msisdn_of(address))
         session, reply = await self.engine.start(subscriber, "", language, flow_name=flow, variables=variables,
                                                  deadline=claim.lease.turn_deadline)
+        funnel = hop_counts(None, reply.entered, None if reply.final else (session.flow, session.state), reply.ended,
+                            subscriber=key)
         await self.store.commit(claim.lease, None if reply.final else encode_session(session), self.session_ttl,
-                                answered=False)
+                                answered=False, funnel=funnel)
         return session_id, reply.text, reply.final
 
-    async def close_session(self, session_id: str) -> None:
-        """The gateway refused the push: no USSD session will follow."""
+    async def close_session(self, session_id: str, address: str) -> None:
+        """The gateway refused the push: no USSD session will follow; the funnel forgets where it
+        waited (no abandonment counted)."""
         lease = await self.store.acquire(session_id)
-        await self.store.commit(lease, None, self.session_ttl, answered=False)
+        await self.store.commit(lease, None, self.session_ttl, answered=False,
+                                funnel=FunnelHop(day_of(), subscriber_key(address)))
 
     async def _send(self, session_id: str, address: str, text: str, final: bool) -> None:
         result = await self.gateway.send_ussd(session_id, address, text, "mt-fin" if final else "mt-init",
@@ -89,7 +94,7 @@ class PushService:
         log.warning("push_refused", session_id=session_id, status_code=result.status_code,
                     detail=result.detail, fallback="sms")
         try:
-            await self.close_session(session_id)
+            await self.close_session(session_id, address)
         except Exception as exc:  # the session then simply expires with its TTL
             log.warning("push_session_not_closed", session_id=session_id, error=f"{type(exc).__name__}: {exc}")
         try:

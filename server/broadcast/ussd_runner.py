@@ -85,7 +85,7 @@ class UssdBroadcastRunner(BroadcastRunner):
             log.warning("broadcast_outcome_unknown", broadcast=self.name, code=answer.status_code)
             result.outcomes.append((seq, Status.UNKNOWN.value))
             return
-        await self.push.close_session(session_id)
+        await self.push.close_session(session_id, address)
         if answer.status_code == "E1319":
             if result.halt is None:
                 result.halt = Halt(PARKED, "E1319: per-day limit reached", next_dhaka_day(self.clock()))
