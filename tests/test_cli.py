@@ -38,7 +38,7 @@ def test_serve_refuses_invalid_flows_and_prints_every_error(tmp_path):
     flows = broken_flows(tmp_path)
     result = run("serve", BDAPPS_APP_ID="APP_1", BDAPPS_PASSWORD="pw", ALAP_FLOWS_DIR=str(flows), PORT=str(free_port()))
     assert result.returncode == 2
-    assert f"{flows}/a.yaml:7:5: state 's': unknown field 'colour' for a end state" in result.stderr
+    assert f"{flows}/a.yaml:7:5: state 's': unknown field 'colour' for an end state" in result.stderr
     assert f"{flows}/b.yaml:9:15: unknown target state 'nowhere'" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
 

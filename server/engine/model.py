@@ -63,6 +63,10 @@ class State:
     fallback: str | None = None
     timeout: float = 3.0
     save_as: str | None = None
+    # menu / input: where the navigation keys `more` (98) and `back` (0) go when the engine has
+    # no page of its own to turn to: an action's list paged by the flow (docs/flows.md)
+    more: Route | None = None
+    back: Route | None = None
     # marks of referenced names, for error reporting
     ref_marks: dict[str, Mark] = field(default_factory=dict)
 
@@ -71,6 +75,7 @@ class State:
         out = [o.next for o in self.options] + [r.next for r in self.routes]
         out += list(self.outcomes.values())
         out += [t for t in (self.next, self.fallback, self.on_fail) if t]
+        out += [r.next for r in (self.more, self.back) if r]
         return out
 
 
@@ -95,4 +100,5 @@ class Flow:
     sms_default: bool = False  # SMS: answers messages with no known keyword (var `unknown`)
     navigation: Navigation = field(default_factory=Navigation)
     sample: dict[str, Any] = field(default_factory=dict)
+    sample_marks: dict[str, Mark] = field(default_factory=dict)  # where each `sample:` key is written
     mark: Mark | None = None

@@ -1,26 +1,26 @@
-"""Read YAML flows into `Flow` objects and report every problem as `file:line:col: message`.
-
-Checks: malformed YAML, unknown or missing fields, unknown target state, unknown action or
-outcome, unreachable state, duplicate option key, missing template, Jinja syntax errors in
-texts and conditions. All problems of all files are collected before failing.
+"""One state of a flow file, parsed into a `State`: its fields, texts, options, input
+validator, routes, action call and paging targets. Every problem is collected as
+`file:line:col: message` with a "did you mean" hint for unknown names; the file as a whole
+(top-level fields, references, reachability) is server/engine/loader.py's job.
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from ..render.digits import normalise_digits
 from ..render.environment import Renderer, TextError
-from .actions import ActionRegistry
-from .errors import FlowErrors, FlowProblem, Mark
-from .model import KINDS, Flow, Navigation, Option, Route, State, Text
-from .validators import build_validator
-from .yamlmarks import MarkedDict, MarkedList, load_marked
+from .errors import FlowProblem, Mark
+from .model import KINDS, Navigation, Option, Route, State, Text
+from .suggest import article, did_you_mean, reject_unknown_keys
+from .validators import VALIDATOR_PARAMS, Validator, build_validator
+from .yamlmarks import MarkedDict, MarkedList
 
 _COMMON = {"kind", "text", "template"}
+# `more` / `back`: where 98 / 0 go on a list an action pages through (docs/flows.md, "Navigation").
+_PAGING = {"more", "back"}
 _FIELDS = {
-    "menu": _COMMON | {"options"},
-    "input": _COMMON | {"var", "validate", "error", "retries", "next", "on_fail"},
+    "menu": _COMMON | {"options"} | _PAGING,
+    "input": _COMMON | {"var", "validate", "error", "retries", "next", "on_fail"} | _PAGING,
     "router": {"kind", "routes"},
     "action": {"kind", "action", "args", "outcomes", "fallback", "timeout", "save_as"},
     "end": _COMMON,
@@ -29,16 +29,11 @@ _FIELDS = {
 # gateway's patience and below the lock's lifetime (store.base.LOCK_TTL).
 MAX_ACTION_TIMEOUT = 4.0
 
-_TOP = {"flow", "code", "codes", "start", "default", "states", "navigation", "sample", "channels", "description",
-        "keywords", "interrupt", "sms_default"}
+_OPTION_FIELDS = ("label", "next", "key", "when", "set")
+_ROUTE_FIELDS = ("next", "when")
 
 
-def normalise_keyword(word: str) -> str:
-    """Keywords match case-insensitively, with Bengali digits read as ASCII."""
-    return normalise_digits(word.strip()).casefold()
-
-
-class _Collector:
+class Collector:
     def __init__(self) -> None:
         self.problems: list[FlowProblem] = []
 
@@ -46,14 +41,14 @@ class _Collector:
         self.problems.append(FlowProblem(mark, message))
 
 
-def _display(path: Path) -> str:
+def display_path(path: Path) -> str:
     try:
         return str(path.resolve().relative_to(Path.cwd()))
     except ValueError:
         return str(path)
 
 
-def _text(node: MarkedDict, problems: _Collector, *, required: bool, renderer: Renderer) -> Text | None:
+def _text(node: MarkedDict, problems: Collector, *, required: bool, renderer: Renderer) -> Text | None:
     if "template" in node:
         name = node["template"]
         mark = node.value_mark("template")
@@ -64,7 +59,7 @@ def _text(node: MarkedDict, problems: _Collector, *, required: bool, renderer: R
             try:
                 renderer.compile_template(lang, name)
             except TextError as exc:
-                where = Mark(_display(renderer.templates_dir / name), exc.lineno, 1) if exc.lineno else mark
+                where = Mark(display_path(renderer.templates_dir / name), exc.lineno, 1) if exc.lineno else mark
                 problems.add(where, f"{exc}" if exc.lineno else f"missing template: {exc}")
                 break
         return Text(mark, template=name)
@@ -75,7 +70,7 @@ def _text(node: MarkedDict, problems: _Collector, *, required: bool, renderer: R
     return None
 
 
-def _inline(value: Any, mark: Mark, problems: _Collector, renderer: Renderer, what: str) -> Text | None:
+def _inline(value: Any, mark: Mark, problems: Collector, renderer: Renderer, what: str) -> Text | None:
     if not isinstance(value, (str, int, float)):
         problems.add(mark, f"'{what}' must be a string")
         return None
@@ -91,7 +86,7 @@ def _inline(value: Any, mark: Mark, problems: _Collector, renderer: Renderer, wh
     return Text(mark, source=source)
 
 
-def _condition(value: Any, mark: Mark, problems: _Collector, renderer: Renderer) -> str | None:
+def _condition(value: Any, mark: Mark, problems: Collector, renderer: Renderer) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
@@ -104,26 +99,25 @@ def _condition(value: Any, mark: Mark, problems: _Collector, renderer: Renderer)
     return value
 
 
-def _name(value: Any, mark: Mark, problems: _Collector, what: str) -> str | None:
+def _name(value: Any, mark: Mark, problems: Collector, what: str) -> str | None:
     if isinstance(value, str) and value:
         return value
     problems.add(mark, f"'{what}' must be a state name")
     return None
 
 
-def _parse_state(name: str, node: Any, mark: Mark, problems: _Collector, renderer: Renderer,
-                 navigation: Navigation) -> State | None:
+def parse_state(name: str, node: Any, mark: Mark, problems: Collector, renderer: Renderer,
+                navigation: Navigation) -> State | None:
     if not isinstance(node, MarkedDict):
         problems.add(mark, f"state '{name}' must be a mapping")
         return None
     kind = node.get("kind")
     if kind not in KINDS:
+        hint = did_you_mean(kind, KINDS) if isinstance(kind, str) else ""
         problems.add(node.value_mark("kind") if "kind" in node else node.mark,
-                     f"state '{name}': unknown kind {kind!r} (one of {', '.join(KINDS)})")
+                     f"state '{name}': unknown kind {kind!r}{hint or ''} (one of {', '.join(KINDS)})")
         return None
-    for key in node:
-        if key not in _FIELDS[kind]:
-            problems.add(node.mark_of(key), f"state '{name}': unknown field '{key}' for a {kind} state")
+    reject_unknown_keys(node, sorted(_FIELDS[kind]), f"state '{name}': unknown field '{{key}}' for {article(kind)} state", problems.add)
     state = State(name=name, kind=kind, mark=mark)
     if kind in ("menu", "input", "end"):
         state.text = _text(node, problems, required=True, renderer=renderer)
@@ -135,10 +129,31 @@ def _parse_state(name: str, node: Any, mark: Mark, problems: _Collector, rendere
         _parse_routes(state, node, problems, renderer)
     elif kind == "action":
         _parse_action(state, node, problems)
+    if kind in ("menu", "input"):
+        state.more = _paging(node, "more", problems, renderer)
+        state.back = _paging(node, "back", problems, renderer)
+        state.ref_marks.update({f: node.value_mark(f) for f in _PAGING if getattr(state, f)})
     return state
 
 
-def _parse_options(state: State, node: MarkedDict, problems: _Collector, renderer: Renderer,
+def _paging(node: MarkedDict, field: str, problems: Collector, renderer: Renderer) -> Route | None:
+    """`more: target` or `more: {next: target, when: expr}` (likewise `back`)."""
+    if field not in node:
+        return None
+    value, mark = node[field], node.value_mark(field)
+    if isinstance(value, str):
+        value = {"next": value}
+    elif not isinstance(value, MarkedDict):
+        problems.add(mark, f"'{field}' must be a state name or a mapping with 'next' and an optional 'when'")
+        return None
+    else:
+        reject_unknown_keys(value, _ROUTE_FIELDS, f"unknown '{field}' field '{{key}}'", problems.add)
+    target = _name(value.get("next"), mark, problems, f"{field}.next")
+    when = _condition(value.get("when"), mark, problems, renderer)
+    return Route(target, mark, when) if target else None
+
+
+def _parse_options(state: State, node: MarkedDict, problems: Collector, renderer: Renderer,
                    navigation: Navigation) -> None:
     options = node.get("options")
     if not isinstance(options, MarkedList) or not options:
@@ -153,9 +168,7 @@ def _parse_options(state: State, node: MarkedDict, problems: _Collector, rendere
         if not isinstance(item, MarkedDict):
             problems.add(mark, "an option must be a mapping with 'label' and 'next'")
             continue
-        for key in item:
-            if key not in ("label", "next", "key", "when", "set"):
-                problems.add(item.mark_of(key), f"unknown option field '{key}'")
+        reject_unknown_keys(item, _OPTION_FIELDS, "unknown option field '{key}'", problems.add)
         label = _inline(item.get("label"), item.value_mark("label"), problems, renderer, "label") \
             if "label" in item else None
         if label is None and "label" not in item:
@@ -185,23 +198,14 @@ def _parse_options(state: State, node: MarkedDict, problems: _Collector, rendere
             problems.add(seen[str(n)], f"duplicate option key '{n}' (also the number of an unkeyed option)")
 
 
-def _parse_input(state: State, node: MarkedDict, problems: _Collector, renderer: Renderer) -> None:
+def _parse_input(state: State, node: MarkedDict, problems: Collector, renderer: Renderer) -> None:
     var = node.get("var")
     if not isinstance(var, str) or not var.isidentifier():
         problems.add(node.value_mark("var") if "var" in node else node.mark,
                      f"input '{state.name}' needs 'var', a variable name")
     else:
         state.var = var
-    spec = node.get("validate", {"type": "text"})
-    if isinstance(spec, str):
-        spec = {"type": spec}
-    if not isinstance(spec, dict):
-        problems.add(node.value_mark("validate"), "'validate' must be a mapping with a 'type'")
-    else:
-        try:
-            state.validator = build_validator(spec)
-        except ValueError as exc:
-            problems.add(node.value_mark("validate"), str(exc))
+    state.validator = _validator(node, problems)
     if "error" in node:
         state.error = _inline(node["error"], node.value_mark("error"), problems, renderer, "error")
     retries = node.get("retries", 3)
@@ -216,7 +220,30 @@ def _parse_input(state: State, node: MarkedDict, problems: _Collector, renderer:
         state.ref_marks["on_fail"] = node.value_mark("on_fail")
 
 
-def _parse_routes(state: State, node: MarkedDict, problems: _Collector, renderer: Renderer) -> None:
+def _validator(node: MarkedDict, problems: Collector) -> Validator | None:
+    spec = node.get("validate", {"type": "text"})
+    if isinstance(spec, str):
+        spec = {"type": spec}
+    if not isinstance(spec, dict):
+        problems.add(node.value_mark("validate"), "'validate' must be a mapping with a 'type'")
+        return None
+    kind = spec.get("type", "text")
+    mark = spec.value_mark("type") if isinstance(spec, MarkedDict) else node.value_mark("validate")
+    if not isinstance(kind, str) or kind not in VALIDATOR_PARAMS:
+        problems.add(mark, f"unknown validator type {kind!r}{did_you_mean(kind, VALIDATOR_PARAMS)} "
+                     f"({', '.join(VALIDATOR_PARAMS)})")
+        return None
+    if isinstance(spec, MarkedDict):  # a typo such as `minimum:` for `min:` would be ignored at run time
+        reject_unknown_keys(spec, ("type", *VALIDATOR_PARAMS[kind]), f"unknown parameter '{{key}}' of the {kind} validator",
+                            problems.add)
+    try:
+        return build_validator(spec)
+    except ValueError as exc:
+        problems.add(node.value_mark("validate"), str(exc))
+        return None
+
+
+def _parse_routes(state: State, node: MarkedDict, problems: Collector, renderer: Renderer) -> None:
     routes = node.get("routes")
     if not isinstance(routes, MarkedList) or not routes:
         problems.add(node.mark, f"router '{state.name}' needs a non-empty 'routes' list")
@@ -226,9 +253,7 @@ def _parse_routes(state: State, node: MarkedDict, problems: _Collector, renderer
         if not isinstance(item, MarkedDict):
             problems.add(mark, "a route must be a mapping with 'next' and an optional 'when'")
             continue
-        for key in item:
-            if key not in ("next", "when"):
-                problems.add(item.mark_of(key), f"unknown route field '{key}'")
+        reject_unknown_keys(item, _ROUTE_FIELDS, "unknown route field '{key}'", problems.add)
         target = _name(item.get("next"), item.value_mark("next") if "next" in item else mark, problems, "next")
         when = _condition(item.get("when"), item.value_mark("when"), problems, renderer)
         if target:
@@ -238,7 +263,7 @@ def _parse_routes(state: State, node: MarkedDict, problems: _Collector, renderer
         problems.add(routes.mark, f"router '{state.name}' needs a last route without 'when' (the default)")
 
 
-def _parse_action(state: State, node: MarkedDict, problems: _Collector) -> None:
+def _parse_action(state: State, node: MarkedDict, problems: Collector) -> None:
     action = node.get("action")
     if not isinstance(action, str) or not action:
         problems.add(node.mark, f"action state '{state.name}' needs 'action', the name of an action")
@@ -250,6 +275,8 @@ def _parse_action(state: State, node: MarkedDict, problems: _Collector) -> None:
         problems.add(node.value_mark("args"), "'args' must be a mapping")
     else:
         state.args = dict(args)
+        if isinstance(args, MarkedDict):  # checked against the action's declared parameters by the loader
+            state.ref_marks.update({f"arg:{key}": args.mark_of(key) for key in args})
     outcomes = node.get("outcomes", {})
     if not isinstance(outcomes, MarkedDict):
         problems.add(node.value_mark("outcomes") if "outcomes" in node else node.mark, "'outcomes' must be a mapping")
@@ -272,150 +299,3 @@ def _parse_action(state: State, node: MarkedDict, problems: _Collector) -> None:
         state.timeout = float(timeout)
     if "save_as" in node:
         state.save_as = str(node["save_as"])
-
-
-def parse_flow(path: Path, text: str, renderer: Renderer, registry: ActionRegistry) -> tuple[Flow | None, list[FlowProblem]]:
-    file = _display(path)
-    data, problems_found = load_marked(text, file)
-    problems = _Collector()
-    problems.problems.extend(problems_found)
-    if data is None:
-        if not problems.problems:
-            problems.add(Mark(file, 1, 1), "empty flow file")
-        return None, problems.problems
-    if not isinstance(data, MarkedDict):
-        problems.add(Mark(file, 1, 1), "a flow file must be a mapping with 'flow', 'start' and 'states'")
-        return None, problems.problems
-    for key in data:
-        if key not in _TOP:
-            problems.add(data.mark_of(key), f"unknown top-level field '{key}'")
-    navigation = _navigation(data, problems)
-    states_node = data.get("states")
-    if not isinstance(states_node, MarkedDict) or not states_node:
-        problems.add(data.mark_of("states") if "states" in data else data.mark, "'states' must be a non-empty mapping")
-        return None, problems.problems
-    states: dict[str, State] = {}
-    for name, node in states_node.items():
-        state = _parse_state(str(name), node, states_node.mark_of(name), problems, renderer, navigation)
-        if state:
-            states[state.name] = state
-    start = data.get("start")
-    if not isinstance(start, str) or start not in states_node:
-        problems.add(data.value_mark("start") if "start" in data else data.mark,
-                     f"'start' must name one of the states (got {start!r})")
-        start = None
-    codes = data.get("codes", data.get("code", ()))
-    codes = tuple(str(c) for c in codes) if isinstance(codes, list) else ((str(codes),) if codes else ())
-    channels = data.get("channels", ["ussd"])
-    keywords = data.get("keywords", [])
-    if not isinstance(keywords, list) or not all(isinstance(k, (str, int)) and str(k).strip() for k in keywords):
-        problems.add(data.value_mark("keywords"), "'keywords' must be a list of words")
-        keywords = []
-    flow = Flow(
-        name=str(data.get("flow", path.stem)), file=file, start=start or "", states=states, codes=codes,
-        default=bool(data.get("default", False)), navigation=navigation,
-        channels=tuple(channels) if isinstance(channels, list) else ("ussd",),
-        sample=dict(data.get("sample") or {}), mark=data.mark,
-        keywords=tuple(normalise_keyword(str(k)) for k in keywords),
-        interrupt=bool(data.get("interrupt", False)), sms_default=bool(data.get("sms_default", False)),
-    )
-    _check_references(flow, registry, problems)
-    if start:
-        _check_reachable(flow, problems)
-    return flow, problems.problems
-
-
-def _navigation(data: MarkedDict, problems: _Collector) -> Navigation:
-    node = data.get("navigation")
-    if node is None:
-        return Navigation()
-    if not isinstance(node, MarkedDict) or any(k not in ("back", "home", "more") for k in node):
-        problems.add(data.value_mark("navigation"), "'navigation' takes 'back', 'home' and 'more' keys")
-        return Navigation()
-    values = {k: str(v) for k, v in node.items()}
-    nav = Navigation(**values)
-    if len({nav.back, nav.home, nav.more}) < 3:
-        problems.add(data.value_mark("navigation"), "navigation keys must differ from each other")
-    return nav
-
-
-def _check_references(flow: Flow, registry: ActionRegistry, problems: _Collector) -> None:
-    for state in flow.states.values():
-        for ref, mark in state.ref_marks.items():
-            target = _ref_target(state, ref)
-            if ref == "action":
-                spec = registry.get(state.action or "")
-                if spec is None:
-                    known = ", ".join(registry.names()) or "none registered"
-                    problems.add(mark, f"unknown action '{state.action}' (known: {known})")
-                else:
-                    for outcome in state.outcomes:
-                        if outcome not in spec.outcomes:
-                            problems.add(state.ref_marks[f"outcome:{outcome}"],
-                                         f"action '{spec.name}' has no outcome '{outcome}' "
-                                         f"(it has: {', '.join(sorted(spec.outcomes))})")
-                continue
-            if target is not None and target not in flow.states and not target.startswith("@"):
-                problems.add(mark, f"unknown target state '{target}'")
-
-
-def _ref_target(state: State, ref: str) -> str | None:
-    kind, _, key = ref.partition(":")
-    if kind == "option":
-        return next((o.next for o in state.options if o.index == int(key)), None)
-    if kind == "route":
-        return state.routes[int(key)].next if int(key) < len(state.routes) else None
-    if kind == "outcome":
-        return state.outcomes.get(key)
-    return {"next": state.next, "fallback": state.fallback, "on_fail": state.on_fail}.get(kind)
-
-
-def _check_reachable(flow: Flow, problems: _Collector) -> None:
-    seen = {flow.start}
-    todo = [flow.start]
-    while todo:
-        state = flow.states.get(todo.pop())
-        for target in state.targets() if state else ():
-            if target in flow.states and target not in seen:
-                seen.add(target)
-                todo.append(target)
-    for name, state in flow.states.items():
-        if name not in seen:
-            problems.add(state.mark, f"state '{name}' is unreachable from start '{flow.start}'")
-
-
-def load_flow_dir(flows_dir: Path, renderer: Renderer, registry: ActionRegistry) -> list[Flow]:
-    """Load every *.yaml / *.yml flow; raise FlowErrors listing every problem of every file."""
-    flows_dir = Path(flows_dir)
-    problems: list[FlowProblem] = []
-    flows: list[Flow] = []
-    paths = sorted([*flows_dir.glob("*.yaml"), *flows_dir.glob("*.yml")])
-    if not paths:
-        raise FlowErrors([FlowProblem(Mark(_display(flows_dir), 1, 1), "no flow files (*.yaml) found")])
-    names: dict[str, str] = {}
-    for path in paths:
-        flow, found = parse_flow(path, path.read_text(encoding="utf-8"), renderer, registry)
-        problems.extend(found)
-        if flow is None:
-            continue
-        if flow.name in names:
-            problems.append(FlowProblem(flow.mark or Mark(flow.file, 1, 1),
-                                        f"flow name '{flow.name}' already used by {names[flow.name]}"))
-        names[flow.name] = flow.file
-        flows.append(flow)
-    keyword_owner: dict[str, str] = {}
-    for flow in flows:
-        for keyword in flow.keywords:
-            if keyword in keyword_owner:
-                problems.append(FlowProblem(flow.mark or Mark(flow.file, 1, 1),
-                                            f"SMS keyword '{keyword}' is also claimed by {keyword_owner[keyword]}"))
-            keyword_owner[keyword] = flow.file
-    for flow in flows:  # jumps between flows ("@name") can only be checked once all are loaded
-        for state in flow.states.values():
-            for ref, mark in state.ref_marks.items():
-                target = _ref_target(state, ref)
-                if target and target.startswith("@") and target[1:] not in names:
-                    problems.append(FlowProblem(mark, f"unknown flow '{target[1:]}' in jump '{target}'"))
-    if problems:
-        raise FlowErrors(problems)
-    return flows

@@ -16,6 +16,18 @@ from ..render.digits import normalise_digits
 _BD_MOBILE = re.compile(r"^(?:\+?880|0)?(1[3-9]\d{8})$")
 
 
+# Each validator type and the parameters it takes; any other key is an error at load
+# (server/engine/state_parser.py), so `minimum:` for `min:` never passes silently.
+VALIDATOR_PARAMS: dict[str, tuple[str, ...]] = {
+    "text": ("max_length",),
+    "regex": ("pattern", "max_length"),
+    "integer": ("min", "max"),
+    "amount": ("min", "max"),
+    "bd_mobile": (),
+    "any": ("max_length",),
+}
+
+
 @dataclass(frozen=True)
 class Valid:
     value: Any
@@ -27,12 +39,20 @@ class Invalid:
     params: dict[str, Any]
 
 
+@dataclass(frozen=True)
 class Validator:
-    kind = "any"
+    """Any non-empty text, at most `max_length` characters when given."""
+
+    max_length: int | None = None
+    kind = "text"
     default_error = "Invalid input. Please try again."
 
     def check(self, text: str) -> Valid | Invalid:
-        return Valid(text) if text else Invalid("Please enter a value.", {})
+        if not text:
+            return Invalid("Please enter a value.", {})
+        if self.max_length is not None and len(text) > self.max_length:
+            return self.fail()
+        return Valid(text)
 
     def params(self) -> dict[str, Any]:
         return {}
@@ -43,7 +63,7 @@ class Validator:
 
 @dataclass(frozen=True)
 class RegexValidator(Validator):
-    pattern: str
+    pattern: str = ""
     kind = "regex"
     default_error = "Invalid input. Please try again."
 
@@ -51,6 +71,8 @@ class RegexValidator(Validator):
         object.__setattr__(self, "_compiled", re.compile(self.pattern))
 
     def check(self, text: str) -> Valid | Invalid:
+        if self.max_length is not None and len(text) > self.max_length:
+            return self.fail()
         return Valid(text) if self._compiled.fullmatch(text) else self.fail()  # type: ignore[attr-defined]
 
 
@@ -75,8 +97,9 @@ class IntegerValidator(Validator):
 
 @dataclass(frozen=True)
 class AmountValidator(Validator):
-    """Taka amounts: digits with at most two decimals, within [min, max]. Stored as a string
-    (exact decimal) so session JSON never carries a float."""
+    """Taka amounts: digits with at most two decimals, within [min, max]. The value is a
+    `Decimal` (exact; the session's JSON stores it as a string and the engine reads it back as
+    a Decimal, server/engine/money.py), never a float."""
 
     min: Decimal | None = None
     max: Decimal | None = None
@@ -96,7 +119,7 @@ class AmountValidator(Validator):
             return self.fail()
         if (self.min is not None and value < self.min) or (self.max is not None and value > self.max):
             return self.fail()
-        return Valid(str(value))
+        return Valid(value)
 
 
 @dataclass(frozen=True)
@@ -122,25 +145,32 @@ def build_validator(spec: dict[str, Any]) -> Validator:
             re.compile(pattern)
         except re.error as exc:
             raise ValueError(f"invalid regex {pattern!r}: {exc}") from None
-        return RegexValidator(pattern)
+        return RegexValidator(max_length=_max_length(spec), pattern=pattern)
     if kind == "integer":
         lo, hi = spec.get("min"), spec.get("max")
         for name, value in (("min", lo), ("max", hi)):
             if value is not None and not isinstance(value, int):
                 raise ValueError(f"integer validator '{name}' must be an integer")
-        return IntegerValidator(lo, hi)
+        return IntegerValidator(min=lo, max=hi)
     if kind == "amount":
         try:
             lo = Decimal(str(spec["min"])) if "min" in spec else None
             hi = Decimal(str(spec["max"])) if "max" in spec else None
         except InvalidOperation:
             raise ValueError("amount validator 'min'/'max' must be numbers") from None
-        return AmountValidator(lo, hi)
+        return AmountValidator(min=lo, max=hi)
     if kind == "bd_mobile":
         return BdMobileValidator()
     if kind in (None, "any", "text"):
-        return Validator()
-    raise ValueError(f"unknown validator type {kind!r} (regex, integer, amount, bd_mobile, text)")
+        return Validator(max_length=_max_length(spec))
+    raise ValueError(f"unknown validator type {kind!r} ({', '.join(VALIDATOR_PARAMS)})")
+
+
+def _max_length(spec: dict[str, Any]) -> int | None:
+    value = spec.get("max_length")
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+        raise ValueError("'max_length' must be a whole number of characters >= 1")
+    return value
 
 
 def validate_input(validator: Validator, text: str) -> Valid | Invalid:

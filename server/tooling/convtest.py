@@ -299,7 +299,7 @@ def recording_registry(registry: ActionRegistry) -> ActionRegistry:
     for name in registry.names():
         spec = registry.get(name)
         assert spec is not None
-        out.register(name, _recording(spec), spec.outcomes, spec.description)
+        out.register(name, _recording(spec), spec.outcomes, spec.description, spec.params)
     return out
 
 
