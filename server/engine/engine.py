@@ -5,20 +5,22 @@ from __future__ import annotations
 import asyncio
 import re
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import structlog
 
 from ..render import system
-from ..render.budget import Budget, paginate
+from ..render.budget import Budget
+from ..render.screen import ScreenLines, nav_lines
 from ..render.digits import normalise_digits
 from ..render.environment import Renderer
 from .actions import ActionContext, ActionRegistry, ActionResult
 from .loader import normalise_keyword
 from .machine import FlowMachine
-from .model import Flow, Option, State
+from .model import Flow, Option, Route, State
 from .session import Session
-from .validators import Invalid, validate_input
+from .validators import AmountValidator, Invalid, validate_input
 
 log = structlog.get_logger("alap.engine")
 
@@ -47,6 +49,25 @@ class Reply:
     opted_out: bool | None = None  # a new SMS opt-out choice, when the turn changed it
 
 
+def money_vars(flows: list[Flow]) -> frozenset[str]:
+    """Variables set by `amount` inputs: screens and conditions see them as Decimals."""
+    return frozenset(s.var for f in flows for s in f.states.values()
+                     if s.var and isinstance(s.validator, AmountValidator))
+
+
+def as_money(variables: dict[str, Any], names: frozenset[str]) -> dict[str, Any]:
+    """The session's JSON keeps amounts as strings (server/engine/session.py): read them back
+    as Decimals so `total / people` or `|percent(7)` stay exact."""
+    for name in names & variables.keys():
+        value = variables[name]
+        if isinstance(value, str):
+            try:
+                variables[name] = Decimal(value)
+            except InvalidOperation:
+                pass
+    return variables
+
+
 def parse_dialled(message: str) -> tuple[str, list[str]]:
     text = normalise_digits(message.strip()).replace(" ", "")
     match = _DIAL.match(text)
@@ -72,6 +93,7 @@ class Engine:
         self.default_flow = defaults[0]
         self.by_keyword = {k: f for f in flows for k in f.keywords}
         self.sms_default = next((f for f in flows if f.sms_default), None)
+        self.money_vars = money_vars(flows)
 
     def match_keyword(self, text: str) -> tuple[Flow | None, str, str]:
         """(flow, keyword, args) for an SMS: the first word picks the flow; the rest are its args."""
@@ -131,7 +153,7 @@ class _Turn:
 
     # -- context -------------------------------------------------------------------------------
     def context(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-        ctx = dict(self.session.vars)
+        ctx = as_money(dict(self.session.vars), self.engine.money_vars)
         ctx["lang"] = self.session.lang
         ctx["msisdn"] = self.subscriber.msisdn
         if extra:
@@ -148,16 +170,20 @@ class _Turn:
         nav = self.flow.navigation
         session = self.session
         state = self.state
-        if text == nav.more and session.page < session.pages - 1:
-            session.page += 1
+        if text == nav.more:
+            if session.page < session.pages - 1:
+                session.page += 1
+            elif await self._turn_list(state.more):
+                pass
+            # On the last page 98 stays there: the screen shows again, no "invalid choice".
             return
         if text == nav.back:
             if session.page > 0:
                 session.page -= 1
+            elif await self._turn_list(state.back):
+                pass
             elif session.history:
-                flow_name, _, state_name = session.history.pop().rpartition(":")
-                self._switch(flow_name or self.flow.name)
-                await self.enter(state_name, record=False)
+                await self._go_back(session.history.pop())
             return
         root = session.root or self.flow.name
         if text == nav.home and (session.state != self.flow.start or self.flow.name != root):
@@ -177,6 +203,30 @@ class _Turn:
         elif state.kind == "input":
             await self._submit(state, text)
 
+    async def _turn_list(self, paging: Route | None) -> bool:
+        """98 / 0 on a list an action pages (the state's `more` / `back`): go there, without a
+        history entry (0 on page N is page N-1, not the screen before the list)."""
+        if paging is None or (paging.when and not self.engine.renderer.evaluate(paging.when, self.context())):
+            return False
+        trigger = "more" if paging is self.state.more else "back"
+        await self.enter(self.machine.fire(trigger, self.state.name, self.context()) or paging.next)
+        return True
+
+    async def _go_back(self, entry: str) -> None:
+        """History entries are `flow:state`, with `#page` when the screen was left on a page
+        other than the first: 0 returns to that page."""
+        place, _, page = entry.partition("#")
+        flow_name, _, state_name = place.rpartition(":")
+        self._switch(flow_name or self.flow.name)
+        await self.enter(state_name, record=False)
+        if page.isdigit():
+            self.session.page = int(page)
+            self.session.pages = int(page) + 1  # the render recounts and clamps
+
+    def _remember(self, state: State) -> None:
+        page = f"#{self.session.page}" if self.session.page else ""
+        self.session.history.append(f"{self.flow.name}:{state.name}{page}")
+
     async def _choose(self, state: State, text: str) -> None:
         chosen = next((opt for key, opt in self.visible_options(state) if key == text), None)
         if chosen is None:
@@ -185,7 +235,7 @@ class _Turn:
         target = self.machine.fire("choose", state.name, self.context(), choice=chosen.index)
         if chosen.set:
             self.session.vars.update(self._render_args(dict(chosen.set)))
-        self.session.history.append(f"{self.flow.name}:{state.name}")
+        self._remember(state)
         await self.enter(target or chosen.next)
 
     async def _submit(self, state: State, text: str) -> None:
@@ -204,7 +254,7 @@ class _Turn:
             return
         self.session.vars[state.var] = result.value
         target = self.machine.fire("submit", state.name, self.context())
-        self.session.history.append(f"{self.flow.name}:{state.name}")
+        self._remember(state)
         await self.enter(target or state.next or state.name)
 
     # -- entering states ---------------------------------------------------------------------
@@ -311,22 +361,24 @@ class _Turn:
         renderer = self.engine.renderer
         state = self.state
         ctx = self.context({"lang": lang})
-        lines: list[str] = []
+        notice = None
         if self.notice:
             self.session.page = 0  # the notice is on the first page: show it
             source, params = self.notice
-            lines.append(renderer.render_text(lang, source, {**ctx, **params}))
+            notice = renderer.render_text(lang, source, {**ctx, **params})
+        text = None
         if state.text is not None:
             if state.text.template:
-                lines.append(renderer.render_template(lang, state.text.template, ctx))
+                text = renderer.render_template(lang, state.text.template, ctx)
             elif state.text.source is not None:
-                lines.append(renderer.render_text(lang, state.text.source, ctx))
-        for key, option in self.visible_options(state):
-            lines.append(f"{key}. {renderer.render_text(lang, option.label.source or '', ctx)}")
-        nav = self.flow.navigation
-        more = f"{nav.more}. {renderer.gettext(lang, system.MORE)}"
-        back = f"{nav.back}. {renderer.gettext(lang, system.BACK)}"
-        pages = paginate(lines, self.engine.budgets[self.session.channel], more, back)
+                text = renderer.render_text(lang, state.text.source, ctx)
+        options = [f"{key}. {renderer.render_text(lang, option.label.source or '', ctx)}"
+                   for key, option in self.visible_options(state)]
+        more, back = nav_lines(renderer, self.flow, lang)
+        options += [line for line, paging in ((more, state.more), (back, state.back))
+                    if paging and (not paging.when or renderer.evaluate(paging.when, ctx))]
+        screen = ScreenLines(notice, text, options)
+        pages = screen.pages(self.engine.budgets[self.session.channel], more, back)
         self.session.pages = len(pages)
         self.session.page = min(self.session.page, len(pages) - 1)
         return pages[self.session.page]

@@ -16,6 +16,7 @@ import jinja2
 from .catalogs import LoadedCatalog, load_catalog
 from .digits import bengali_digits
 from .formatting import format_number, format_taka, localise_digits
+from .money import FILTERS as MONEY_FILTERS
 
 LANGUAGES = ("bn", "en")
 
@@ -40,6 +41,7 @@ class Renderer:
         self.envs = {lang: self._make_env(lang, undefined) for lang in languages}
         # Conditions are language-neutral expressions over session variables.
         self.expr_env = jinja2.Environment(undefined=jinja2.ChainableUndefined, autoescape=False)
+        self.expr_env.filters.update(MONEY_FILTERS)
         self._texts: dict[tuple[str, str], jinja2.Template] = {}
         # Translated texts with no Jinja syntax render to themselves: skip Jinja on the hop.
         self._static: dict[tuple[str, str], str] = {}
@@ -60,6 +62,7 @@ class Renderer:
         env.filters["number"] = partial(format_number, lang=lang)
         env.filters["digits"] = partial(localise_digits, lang=lang)
         env.filters["bn_digits"] = bengali_digits
+        env.filters.update(MONEY_FILTERS)
         env.globals["lang"] = lang
         return env
 
