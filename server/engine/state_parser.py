@@ -205,6 +205,7 @@ def _parse_input(state: State, node: MarkedDict, problems: Collector, renderer: 
                      f"input '{state.name}' needs 'var', a variable name")
     else:
         state.var = var
+        state.ref_marks["var"] = node.value_mark("var")  # where `alap check` points about it
     state.validator = _validator(node, problems)
     if "error" in node:
         state.error = _inline(node["error"], node.value_mark("error"), problems, renderer, "error")

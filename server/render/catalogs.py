@@ -1,5 +1,10 @@
 """Gettext catalogs read straight from `locales/<lang>/LC_MESSAGES/messages.po`.
 
+Two sets: the engine's own texts ("Invalid choice.", navigation labels, validator errors, the
+shipped actions' values) in the package's `server/locales/`, and the project's (its flows and
+templates) in the project's `locales/`. The renderer looks in the project's first, so an
+author may override an engine text.
+
 Compiling in memory (Babel's write_mo into a buffer) means an edited .po takes effect on the
 next load without a separate compile step, and fuzzy entries are never used.
 """
@@ -22,6 +27,9 @@ class LoadedCatalog:
     translations: NullTranslations
     catalog: Catalog | None = None
     problems: list[str] = field(default_factory=list)
+
+
+ENGINE_LOCALES = Path(__file__).resolve().parent.parent / "locales"
 
 
 def po_path(locales_dir: Path, language: str) -> Path:

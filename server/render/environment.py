@@ -13,7 +13,9 @@ from typing import Any, Callable, Mapping
 
 import jinja2
 
-from .catalogs import LoadedCatalog, load_catalog
+from babel.messages.catalog import Message
+
+from .catalogs import ENGINE_LOCALES, LoadedCatalog, load_catalog
 from .digits import bengali_digits
 from .formatting import format_number, format_taka, localise_digits
 from .money import FILTERS as MONEY_FILTERS
@@ -36,7 +38,13 @@ class Renderer:
         self.templates_dir = Path(templates_dir)
         self.locales_dir = Path(locales_dir)
         self.languages = languages
+        # The project's catalogs, then the engine's (server/render/catalogs.py): project first.
         self.catalogs: dict[str, LoadedCatalog] = {lang: load_catalog(self.locales_dir, lang) for lang in languages}
+        self.engine_catalogs: dict[str, LoadedCatalog] = {}
+        if self.locales_dir.resolve() != ENGINE_LOCALES:
+            self.engine_catalogs = {lang: load_catalog(ENGINE_LOCALES, lang) for lang in languages}
+        for lang, engine_catalog in self.engine_catalogs.items():
+            self.catalogs[lang].translations.add_fallback(engine_catalog.translations)
         undefined = jinja2.StrictUndefined if strict else jinja2.ChainableUndefined
         self.envs = {lang: self._make_env(lang, undefined) for lang in languages}
         # Conditions are language-neutral expressions over session variables.
@@ -69,6 +77,21 @@ class Renderer:
     # -- translation -------------------------------------------------------------------------
     def gettext(self, lang: str, msgid: str) -> str:
         return self.catalogs[lang].translations.gettext(msgid)
+
+    def message(self, lang: str, msgid: str) -> tuple[Message | None, LoadedCatalog]:
+        """The catalog entry a msgid is translated from, as gettext picks it: the project's when
+        translated, else the engine's; otherwise the first entry found (untranslated or fuzzy),
+        or (None, the project's catalog) when neither catalog has it."""
+        project = self.catalogs[lang]
+        found: list[tuple[Message, LoadedCatalog]] = []
+        for loaded in (project, self.engine_catalogs.get(lang)):
+            if loaded is not None and loaded.catalog is not None:
+                message = loaded.catalog.get(msgid)
+                if message is not None:
+                    if message.string and not message.fuzzy:
+                        return message, loaded
+                    found.append((message, loaded))
+        return found[0] if found else (None, project)
 
     # -- compile (load time) -------------------------------------------------------------------
     def compile_text(self, lang: str, source: str) -> jinja2.Template:
