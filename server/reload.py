@@ -39,7 +39,8 @@ def watch(folders: list[Path], rebuild: Callable[[], Engine], install: Callable[
                 continue
             seen = now
             try:
-                engine = rebuild()
+                # In a thread: `alap check` behind the rebuild takes seconds; hops go on meanwhile.
+                engine = await asyncio.to_thread(rebuild)
             except FlowErrors as exc:
                 print(f"alap dev: reload failed, keeping the last good flows:\n{exc}", file=out, flush=True)
                 continue

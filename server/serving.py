@@ -125,9 +125,11 @@ def check_app(settings: Settings) -> None:
     and checked: raises FlowErrors), then close the clients it made. They never connected
     (connections open on first use, in the workers' `_resources`), and none survives into the
     fork."""
-    from .app import STORE, UPSTREAMS, create_app
+    from .app import ENGINE, STORE, UPSTREAMS, create_app
+    from .tooling.check import require_servable
 
     app = create_app(settings)
+    require_servable(settings, app[ENGINE].actions)  # `alap check` errors stop serving too
 
     async def close() -> None:
         await app[UPSTREAMS].aclose()

@@ -490,9 +490,9 @@ def _report(dialogue: Dialogue, what: str, mark: Mark, failure: str, reply: Repl
 
 # -- command line ----------------------------------------------------------------------------------
 
-def default_files(repo_root: Path) -> list[Path]:
-    here = Path.cwd() / "tests" / "flows"
-    folder = here if here.is_dir() else repo_root / "tests" / "flows"
+def default_files(project: Path) -> list[Path]:
+    """The project's conversation tests: `tests/flows/*.yaml` in the project folder."""
+    folder = project / "tests" / "flows"
     return sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")])
 
 
