@@ -190,7 +190,7 @@ async def test_invalid_id_is_refused_without_asking_ecourier(services, typed: st
 async def test_invalid_id_in_bengali(services) -> None:
     s = await services("bn")
     screen = designed(await s.reply(await s.dial(PARCEL), "ECR12"))
-    assert lines(screen)[0] == "ECR12 ভুল আইডি। eCourier আইডি যেমন ECR1022001175478"
+    assert lines(screen)[0] == "ECR12 আইডি ভুল (যেমন ECR1022001175478)"
     assert lines(screen)[1] == "1. আবার চেষ্টা করুন"
 
 

@@ -145,6 +145,7 @@ class _Turn:
         self.subscriber = subscriber
         # An error line shown above the screen: (msgid or Jinja source, extra context).
         self.notice: tuple[str, dict[str, Any]] | None = None
+        self.notice_is_new = False  # a notice from this input (shown from page one) or one carried over
         self.final = False
         self.ended_text: str | None = None  # a system screen that ends the session
         self.language: str | None = None
@@ -170,9 +171,11 @@ class _Turn:
         nav = self.flow.navigation
         session = self.session
         state = self.state
+        carried, session.notice = session.notice, None
         if text == nav.more:
             if session.page < session.pages - 1:
                 session.page += 1
+                self._carry(carried)
             elif await self._turn_list(state.more):
                 pass
             # On the last page 98 stays there: the screen shows again, no "invalid choice".
@@ -180,6 +183,7 @@ class _Turn:
         if text == nav.back:
             if session.page > 0:
                 session.page -= 1
+                self._carry(carried)
             elif await self._turn_list(state.back):
                 pass
             elif session.history:
@@ -202,6 +206,11 @@ class _Turn:
             await self._choose(state, text)
         elif state.kind == "input":
             await self._submit(state, text)
+
+    def _carry(self, notice: list[Any] | None) -> None:
+        """Paging a screen shown under an error notice keeps the notice's layout."""
+        if notice and len(notice) == 2:
+            self.notice = (str(notice[0]), dict(notice[1] or {}))
 
     async def _turn_list(self, paging: Route | None) -> bool:
         """98 / 0 on a list an action pages (the state's `more` / `back`): go there, without a
@@ -230,7 +239,7 @@ class _Turn:
     async def _choose(self, state: State, text: str) -> None:
         chosen = next((opt for key, opt in self.visible_options(state) if key == text), None)
         if chosen is None:
-            self.notice = (system.INVALID_CHOICE, {})
+            self.notice, self.notice_is_new = (system.INVALID_CHOICE, {}), True
             return
         target = self.machine.fire("choose", state.name, self.context(), choice=chosen.index)
         if chosen.set:
@@ -250,7 +259,7 @@ class _Turn:
                     self.ended_text = system.TOO_MANY_ATTEMPTS
                 return
             source = state.error.source if state.error and state.error.source else result.msgid
-            self.notice = (source or result.msgid, result.params)
+            self.notice, self.notice_is_new = (source or result.msgid, result.params), True
             return
         self.session.vars[state.var] = result.value
         target = self.machine.fire("submit", state.name, self.context())
@@ -363,7 +372,8 @@ class _Turn:
         ctx = self.context({"lang": lang})
         notice = None
         if self.notice:
-            self.session.page = 0  # the notice is on the first page: show it
+            if self.notice_is_new:
+                self.session.page = 0  # the notice is on the first page: show it
             source, params = self.notice
             notice = renderer.render_text(lang, source, {**ctx, **params})
         text = None
@@ -381,4 +391,6 @@ class _Turn:
         pages = screen.pages(self.engine.budgets[self.session.channel], more, back)
         self.session.pages = len(pages)
         self.session.page = min(self.session.page, len(pages) - 1)
+        if self.notice and len(pages) > 1:
+            self.session.notice = [self.notice[0], self.notice[1]]
         return pages[self.session.page]

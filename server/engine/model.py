@@ -45,6 +45,7 @@ class State:
     kind: Kind
     mark: Mark
     text: Text | None = None
+    pages: int | None = None  # the pages the screen is meant to take; `alap check` warns beyond
     options: list[Option] = field(default_factory=list)
     # input
     var: str | None = None

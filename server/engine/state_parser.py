@@ -15,7 +15,7 @@ from .suggest import article, did_you_mean, reject_unknown_keys
 from .validators import VALIDATOR_PARAMS, Validator, build_validator
 from .yamlmarks import MarkedDict, MarkedList
 
-_COMMON = {"kind", "text", "template"}
+_COMMON = {"kind", "text", "template", "pages"}
 # `more` / `back`: where 98 / 0 go on a list an action pages through (docs/flows.md, "Navigation").
 _PAGING = {"more", "back"}
 _FIELDS = {
@@ -121,6 +121,11 @@ def parse_state(name: str, node: Any, mark: Mark, problems: Collector, renderer:
     state = State(name=name, kind=kind, mark=mark)
     if kind in ("menu", "input", "end"):
         state.text = _text(node, problems, required=True, renderer=renderer)
+        pages = node.get("pages", None)
+        if pages is not None and (not isinstance(pages, int) or isinstance(pages, bool) or pages < 1):
+            problems.add(node.value_mark("pages"), "'pages' must be a whole number of pages >= 1")
+        else:
+            state.pages = pages
     if kind == "menu":
         _parse_options(state, node, problems, renderer, navigation)
     elif kind == "input":

@@ -2,8 +2,9 @@
 pages. One home for the layout the engine sends and `alap check` measures.
 
 After an invalid choice the notice goes on top. When notice, text and the first option do
-not fit one page together, the text (a menu's title) is left out: the subscriber has just
-seen it, and a first page with no option to pick would be worse (docs/flows.md, "Screens").
+not fit one page together, or the text would cost a page more, the text (a menu's title) is
+left out: the subscriber has just seen it, and a first page with no option to pick would be
+worse (docs/flows.md, "Screens, languages, encodings and budgets").
 """
 from __future__ import annotations
 
@@ -49,11 +50,17 @@ class ScreenLines:
         return _MARKER in paginate(marked, Budget(limit, limit), more, back)[0]
 
     def laid_out(self, budget: Budget, more: str, back: str) -> "ScreenLines":
-        """The screen as sent: without the text when a notice would push every option off
-        the first page."""
-        if self.notice is None or self.text is None or self.option_on_first_page(budget, more, back):
+        """The screen as sent: a menu's text is left out under a notice when it would push every
+        option off the first page, or cost a page more than the options need."""
+        if self.notice is None or self.text is None or not self.options:
             return self
-        return ScreenLines(self.notice, None, self.options)
+        shorter = ScreenLines(self.notice, None, self.options)
+        if not self.option_on_first_page(budget, more, back):
+            return shorter
+        if len(self.pages(budget, more, back, as_is=True)) > len(shorter.pages(budget, more, back, as_is=True)):
+            return shorter
+        return self
 
-    def pages(self, budget: Budget, more: str, back: str) -> list[str]:
-        return paginate(self.laid_out(budget, more, back).lines, budget, more, back)
+    def pages(self, budget: Budget, more: str, back: str, *, as_is: bool = False) -> list[str]:
+        screen = self if as_is else self.laid_out(budget, more, back)
+        return paginate(screen.lines, budget, more, back)

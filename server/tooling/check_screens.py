@@ -5,7 +5,8 @@ it would be sent in (the whole screen plus its "98. More"/"0. Back" labels ASCII
 `ALAP_BUDGET_440`, else `ALAP_BUDGET_16`; SMS-only flows: the SMS budget, three parts).
 
 Rules (also in docs/flows.md):
-  - warning: the screen is longer than its budget, so it is paginated;
+  - warning: the screen is longer than its budget, so it is paginated (unless the state says
+    `pages: N` and it takes at most N pages);
   - error: it is paginated and a page cannot show it properly:
       * a word longer than a page's room would be cut mid-word,
       * a menu option line longer than a page's room would be split,
@@ -213,9 +214,18 @@ def _check_one(target: _Target, lang: str, ctx: dict[str, Any], notice: tuple[st
     for error in errors:
         severity = "warning" if notice and "no option" not in error else "error"
         report.add(_blame(target, lang, screen, error, notice) or target.mark, f"{where} {error}", severity)
-    if warning and not errors:
-        report.add(target.mark, f"{where} {warning}", "warning")
+    if warning and not errors and not _as_designed(state, screen, target.budget, more, back, warning):
+        limit = f" (more than its `pages: {state.pages}`)" if state.pages else ""
+        report.add(target.mark, f"{where} {warning}{limit}", "warning")
     return warning is None
+
+
+def _as_designed(state: State, screen: Screen, budget: Budget, more: str, back: str, warning: str) -> bool:
+    """A paginated screen within the `pages:` its state declares, every option reachable from
+    its first page: no warning."""
+    if not state.pages or "shows no option" in warning:
+        return False
+    return len(paginate(screen.lines, budget, more, back)) <= state.pages
 
 
 def _has_first_page_option(screen: Screen, budget: Budget, more: str, back: str) -> bool:
