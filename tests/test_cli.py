@@ -65,7 +65,7 @@ def test_bad_configuration_is_one_line_naming_the_variable(extra, line):
 
 
 def wait_healthy(port: int, proc: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 60  # `alap dev` runs `alap check` before it serves
     while time.monotonic() < deadline:
         assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
         try:

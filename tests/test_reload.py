@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import threading
 import time
 
 from server.config import REPO_ROOT
@@ -12,28 +13,67 @@ from .test_cli import ALAP, env, run, wait_healthy
 from .conftest import free_port
 
 
+def _retitle(path, old: str, new: str) -> None:
+    path.write_text(path.read_text(encoding="utf-8").replace(old, new), encoding="utf-8")
+
+
+class _Output:
+    """Everything a process prints, collected by a thread (so a test can wait for a line)."""
+
+    def __init__(self, proc: subprocess.Popen) -> None:
+        self.lines: list[str] = []
+        self.thread = threading.Thread(target=lambda: self.lines.extend(iter(proc.stdout.readline, "")), daemon=True)
+        self.thread.start()
+
+    @property
+    def text(self) -> str:
+        return "".join(self.lines)
+
+
 def test_dev_reloads_good_edits_and_keeps_the_last_good_version(tmp_path):
-    flows = tmp_path / "flows"
+    flows, locales = tmp_path / "flows", tmp_path / "locales"
     shutil.copytree(REPO_ROOT / "flows", flows)
+    shutil.copytree(REPO_ROOT / "locales", locales)
     port = free_port()
-    proc = subprocess.Popen([*ALAP, "dev", "--port", str(port)], env=env(ALAP_FLOWS_DIR=str(flows)),
+    proc = subprocess.Popen([*ALAP, "dev", "--port", str(port)],
+                            env=env(ALAP_FLOWS_DIR=str(flows), ALAP_LOCALES_DIR=str(locales)),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
+    demo = flows / "demo.yaml"
+    output = None
     try:
         wait_healthy(port, proc)
+        output = _Output(proc)
         assert "Welcome to Alap" in run("sim", "--url", url, "--script", "7,1").stdout
-        demo = flows / "demo.yaml"
-        demo.write_text(demo.read_text().replace('"Welcome to Alap"', '"Welcome back to Alap"'))
-        deadline = time.monotonic() + 10
+        # A good edit: the text and its msgid in both catalogs (the Bengali translation kept).
+        for catalog in (locales / "bn" / "LC_MESSAGES" / "messages.po", locales / "en" / "LC_MESSAGES" / "messages.po"):
+            _retitle(catalog, 'msgid "Welcome to Alap"', 'msgid "Welcome back to Alap"')
+        _retitle(demo, '"Welcome to Alap"', '"Welcome back to Alap"')
+        deadline = time.monotonic() + 30
         while "Welcome back to Alap" not in run("sim", "--url", url, "--script", "").stdout:
             assert time.monotonic() < deadline, "the edit never took effect"
             time.sleep(0.3)
-        demo.write_text(demo.read_text().replace("next: ask_total", "next: no_such_state"))
-        time.sleep(1.5)
+        # A loader error, then an `alap check` error (a text with no Bengali translation): both
+        # keep the last good version.
+        _retitle(demo, "next: ask_total", "next: no_such_state")
+        deadline = time.monotonic() + 30
+        while "no_such_state" not in output.text:
+            assert time.monotonic() < deadline, "the loader error was never reported"
+            time.sleep(0.3)
+        _retitle(demo, "next: no_such_state", "next: ask_total")
+        _retitle(demo, '"Welcome back to Alap"', '"Welcome, untranslated"')
+        deadline = time.monotonic() + 30
+        while "is missing" not in output.text:
+            assert time.monotonic() < deadline, "the check error was never reported"
+            time.sleep(0.3)
         still = run("sim", "--url", url, "--script", "2")
         assert "Welcome back to Alap" in still.stdout and "Enter the bill amount" in still.stdout
     finally:
         proc.terminate()
-        out, _ = proc.communicate(timeout=15)
+        proc.wait(timeout=15)
+        if output is not None:
+            output.thread.join(timeout=5)
+    out = output.text
     assert "alap dev: reloaded" in out
     assert "reload failed, keeping the last good flows" in out and "unknown target state 'no_such_state'" in out
+    assert "msgid 'Welcome, untranslated' (screen 'main') is missing" in out
