@@ -222,7 +222,8 @@ def cmd_ledger(args: argparse.Namespace) -> int:
         return _fail(f"the ledger's Redis is unreachable ({exc})")
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """Every command and option, each with its help text (tests/tooling/test_project_scaffold.py)."""
     parser = argparse.ArgumentParser(prog="alap", description="USSD and SMS conversational app server")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="production server on PORT (gunicorn, WEB_CONCURRENCY workers); refuses to "
@@ -258,7 +259,8 @@ def main(argv: list[str] | None = None) -> int:
     test.set_defaults(func=cmd_test)
     graph = sub.add_parser("graph", help="draw a flow's states and transitions")
     graph.add_argument("flow", help="a flow name (demo) or a flow file (flows/demo.yaml)")
-    graph.add_argument("--format", choices=("mermaid", "dot"), default="mermaid")
+    graph.add_argument("--format", choices=("mermaid", "dot"), default="mermaid",
+                       help="mermaid (for Markdown, the default) or dot (Graphviz)")
     graph.add_argument("-o", "--output", default=None, help="write to this file instead of stdout")
     graph.set_defaults(func=cmd_graph)
     translate = sub.add_parser("translate", help="extract the project's texts into locales/messages.pot and merge "
@@ -275,7 +277,8 @@ def main(argv: list[str] | None = None) -> int:
                                                    "(default: ALAP_WORKER_ID, $DYNO or host:pid)")
     worker.set_defaults(func=cmd_worker)
     ledger = sub.add_parser("ledger", help="the recharge ledger: list, show ID, resolve ID --note ...")
-    ledger.add_argument("action", nargs="?", choices=("list", "show", "resolve"), default="list")
+    ledger.add_argument("action", nargs="?", choices=("list", "show", "resolve"), default="list",
+                        help="list records (default), show one, or resolve one")
     ledger.add_argument("id", nargs="?", default=None, help="a record ID (show, resolve)")
     ledger.add_argument("--state", default=None, help="only records in this state (e.g. REFUND_REQUIRED)")
     ledger.add_argument("--limit", type=int, default=50, help="at most this many records (newest first)")
@@ -285,7 +288,11 @@ def main(argv: list[str] | None = None) -> int:
     ledger.set_defaults(func=cmd_ledger)
     for choice in sub._choices_actions:  # `alap CMD --help` opens with what the command does
         sub.choices[choice.dest].description = choice.help
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except ConfigError as exc:
