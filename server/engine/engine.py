@@ -176,10 +176,12 @@ class _Turn:
             if session.page < session.pages - 1:
                 session.page += 1
                 self._carry(carried)
-            elif await self._turn_list(state.more):
-                pass
-            # On the last page 98 stays there: the screen shows again, no "invalid choice".
-            return
+                return
+            if await self._turn_list(state.more):
+                return
+            if state.kind != "input":
+                return  # on a menu's last page 98 stays there: the screen again, no "invalid choice"
+            # an input with no next page takes 98 as an answer (a quantity, an amount)
         if text == nav.back:
             if session.page > 0:
                 session.page -= 1

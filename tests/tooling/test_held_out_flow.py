@@ -39,7 +39,7 @@ async def test_the_held_out_flow_conversations_pass() -> None:
         results = [await runner.run(d) for d in dialogues]
     finally:
         await runner.aclose()
-    assert len(results) == 5
+    assert len(results) == 6
     assert [r.failure for r in results if not r.ok] == []
 
 
