@@ -1,6 +1,7 @@
 """A flow project of one's own: `alap new` scaffolds it, a new flow gets its Bengali translation
-through `alap translate`, and `check`, `test`, `graph`, `dev` and a dialled `sim` session all
-work from that folder with no environment variables (real processes)."""
+through `alap translate`, and `check`, `test`, `graph`, `dev`, a dialled `sim` session and
+`serve` (credentials from the project's `.env`) all work from that folder with no environment
+variables (real processes)."""
 from __future__ import annotations
 
 import subprocess
@@ -98,6 +99,19 @@ def test_a_scaffolded_project_runs_every_command_from_its_folder(tmp_path) -> No
     finally:
         proc.terminate()
         proc.communicate(timeout=20)
+
+    # `alap serve` takes what it needs from the project's .env (made from .env.example).
+    port = free_port()
+    dotenv = (root / ".env.example").read_text().replace("BDAPPS_APP_ID=\n", "BDAPPS_APP_ID=APP_000001\n")
+    dotenv = dotenv.replace("BDAPPS_PASSWORD=\n", "BDAPPS_PASSWORD=secret\n")
+    (root / ".env").write_text(dotenv + f"PORT={port}\n")
+    proc = subprocess.Popen([*ALAP, "serve"], cwd=root, env=env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    try:
+        wait_healthy(port, proc)
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
 
 
 def test_every_option_has_help() -> None:
