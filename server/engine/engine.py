@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import re
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import structlog
@@ -20,7 +19,8 @@ from .loader import normalise_keyword
 from .machine import FlowMachine
 from .model import Flow, Option, Route, State
 from .session import Session
-from .validators import AmountValidator, Invalid, validate_input
+from .money import as_money, money_vars
+from .validators import Invalid, validate_input
 
 log = structlog.get_logger("alap.engine")
 
@@ -47,25 +47,6 @@ class Reply:
     entered: list[tuple[str, str]] = field(default_factory=list)  # (flow, state) entered this turn
     ended: str | None = None  # why a final screen ends the session: completed, input_failed, error
     opted_out: bool | None = None  # a new SMS opt-out choice, when the turn changed it
-
-
-def money_vars(flows: list[Flow]) -> frozenset[str]:
-    """Variables set by `amount` inputs: screens and conditions see them as Decimals."""
-    return frozenset(s.var for f in flows for s in f.states.values()
-                     if s.var and isinstance(s.validator, AmountValidator))
-
-
-def as_money(variables: dict[str, Any], names: frozenset[str]) -> dict[str, Any]:
-    """The session's JSON keeps amounts as strings (server/engine/session.py): read them back
-    as Decimals so `total / people` or `|percent(7)` stay exact."""
-    for name in names & variables.keys():
-        value = variables[name]
-        if isinstance(value, str):
-            try:
-                variables[name] = Decimal(value)
-            except InvalidOperation:
-                pass
-    return variables
 
 
 def parse_dialled(message: str) -> tuple[str, list[str]]:

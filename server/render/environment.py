@@ -18,7 +18,7 @@ from babel.messages.catalog import Message
 from .catalogs import ENGINE_LOCALES, LoadedCatalog, load_catalog
 from .digits import bengali_digits
 from .formatting import format_number, format_taka, localise_digits
-from .money import FILTERS as MONEY_FILTERS
+from .money_filters import FILTERS as MONEY_FILTERS
 
 LANGUAGES = ("bn", "en")
 

@@ -18,7 +18,8 @@ from typing import Iterable
 
 from ..config import Settings
 from ..engine.actions import ActionRegistry
-from ..engine.engine import SMS_BUDGET, money_vars
+from ..engine.engine import SMS_BUDGET
+from ..engine.money import money_vars
 from ..engine.errors import FlowErrors, FlowProblem, Mark
 from ..engine.loader import load_flow_dir, parse_flow
 from ..engine.model import Flow

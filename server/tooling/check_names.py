@@ -1,7 +1,7 @@
 """`alap check` on the Jinja in flows: variables nobody provides (errors), syntax errors in
 action `args` (which the loader does not compile), and `|float` on a money variable
 (warnings: floats turn 1,500.50 x 7% into 105.03; the money filters of
-server/render/money.py are exact)."""
+server/render/money_filters.py are exact)."""
 from __future__ import annotations
 
 from typing import Iterator

@@ -6,7 +6,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from ..engine.engine import as_money, money_vars
+from ..engine.money import as_money, money_vars
 from ..engine.errors import Mark
 from ..engine.model import Flow, State
 from ..engine.validators import AmountValidator, BdMobileValidator, IntegerValidator, Validator

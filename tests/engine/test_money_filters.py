@@ -13,7 +13,7 @@ from server.engine.session import decode_session, encode_session
 from server.engine.validators import Valid, build_validator, validate_input
 from server.actions import build_registry
 from server.render.environment import Renderer
-from server.render.money import divided, percent, round_taka, times
+from server.render.money_filters import divided, percent, round_taka, times
 
 from ..conftest import test_settings as settings_for
 
