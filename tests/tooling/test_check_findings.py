@@ -115,3 +115,12 @@ def test_a_stale_messages_pot_is_reported(tmp_path) -> None:
     assert [f.severity for f in found] == ["warning"]
     assert found[0].message == ("messages.pot is stale: 1 msgid(s) not in it (e.g. 'Pick a language'), 1 no longer "
                                 "used (e.g. 'Choose your language'); run `alap translate`")
+
+
+def test_a_validator_parameter_typo_fails_check_at_its_line(tmp_path) -> None:
+    dirs = small_project(tmp_path)
+    flow = dirs["flows_dir"] / "t.yaml"
+    flow.write_text(flow.read_text().replace("{type: amount, min: 1, max: 100000}",
+                                             "\n      type: amount\n      minimum: 100"), encoding="utf-8")
+    errors = [str(f) for f in check(**dirs) if f.severity == "error" and "minimum" in f.message]
+    assert errors == [f"{flow}:{line_of(flow, 'minimum: 100')}:7: unknown parameter 'minimum' of the amount validator (did you mean 'min'?)"]
