@@ -4,7 +4,8 @@
 
 Part 1 (the store). A throwaway redis-server; for each scenario the database is emptied, the
 keys are written through the real RedisStore exactly as hops leave them (claim: dedupe key +
-lock + load; commit: session JSON with its TTL, lock released), and the INFO used_memory delta
+lock + load; commit: session JSON and its owner with their TTL, request marked done, lock
+released), and the INFO used_memory delta
 is printed per 10,000 sessions and per session. Session JSON comes from the real engine
 running the demo flow (`encode_session` of a session mid-flow). Addresses have the length of
 BDApps' masked ids, session and request ids the length of real ones; default key prefix.
@@ -110,7 +111,7 @@ async def store_scenarios(redis_url: str, sessions: int, states: list[bytes]) ->
 
     async def hops(i: int, count: int, final: bool = False) -> None:
         for hop in range(count):
-            claim = await store.claim(session_id(i), request_id(i, hop),
+            claim = await store.claim(session_id(i), request_id(i, hop), owner=address(i),
                                       profile_of=address(i) if hop == 0 else None)
             assert claim.status == "ok", claim
             last = final and hop == count - 1

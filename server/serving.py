@@ -122,20 +122,25 @@ def check_workers(settings: Settings, workers: int) -> None:
 
 def check_app(settings: Settings) -> None:
     """Build the app exactly as each worker will (every flow, template and catalog is loaded
-    and checked: raises FlowErrors), then close the clients it made. They never connected
-    (connections open on first use, in the workers' `_resources`), and none survives into the
-    fork."""
+    and checked: raises FlowErrors), run `alap check`'s gate on it (server/tooling/check.py:
+    an untranslated msgid, an undefined variable, a screen that shows no option... a Bengali
+    subscriber must never get English or a broken screen), then close the clients it made.
+    They never connected (connections open on first use, in the workers' `_resources`), and
+    none survives into the fork."""
     from .app import ENGINE, STORE, UPSTREAMS, create_app
-    from .tooling.check import require_servable
+    from .engine.errors import FlowErrors
+    from .tooling.check import serving_problems
 
     app = create_app(settings)
-    require_servable(settings, app[ENGINE].actions)  # `alap check` errors stop serving too
+    problems = serving_problems(settings, app[ENGINE].actions)
 
     async def close() -> None:
         await app[UPSTREAMS].aclose()
         await app[STORE].close()
 
     asyncio.run(close())
+    if problems:
+        raise FlowErrors(problems)
 
 
 # -- metrics across processes ------------------------------------------------------------------
@@ -163,6 +168,22 @@ def _mark_worker_dead(arbiter: Any, worker: Any) -> None:
 
 
 # -- gunicorn ----------------------------------------------------------------------------------
+def redacting_logger_class() -> type:
+    """gunicorn's logger with the secrets redacted from its error log (a worker's crash report
+    may quote a URL or an upstream's answer), like every other line (server/logs.py)."""
+    from gunicorn.glogging import Logger
+
+    from .logs import redact_handlers
+
+    class RedactingLogger(Logger):
+        def setup(self, cfg: Any) -> None:
+            super().setup(cfg)
+            for logger in (self.error_log, self.access_log):
+                redact_handlers(logger)
+
+    return RedactingLogger
+
+
 def gunicorn_options(settings: Settings, workers: int, *, on_exit: Callable[[Any], None] | None = None) -> dict[str, Any]:
     options: dict[str, Any] = {
         "bind": [f"0.0.0.0:{settings.port}"],
@@ -177,6 +198,7 @@ def gunicorn_options(settings: Settings, workers: int, *, on_exit: Callable[[Any
         "loglevel": settings.log_level,
         "proc_name": "alap",
         "child_exit": _mark_worker_dead,
+        "logger_class": redacting_logger_class(),
         # gunicorn >= 24 opens a control socket at a fixed path per user: two servers on one
         # host (or a test starting two) would fight over it. Alap needs none.
         "control_socket_disable": True,
@@ -215,11 +237,14 @@ def run_gunicorn(settings: Settings, options: dict[str, Any]) -> None:
 def serve(settings: Settings, *, banner: bool = True) -> int:
     """Check everything, then run gunicorn until SIGTERM/SIGINT (exits through SystemExit).
     Raises ConfigError (one line) or FlowErrors (every problem) before anything starts."""
+    import structlog
+
+    from .bdapps.callers import CallerPolicy, unrestricted_warning
     from .logs import setup_logging
 
     workers = web_concurrency()
     check_workers(settings, workers)
-    setup_logging(settings.log_level, json=True)
+    setup_logging(settings.log_level, json=True, secrets=settings.secrets())
     metrics_dir = prepare_metrics_dir()
     master = os.getpid()
 
@@ -232,6 +257,9 @@ def serve(settings: Settings, *, banner: bool = True) -> int:
     except BaseException:
         remove_metrics_dir()
         raise
+    warning = unrestricted_warning(CallerPolicy.from_settings(settings.bdapps_allowed_ips, settings.trusted_proxies))
+    if warning:  # once, in the master: the workers inherit the settings, not the warning
+        structlog.get_logger("alap.serve").warning("callers_unrestricted", detail=warning)
     if banner:
         print(f"alap: serving on :{settings.port} ({workers} worker{'s' if workers > 1 else ''})", flush=True)
     run_gunicorn(settings, gunicorn_options(settings, workers, on_exit=remove_metrics_dir))
@@ -248,7 +276,7 @@ async def app_factory() -> "web.Application":
 
     settings = load_settings()
     settings.require_production()
-    setup_logging(settings.log_level, json=True)
+    setup_logging(settings.log_level, json=True, secrets=settings.secrets())
     return create_app(settings)
 
 

@@ -1,9 +1,15 @@
 """One turn: subscriber input -> new state + screen. No HTTP, no Redis: the caller loads the
-session, calls `start` or `advance`, saves the session and sends `Reply.text`."""
+session, calls `start` or `advance`, saves the session and sends `Reply.text`.
+
+A turn has one deadline (a `time.monotonic()` value the caller passes; the USSD transport
+derives it from its session lock, server/store/base.py `Lease.turn_deadline`): every action of
+the turn, chained ones and those a dialled shortcut's replayed inputs reach, runs inside what
+is left of it, and an action with no time left takes its fallback at once."""
 from __future__ import annotations
 
 import asyncio
 import re
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +33,7 @@ log = structlog.get_logger("alap.engine")
 # *213*1*2#  ->  code "*213#", inputs ["1", "2"]
 _DIAL = re.compile(r"^\*(\d+)((?:\*[^*#]*)*)#?$")
 _MAX_AUTO_STEPS = 25
+MAX_SHORTCUT_SEGMENTS = 8  # *213*1*2*...#: inputs replayed in one turn; the rest are ignored
 # An SMS reply may be three concatenated parts (153 GSM-7 or 67 UCS-2 characters each) before
 # it is paginated: one message where possible, never a wall of parts.
 SMS_BUDGET = Budget(ascii=459, unicode=201)
@@ -85,26 +92,27 @@ class Engine:
     # -- entry points -------------------------------------------------------------------------
     async def start(self, subscriber: Subscriber, message: str, language: str | None,
                     *, channel: str = "ussd", flow_name: str | None = None,
-                    variables: dict[str, Any] | None = None) -> tuple[Session, Reply]:
+                    variables: dict[str, Any] | None = None, deadline: float | None = None) -> tuple[Session, Reply]:
         code, inputs = parse_dialled(message) if channel == "ussd" else (message, [])
         flow = self.flows.get(flow_name or "") or self.by_code.get(code) or self.default_flow
         session = Session(flow=flow.name, root=flow.name, state=flow.start,
                           lang=language or self.default_language, channel=channel,
                           vars=dict(variables or {}), history=[])
-        turn = _Turn(self, flow, session, subscriber)
+        turn = _Turn(self, flow, session, subscriber, deadline)
         await turn.enter(flow.start)
-        for segment in inputs:  # shortcut dialling: replay segments as typed inputs
-            if turn.final or turn.notice or turn.ended_text:
+        for segment in inputs[:MAX_SHORTCUT_SEGMENTS]:  # shortcut dialling: replay segments as typed inputs
+            if turn.final or turn.notice or turn.ended_text or turn.out_of_time():
                 break
             await turn.handle(segment)
         return session, turn.reply()
 
-    async def advance(self, session: Session, subscriber: Subscriber, text: str) -> Reply:
+    async def advance(self, session: Session, subscriber: Subscriber, text: str,
+                      *, deadline: float | None = None) -> Reply:
         flow = self.flows.get(session.flow)
         if flow is None or session.state not in flow.states:
             # The flow changed under a live session (hot reload): end it cleanly.
             return self.system_reply(session.lang, system.SESSION_ENDED)
-        turn = _Turn(self, flow, session, subscriber)
+        turn = _Turn(self, flow, session, subscriber, deadline)
         await turn.handle(text)
         return turn.reply()
 
@@ -118,8 +126,10 @@ class Engine:
 class _Turn:
     """The work of one hop on one session."""
 
-    def __init__(self, engine: Engine, flow: Flow, session: Session, subscriber: Subscriber) -> None:
+    def __init__(self, engine: Engine, flow: Flow, session: Session, subscriber: Subscriber,
+                 deadline: float | None = None) -> None:
         self.engine = engine
+        self.deadline = deadline
         self.flow = flow
         self.machine = engine.machines[flow.name]
         self.session = session
@@ -145,6 +155,12 @@ class _Turn:
     @property
     def state(self) -> State:
         return self.flow.states[self.session.state]
+
+    def time_left(self) -> float:
+        return float("inf") if self.deadline is None else self.deadline - time.monotonic()
+
+    def out_of_time(self) -> bool:
+        return self.time_left() <= 0
 
     # -- input -----------------------------------------------------------------------------------
     async def handle(self, raw: str) -> None:
@@ -286,6 +302,10 @@ class _Turn:
         spec = self.engine.actions.get(state.action or "")
         if spec is None:
             return "__fallback__"
+        timeout = min(state.timeout, self.time_left())
+        if timeout <= 0:  # the turn's time is spent (chained actions, replayed shortcut inputs)
+            log.warning("action_skipped_no_time", action=spec.name, flow=self.flow.name)
+            return "__fallback__"
         try:
             ctx = ActionContext(
                 session_id=self.subscriber.session_id, address=self.subscriber.address,
@@ -293,9 +313,9 @@ class _Turn:
                 vars=dict(self.session.vars), args=self._render_args(state.args),
                 channel=self.session.channel,
             )
-            result: ActionResult = await asyncio.wait_for(spec.fn(ctx), timeout=state.timeout)
+            result: ActionResult = await asyncio.wait_for(spec.fn(ctx), timeout=timeout)
         except asyncio.TimeoutError:
-            log.warning("action_timeout", action=spec.name, timeout=state.timeout, flow=self.flow.name)
+            log.warning("action_timeout", action=spec.name, timeout=round(timeout, 3), flow=self.flow.name)
             return "__fallback__"
         except Exception:
             log.exception("action_failed", action=spec.name, flow=self.flow.name)

@@ -109,7 +109,7 @@ def _load_flows(flows_dir: Path, renderer: Renderer, registry: ActionRegistry, r
 
 
 def actions_table(registry: ActionRegistry) -> str:
-    """The registered actions as the Markdown table docs/flows.md embeds (tests/test_check.py
+    """The registered actions as the Markdown table docs/flows.md embeds (tests/tooling/test_alap_check.py
     keeps the two equal, so a new action shows up in the docs)."""
     rows = ["| action | outcomes | parameters | what it does |", "| --- | --- | --- | --- |"]
     for name in registry.names():

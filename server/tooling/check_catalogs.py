@@ -13,6 +13,7 @@ import jinja2
 from ..engine.errors import Mark
 from ..engine.model import Flow
 from ..engine.validators import Invalid
+from ..render.catalogs import message_problem
 from ..render.environment import Renderer
 from .check_names import texts_of
 from .findings import SOURCE_LANGUAGE, Report, display_path, short
@@ -81,15 +82,13 @@ def check_catalogs(flows: list[Flow], renderer: Renderer, report: Report) -> set
 
 
 def catalog_problem(renderer: Renderer, msgid: str, lang: str) -> tuple[str | None, Path]:
+    """Why `msgid` would not show translated in `lang` (the project's catalog or, for engine
+    texts, the package's), by the rule `alap serve` applies (server/render/catalogs.py)."""
     message, loaded = renderer.message(lang, msgid)
     path = loaded.path or renderer.locales_dir
-    if message is None:
+    if message is None or loaded.catalog is None:
         return "is missing", path
-    if message.fuzzy:
-        return "is fuzzy (fuzzy entries are not used)", path
-    if lang != SOURCE_LANGUAGE and not message.string:
-        return "has no translation", path
-    return None, path
+    return message_problem(loaded.catalog, msgid, lang), path
 
 
 def po_mark(renderer: Renderer, lang: str, msgid: str) -> Mark | None:

@@ -1,6 +1,6 @@
 """Conversation tests: YAML dialogues (server/tooling/dialogue_files.py, which documents the
 format) run against the real Engine, by `alap test` and by pytest via
-tests/test_conversations.py.
+tests/tooling/test_conversation_tests.py.
 
 Actions without a canned result run for real; the upstreams they may call point at a closed
 loopback port, so a dialogue never reaches the network (an uncanned upstream action takes its

@@ -11,7 +11,7 @@ import httpx
 from babel.messages.pofile import read_po, write_po
 
 from ..conftest import free_port
-from ..test_cli import ALAP, env, wait_healthy
+from tests.app.test_command_line import ALAP, env, wait_healthy
 
 SHOP = """flow: shop
 code: "*555#"

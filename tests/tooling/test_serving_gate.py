@@ -8,7 +8,7 @@ import subprocess
 from server.config import REPO_ROOT
 
 from ..conftest import free_port
-from ..test_cli import ALAP, env
+from tests.app.test_command_line import ALAP, env
 
 
 def test_serve_refuses_to_start_on_a_check_error(tmp_path) -> None:
