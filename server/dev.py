@@ -11,7 +11,8 @@ from aiohttp import web
 
 from .app import ENGINE, LEDGER, SETTINGS, SMS_SENDER, UPSTREAMS, build_engine, create_app, install_engine
 from .engine.engine import Engine
-from .recharge.saga import RechargeSaga, SagaPolicy
+from .recharge.saga import RechargeSaga
+from .recharge.saga_policy import SagaPolicy
 from .recharge.worker import RechargeWorker
 from .render.environment import Renderer
 from .reload import watch
@@ -19,7 +20,7 @@ from .config import Settings
 from .sandbox.bdapps import create_bdapps_fake
 from .sandbox.ecare import ECARE_PATH, create_ecare_fake
 from .sandbox.ecourier import create_ecourier_fake
-from .sandbox.simulator import SIMULATOR_PATH, add_simulator
+from .sandbox.web_phone import SIMULATOR_PATH, add_simulator
 from .tooling.check import require_servable
 
 SANDBOX_APP_ID = "APP_000001"

@@ -19,11 +19,10 @@ from ..engine.engine import Engine, Reply, Subscriber
 from ..engine.session import decode_session, encode_session
 from ..render import system
 from ..render.budget import encoding_for
-from ..store import Claim, ForeignSession, HopSuperseded, Lease, LockTimeout, Store, StoreUnavailable
-from .background import spawn
-from .client import BdappsGateway
+from ..integrations.bdapps import BdappsGateway
+from ..store import Claim, ForeignSession, HopSuperseded, LockTimeout, SessionLease, Store, StoreUnavailable
 from .payloads import UssdReceive, msisdn_of, subscriber_key
-from .profiles import apply_profile_changes
+from .after_ack import apply_profile_changes, spawn
 
 log = structlog.get_logger("alap.ussd")
 
@@ -102,7 +101,7 @@ class UssdService:
                 await self._forget(lease)
         await self._send(mo, reply, started)
 
-    async def _turn(self, mo: UssdReceive, lease: Lease) -> Reply:
+    async def _turn(self, mo: UssdReceive, lease: SessionLease) -> Reply:
         profile_of = subscriber_key(mo.sourceAddress)
         subscriber = Subscriber(mo.sessionId, mo.sourceAddress, msisdn_of(mo.sourceAddress))
         if mo.ussdOperation == "mo-init":
@@ -126,7 +125,7 @@ class UssdService:
         await apply_profile_changes(self.store, profile_of, reply)
         return reply
 
-    async def _forget(self, lease: Lease) -> None:
+    async def _forget(self, lease: SessionLease) -> None:
         try:
             await self.store.commit(lease, None, self.session_ttl, answered=True)
         except (StoreUnavailable, HopSuperseded):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..render.digits import normalise_digits
+from ..msisdn import normalise_digits
 from ..render.environment import Renderer
 from .actions import ActionRegistry
 from .errors import FlowErrors, FlowProblem, Mark

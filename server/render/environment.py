@@ -15,8 +15,8 @@ import jinja2
 
 from babel.messages.catalog import Message
 
+from ..msisdn import bengali_digits
 from .catalogs import ENGINE_LOCALES, LoadedCatalog, load_catalog
-from .digits import bengali_digits
 from .formatting import format_number, format_taka, localise_digits
 from .money_filters import FILTERS as MONEY_FILTERS
 

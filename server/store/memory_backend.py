@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-from .base import DEDUPE_TTL, LOCK_TTL, PROFILE_TTL, Lease, Profile, Store, decode_profile, encode_profile
+from .base import DEDUPE_TTL, LOCK_TTL, PROFILE_TTL, Profile, SessionLease, Store, decode_profile, encode_profile
 
 SWEEP_EVERY = 30.0  # seconds between sweeps of expired entries
 
@@ -99,7 +99,7 @@ class MemoryStore(Store):
         self.locks.put(session_id, token, LOCK_TTL)
         return "ok", self.sessions.get_live(session_id), self._profile(profile_of)
 
-    async def _commit(self, lease: Lease, session, ttl, answered):
+    async def _commit(self, lease: SessionLease, session, ttl, answered):
         self._sweep()
         sid = lease.session_id
         seen_key = f"{sid}\x00{lease.request_id}"
@@ -122,7 +122,7 @@ class MemoryStore(Store):
             self.seen.keep_ttl(seen_key, DONE)
         return "saved"
 
-    async def _release(self, lease: Lease):
+    async def _release(self, lease: SessionLease):
         sid = lease.session_id
         if lease.request_id:
             seen_key = f"{sid}\x00{lease.request_id}"
