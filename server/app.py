@@ -16,6 +16,7 @@ from . import metrics
 from .actions import build_registry
 from .bdapps.client import BdappsGateway
 from .bdapps.push import ADMIN_TOKEN, PUSH_SERVICE, PushService, push_ussd
+from .bdapps.resume import Resumes
 from .bdapps.routes import APP_ID, DELIVERY_REPORTS, SMS_SERVICE, USSD_SERVICE, add_routes
 from .bdapps.sms import SmsService
 from .bdapps.ussd import UssdService
@@ -104,7 +105,8 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     engine, store = app[ENGINE], app[STORE]
     sender = build_sms_sender(settings, http, store, gateway=gateway)
     app[SMS_SENDER] = sender
-    app[USSD_SERVICE] = UssdService(engine, store, gateway, settings.session_ttl, settings.default_language)
+    app[USSD_SERVICE] = UssdService(engine, store, gateway, settings.session_ttl, settings.default_language,
+                                    resumes=Resumes(settings.resume_window, settings.session_ttl))
     app[SMS_SERVICE] = SmsService(engine, store, reply=lambda to, text: sender.send(to, text, kind="reply"),
                                   session_ttl=settings.sms_session_ttl, default_language=settings.default_language)
     app[PUSH_SERVICE] = PushService(engine, store, gateway, lambda to, text: sender.send(to, text, kind="notice"),

@@ -22,6 +22,7 @@ from .background import spawn
 from .client import BdappsGateway
 from .payloads import UssdReceive, msisdn_of, subscriber_key
 from .profiles import apply_profile_changes
+from .resume import Resumes, is_offer
 
 log = structlog.get_logger("alap.ussd")
 
@@ -44,14 +45,17 @@ class UssdService:
     gateway: BdappsGateway
     session_ttl: int
     default_language: str
+    resumes: Resumes = Resumes(window=0, session_ttl=0)
     tasks: set[asyncio.Task] = field(default_factory=set)
     stats: HopStats = field(default_factory=HopStats)
 
     async def receive(self, mo: UssdReceive) -> bool:
         """Claim the hop. True when it was accepted (a background task now owns it), False for a
         duplicate delivery. Raises StoreUnavailable when the store cannot be reached."""
-        profile_of = subscriber_key(mo.sourceAddress) if mo.ussdOperation == "mo-init" else None
-        claim = await self.store.claim(mo.sessionId, mo.requestId, profile_of=profile_of)
+        initial = mo.ussdOperation == "mo-init"
+        profile_of = subscriber_key(mo.sourceAddress) if initial else None
+        resume_of = self.resumes.key_for_dial(self.engine, mo) if initial else None
+        claim = await self.store.claim(mo.sessionId, mo.requestId, profile_of=profile_of, resume_of=resume_of)
         if claim.status == "duplicate":
             self.stats.duplicates += 1
             log.info("ussd_duplicate", session_id=mo.sessionId, request_id=mo.requestId)
@@ -83,14 +87,24 @@ class UssdService:
             log.exception("ussd_hop_failed", session_id=mo.sessionId)
             reply = self.engine.system_reply(self.default_language, system.SYSTEM_ERROR, "error")
             if lease is not None:
-                await self._forget(lease)
+                await self._forget(lease, mo)
         await self._send(mo, reply, started)
 
     async def _turn(self, mo: UssdReceive, lease: Lease, profile_of: str) -> Reply:
         subscriber = Subscriber(mo.sessionId, mo.sourceAddress, msisdn_of(mo.sourceAddress))
         if mo.ussdOperation == "mo-init":
+            offer = self.resumes.offer(self.engine, lease.resume, mo) if lease.resume else None
+            if offer is not None:  # a re-dial after a dropped call: continue or start again?
+                await self.store.commit(lease, offer[0], self.session_ttl, answered=False)
+                return offer[1]
             language = lease.profile.lang if lease.profile else None
             session, reply = await self.engine.start(subscriber, mo.message, language or self.default_language)
+        elif is_offer(lease.session):
+            answered, reply = await self.resumes.answer(self.engine, lease.session, subscriber, mo.message)
+            if answered is None:  # not 1 or 2: the offer again
+                await self.store.commit(lease, lease.session, self.session_ttl, answered=True)
+                return reply
+            session = answered
         else:
             session = decode_session(lease.session)
             if session is None:
@@ -100,14 +114,16 @@ class UssdService:
             reply = await self.engine.advance(session, subscriber, mo.message)
         data = None if reply.final else encode_session(session)
         answered = mo.ussdOperation == "mo-cont"
-        if not await self.store.commit(lease, data, self.session_ttl, answered=answered):
+        resume = self.resumes.record(self.engine, session, reply, mo.sourceAddress, data)
+        if not await self.store.commit(lease, data, self.session_ttl, answered=answered, resume=resume):
             log.error("ussd_lock_lost", session_id=mo.sessionId)
         await apply_profile_changes(self.store, profile_of, reply)
         return reply
 
-    async def _forget(self, lease: Lease) -> None:
+    async def _forget(self, lease: Lease, mo: UssdReceive) -> None:
         try:
-            await self.store.commit(lease, None, self.session_ttl, answered=True)
+            await self.store.commit(lease, None, self.session_ttl, answered=True,
+                                    resume=self.resumes.forget(self.engine, mo, lease))
         except StoreUnavailable:
             pass
 

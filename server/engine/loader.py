@@ -17,7 +17,7 @@ from .model import KINDS, Flow, Navigation, Option, Route, State, Text
 from .validators import build_validator
 from .yamlmarks import MarkedDict, MarkedList, load_marked
 
-_COMMON = {"kind", "text", "template"}
+_COMMON = {"kind", "text", "template", "resume"}
 _FIELDS = {
     "menu": _COMMON | {"options"},
     "input": _COMMON | {"var", "validate", "error", "retries", "next", "on_fail"},
@@ -30,7 +30,7 @@ _FIELDS = {
 MAX_ACTION_TIMEOUT = 4.0
 
 _TOP = {"flow", "code", "codes", "start", "default", "states", "navigation", "sample", "channels", "description",
-        "keywords", "interrupt", "sms_default"}
+        "keywords", "interrupt", "sms_default", "resume"}
 
 
 def normalise_keyword(word: str) -> str:
@@ -124,7 +124,7 @@ def _parse_state(name: str, node: Any, mark: Mark, problems: _Collector, rendere
     for key in node:
         if key not in _FIELDS[kind]:
             problems.add(node.mark_of(key), f"state '{name}': unknown field '{key}' for a {kind} state")
-    state = State(name=name, kind=kind, mark=mark)
+    state = State(name=name, kind=kind, mark=mark, resume=_flag(node, "resume", problems))
     if kind in ("menu", "input", "end"):
         state.text = _text(node, problems, required=True, renderer=renderer)
     if kind == "menu":
@@ -318,11 +318,20 @@ def parse_flow(path: Path, text: str, renderer: Renderer, registry: ActionRegist
         sample=dict(data.get("sample") or {}), mark=data.mark,
         keywords=tuple(normalise_keyword(str(k)) for k in keywords),
         interrupt=bool(data.get("interrupt", False)), sms_default=bool(data.get("sms_default", False)),
+        resume=_flag(data, "resume", problems), yaml=text,
     )
     _check_references(flow, registry, problems)
     if start:
         _check_reachable(flow, problems)
     return flow, problems.problems
+
+
+def _flag(node: MarkedDict, key: str, problems: _Collector, default: bool = True) -> bool:
+    value = node.get(key, default)
+    if not isinstance(value, bool):
+        problems.add(node.value_mark(key), f"'{key}' must be true or false")
+        return default
+    return value
 
 
 def _navigation(data: MarkedDict, problems: _Collector) -> Navigation:

@@ -63,6 +63,8 @@ class State:
     fallback: str | None = None
     timeout: float = 3.0
     save_as: str | None = None
+    # `resume: false`: a call dropped on this screen is not offered to continue (bdapps/resume.py)
+    resume: bool = True
     # marks of referenced names, for error reporting
     ref_marks: dict[str, Mark] = field(default_factory=dict)
 
@@ -96,3 +98,5 @@ class Flow:
     navigation: Navigation = field(default_factory=Navigation)
     sample: dict[str, Any] = field(default_factory=dict)
     mark: Mark | None = None
+    resume: bool = True  # `resume: false`: no screen of this flow is offered to continue
+    yaml: str = ""  # the file's text as loaded: part of the flow's version (engine/versions.py)

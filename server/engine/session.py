@@ -20,6 +20,7 @@ class Session(msgspec.Struct, kw_only=True):
     page: int = 0
     pages: int = 1
     retries: int = 0
+    ver: dict[str, str] = {}  # flow -> the content id of the version this session runs (engine/versions.py)
 
 
 _encoder = msgspec.json.Encoder(decimal_format="string")

@@ -10,6 +10,10 @@ The lock lives `LOCK_TTL` seconds at most, below the USSD budget, so a crashed p
 blocks a session for longer than a subscriber would wait anyway. Sessions are opaque bytes here
 (the engine owns their JSON); subscriber profiles are small versioned JSON records keyed by
 the subscriber address and outlive sessions.
+
+Resume records (bdapps/resume.py): the last resumable screen of a subscriber's session of one
+service, keyed by subscriber and service, read in the mo-init claim's round trip and written
+(or forgotten) in the commit's round trip: resuming adds no round trip to a hop.
 """
 from __future__ import annotations
 
@@ -18,9 +22,12 @@ import secrets
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import msgspec
+
+if TYPE_CHECKING:
+    from .versions import VersionStore
 
 LOCK_TTL = 5.0  # seconds; longer than the longest hop (action budget 4 s), below the USSD budget
 LOCK_WAIT = 4.5  # how long a second hop of one session waits for the first
@@ -58,6 +65,19 @@ def decode_profile(data: bytes | None) -> Profile:
         return Profile()
 
 
+@dataclass(frozen=True)
+class ResumeKey:
+    subscriber: str
+    service: str
+
+
+@dataclass(frozen=True)
+class ResumeWrite:
+    key: ResumeKey
+    data: bytes | None  # None forgets the record
+    ttl: int
+
+
 @dataclass
 class Lease:
     """The right to change one session until commit() or LOCK_TTL."""
@@ -66,6 +86,7 @@ class Lease:
     token: str
     session: bytes | None
     profile: Profile | None = None
+    resume: bytes | None = None  # the resume record claim() was asked to read, if any
 
 
 @dataclass
@@ -76,9 +97,11 @@ class Claim:
 
 class Store(ABC):
     name = "abstract"
+    versions: "VersionStore"  # published flow versions (store/versions.py), set by each backend
 
     # -- hop protocol -----------------------------------------------------------------------
-    async def claim(self, session_id: str, request_id: str, *, profile_of: str | None = None) -> Claim:
+    async def claim(self, session_id: str, request_id: str, *, profile_of: str | None = None,
+                    resume_of: ResumeKey | None = None) -> Claim:
         """Mark `request_id` seen and try to take the session lock, in one step.
 
         'duplicate': the request was seen before (nothing else happened). 'busy': the request is
@@ -86,10 +109,10 @@ class Store(ABC):
         the session (and profile, when asked) loaded.
         """
         token = secrets.token_hex(8)
-        status, session, profile = await self._claim(session_id, request_id, token, profile_of)
+        status, session, profile, resume = await self._claim(session_id, request_id, token, profile_of, resume_of)
         if status != "ok":
             return Claim(status)
-        return Claim("ok", Lease(session_id, token, session, profile))
+        return Claim("ok", Lease(session_id, token, session, profile, resume))
 
     async def acquire(self, session_id: str, *, profile_of: str | None = None, wait: float = LOCK_WAIT) -> Lease:
         """Wait for the session lock (polling with backoff), then load."""
@@ -105,14 +128,17 @@ class Store(ABC):
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.05)
 
-    async def commit(self, lease: Lease, session: bytes | None, ttl: int, *, answered: bool | None = None) -> bool:
+    async def commit(self, lease: Lease, session: bytes | None, ttl: int, *, answered: bool | None = None,
+                     resume: ResumeWrite | None = None) -> bool:
         """Save the session (None deletes it) and release the lock. False when the lock had
         expired and was taken by someone else: nothing was written.
 
         `answered` (USSD sessions only) also keeps the session in the open-sessions index:
         whether the subscriber has replied at least once tells an abandoned session from one
-        that timed out on its first screen (see `sweep_expired`)."""
-        return await self._commit(lease.session_id, lease.token, session, ttl, answered)
+        that timed out on its first screen (see `sweep_expired`). `resume` writes or forgets a
+        resume record in the same round trip (when the lock was lost it is forgotten instead:
+        better no offer than a stale screen)."""
+        return await self._commit(lease.session_id, lease.token, session, ttl, answered, resume)
 
     async def release(self, lease: Lease) -> None:
         """Give the lock back without writing (a hop that failed before computing a state)."""
@@ -127,8 +153,8 @@ class Store(ABC):
 
     # -- backend primitives -----------------------------------------------------------------
     @abstractmethod
-    async def _claim(self, session_id: str, request_id: str, token: str,
-                     profile_of: str | None) -> tuple[str, bytes | None, Profile | None]: ...
+    async def _claim(self, session_id: str, request_id: str, token: str, profile_of: str | None,
+                     resume_of: ResumeKey | None) -> tuple[str, bytes | None, Profile | None, bytes | None]: ...
 
     @abstractmethod
     async def _lock(self, session_id: str, token: str,
@@ -136,7 +162,7 @@ class Store(ABC):
 
     @abstractmethod
     async def _commit(self, session_id: str, token: str, session: bytes | None, ttl: int,
-                      answered: bool | None) -> bool: ...
+                      answered: bool | None, resume: ResumeWrite | None) -> bool: ...
 
     @abstractmethod
     async def _release(self, session_id: str, token: str) -> None: ...
@@ -146,6 +172,10 @@ class Store(ABC):
 
     @abstractmethod
     async def _set_profile(self, address: str, data: bytes) -> None: ...
+
+    @abstractmethod
+    async def get_resume(self, key: ResumeKey) -> bytes | None:
+        """Read a resume record (inspection and tests)."""
 
     @abstractmethod
     async def get_session(self, session_id: str) -> bytes | None:

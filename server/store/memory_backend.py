@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import time
 
-from .base import DEDUPE_TTL, LOCK_TTL, PROFILE_TTL, Profile, Store, decode_profile
+from .base import DEDUPE_TTL, LOCK_TTL, PROFILE_TTL, Profile, ResumeKey, Store, decode_profile
+from .versions import MemoryVersions
 
 
 class _Expiring(dict):
@@ -32,6 +33,8 @@ class MemoryStore(Store):
         self.seen = _Expiring()
         self.profiles = _Expiring()
         self.open: dict[str, tuple[float, bool]] = {}  # session -> (expires, answered)
+        self.resumes = _Expiring()  # ResumeKey -> the session's data
+        self.versions = MemoryVersions(self)
 
     def _profile(self, address: str | None) -> Profile | None:
         return decode_profile(self.profiles.get_live(address)) if address is not None else None
@@ -42,23 +45,31 @@ class MemoryStore(Store):
         self.locks.put(session_id, token, LOCK_TTL)
         return True
 
-    async def _claim(self, session_id, request_id, token, profile_of):
+    async def _claim(self, session_id, request_id, token, profile_of, resume_of):
         key = f"{session_id}\x00{request_id}"
         if self.seen.get_live(key) is not None:
-            return "duplicate", None, None
+            return "duplicate", None, None, None
         self.seen.put(key, True, DEDUPE_TTL)
         if not self._take_lock(session_id, token):
-            return "busy", None, None
-        return "ok", self.sessions.get_live(session_id), self._profile(profile_of)
+            return "busy", None, None, None
+        resume = self.resumes.get_live(resume_of) if resume_of is not None else None
+        return "ok", self.sessions.get_live(session_id), self._profile(profile_of), resume
 
     async def _lock(self, session_id, token, profile_of):
         if not self._take_lock(session_id, token):
             return False, None, None
         return True, self.sessions.get_live(session_id), self._profile(profile_of)
 
-    async def _commit(self, session_id, token, session, ttl, answered):
+    async def _commit(self, session_id, token, session, ttl, answered, resume):
         if self.locks.get_live(session_id) != token:
+            if resume is not None:
+                self.resumes.pop(resume.key, None)
             return False
+        if resume is not None:
+            if resume.data is None:
+                self.resumes.pop(resume.key, None)
+            else:
+                self.resumes.put(resume.key, resume.data, resume.ttl)
         if session is None:
             self.sessions.pop(session_id, None)
             self.open.pop(session_id, None)
@@ -78,6 +89,9 @@ class MemoryStore(Store):
 
     async def _set_profile(self, address, data):
         self.profiles.put(address, data, PROFILE_TTL)
+
+    async def get_resume(self, key: ResumeKey):
+        return self.resumes.get_live(key)
 
     async def get_session(self, session_id):
         return self.sessions.get_live(session_id)

@@ -26,8 +26,9 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError
 
-from .base import DEDUPE_TTL, LOCK_TTL, PROFILE_TTL, Store, StoreUnavailable, decode_profile
+from .base import DEDUPE_TTL, LOCK_TTL, PROFILE_TTL, ResumeKey, ResumeWrite, Store, StoreUnavailable, decode_profile
 from .redis_errors import redis_guard
+from .versions import RedisVersions
 
 _CLAIM = """
 if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[2]) == false then return {'duplicate'} end
@@ -148,6 +149,7 @@ class RedisStore(Store):
         self._commit_script = script(_COMMIT if self.cluster else _COMMIT_TRACKED)
         self._release_script = script(_RELEASE)
         self._sweep_script = script(_SWEEP)
+        self.versions = RedisVersions(self)
         if self.cluster:  # the single-node hop path stays as it is (benchmarked)
             self._guard = self._cluster_guard  # type: ignore[method-assign]
             self._with_profile = self._with_profile_cluster  # type: ignore[method-assign]
@@ -169,6 +171,10 @@ class RedisStore(Store):
     def profile_key(self, address: str) -> str:
         return f"{self.prefix}p:{{{address}}}"
 
+    def resume_key(self, key: ResumeKey) -> str:
+        """Next to the subscriber's profile (same hash tag): read in the same round trip."""
+        return f"{self.prefix}r:{{{key.subscriber}}}:{key.service}"
+
     @property
     def open_key(self) -> str:
         return f"{self.prefix}open"
@@ -186,61 +192,75 @@ class RedisStore(Store):
             await self.redis.initialize()  # once; later calls return at once (and after a failover)
             yield
 
-    async def _with_profile(self, script, keys: list[str], args: list[Any], profile_of: str | None):
+    async def _with_profile(self, script, keys: list[str], args: list[Any], profile_of: str | None,
+                            also: list[tuple[str, tuple]] = ()):
+        """Run `script`, read the profile when asked, and send the `also` commands (name, args),
+        all in one round trip: (script result, profile or None, [results of `also`])."""
+        reads = [("get", (self.profile_key(profile_of),))] if profile_of is not None else []
         async with self._guard():
-            if profile_of is None:
-                return await script(keys=keys, args=args), None
+            if not reads and not also:
+                return await script(keys=keys, args=args), None, []
             # EVALSHA in a pipeline rather than script(client=pipe): redis-py would first send
             # SCRIPT EXISTS on every execute, an extra round trip on every mo-init.
             for attempt in (1, 2):
                 async with self.redis.pipeline(transaction=False) as pipe:
                     pipe.evalsha(script.sha, len(keys), *keys, *args)
-                    pipe.get(self.profile_key(profile_of))
-                    result, profile = await pipe.execute(raise_on_error=False)
+                    for name, command_args in (*reads, *also):
+                        getattr(pipe, name)(*command_args)
+                    result, *rest = await pipe.execute(raise_on_error=False)
                 if isinstance(result, NoScriptError) and attempt == 1:
                     await self.redis.script_load(script.script)  # Redis restarted or flushed
                     continue
-                if isinstance(result, Exception):
-                    raise result
-                return result, decode_profile(profile)
+                for outcome in (result, *rest):
+                    if isinstance(outcome, Exception):
+                        raise outcome
+                return result, decode_profile(rest[0]) if reads else None, rest[len(reads):]
             raise AssertionError("unreachable")
 
-    async def _with_profile_cluster(self, script, keys: list[str], args: list[Any], profile_of: str | None):
-        """Cluster: the script and the profile GET go out together (two slots, maybe two nodes)."""
+    async def _with_profile_cluster(self, script, keys: list[str], args: list[Any], profile_of: str | None,
+                                    also: list[tuple[str, tuple]] = ()):
+        """Cluster: the script, the profile GET and the `also` commands go out together (several
+        slots, maybe several nodes)."""
+        reads = [("get", (self.profile_key(profile_of),))] if profile_of is not None else []
         async with self._guard():
-            if profile_of is None:
-                return await script(keys=keys, args=args), None
-            result, profile = await asyncio.gather(script(keys=keys, args=args),
-                                                   self.redis.get(self.profile_key(profile_of)),
-                                                   return_exceptions=True)
-            for outcome in (result, profile):
+            if not reads and not also:
+                return await script(keys=keys, args=args), None, []
+            result, *rest = await asyncio.gather(
+                script(keys=keys, args=args),
+                *(getattr(self.redis, name)(*command_args) for name, command_args in (*reads, *also)),
+                return_exceptions=True)
+            for outcome in (result, *rest):
                 if isinstance(outcome, BaseException):
                     raise outcome
-            return result, decode_profile(profile)
+            return result, decode_profile(rest[0]) if reads else None, rest[len(reads):]
 
     # -- primitives ------------------------------------------------------------------------
-    async def _claim(self, session_id, request_id, token, profile_of):
+    async def _claim(self, session_id, request_id, token, profile_of, resume_of):
         keys = [self._seen_key(session_id, request_id), self._lock_key(session_id), self._session_key(session_id)]
-        result, profile = await self._with_profile(
-            self._claim_script, keys, [token, DEDUPE_TTL, int(LOCK_TTL * 1000)], profile_of)
+        also = [("get", (self.resume_key(resume_of),))] if resume_of is not None else []
+        result, profile, extra = await self._with_profile(
+            self._claim_script, keys, [token, DEDUPE_TTL, int(LOCK_TTL * 1000)], profile_of, also)
         status = result[0].decode() if isinstance(result[0], bytes) else result[0]
         if status != "ok":
-            return status, None, None
-        return "ok", result[1], profile
+            return status, None, None, None
+        return "ok", result[1], profile, extra[0] if extra else None
 
     async def _lock(self, session_id, token, profile_of):
         keys = [self._lock_key(session_id), self._session_key(session_id)]
-        result, profile = await self._with_profile(self._lock_script, keys, [token, int(LOCK_TTL * 1000)], profile_of)
+        result, profile, _ = await self._with_profile(self._lock_script, keys, [token, int(LOCK_TTL * 1000)],
+                                                      profile_of)
         status = result[0].decode() if isinstance(result[0], bytes) else result[0]
         if status != "ok":
             return False, None, None
         return True, result[1], profile
 
-    async def _commit(self, session_id, token, session, ttl, answered):
+    async def _commit(self, session_id, token, session, ttl, answered, resume):
         keys = [self._lock_key(session_id), self._session_key(session_id)]
         args = [token, session or b"", ttl]
         # Whole seconds, rounded up past the key's own expiry; the half marks "answered".
         score = math.ceil(time.time() + ttl) + (0.5 if answered else 0.0)
+        if resume is not None:
+            return await self._commit_with_resume(keys, args, answered, session_id, score, resume)
         async with self._guard():
             if not self.cluster:
                 tracked = ["", 0] if answered is None else [session_id, score]
@@ -252,6 +272,33 @@ class RedisStore(Store):
                 else:
                     await self.redis.zadd(self.open_key, {session_id: score})
             return bool(committed)
+
+    async def _commit_with_resume(self, keys, args, answered, session_id, score, resume: ResumeWrite) -> bool:
+        """The commit and the resume record's write in one round trip (a pipeline; on a cluster,
+        sent together). The record is written whatever the commit found, so when the lock had
+        been lost the record is forgotten afterwards (a rare second round trip)."""
+        key = self.resume_key(resume.key)
+        write = ("delete", (key,)) if resume.data is None else ("set", (key, resume.data, resume.ttl))
+        if self.cluster:
+            committed, _, _ = await self._with_profile(self._commit_script, keys, args, None, [write])
+            if committed and answered is not None:
+                async with self._guard():
+                    if args[1] == b"":
+                        await self.redis.zrem(self.open_key, session_id)
+                    else:
+                        await self.redis.zadd(self.open_key, {session_id: score})
+        else:
+            tracked = ["", 0] if answered is None else [session_id, score]
+            committed, _, _ = await self._with_profile(self._commit_script, [*keys, self.open_key],
+                                                       [*args, *tracked], None, [write])
+        if not committed and resume.data is not None:
+            async with self._guard():
+                await self.redis.delete(key)
+        return bool(committed)
+
+    async def get_resume(self, key: ResumeKey):
+        async with self._guard():
+            return await self.redis.get(self.resume_key(key))
 
     async def count_active(self) -> int:
         async with self._guard():
