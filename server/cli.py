@@ -1,4 +1,4 @@
-"""The `alap` command line: serve, dev, sim, push, check, test, graph, worker, ledger."""
+"""The `alap` command line: serve, dev, sim, push, check, test, graph, flows, worker, ledger."""
 from __future__ import annotations
 
 import argparse
@@ -166,6 +166,20 @@ def cmd_push(args: argparse.Namespace) -> int:
     return asyncio.run(run_push(args.url, token, args.address, args.flow, variables))
 
 
+def cmd_flows(args: argparse.Namespace) -> int:
+    from .store import StoreUnavailable
+    from .tooling.flow_versions import flows_report
+
+    settings = load_settings()
+    try:
+        return asyncio.run(flows_report(settings, sys.stdout, as_json=args.json))
+    except FlowErrors as exc:
+        print(str(exc), file=sys.stderr)
+        return _fail(f"{len(exc.problems)} problem(s) in flows")
+    except StoreUnavailable as exc:
+        return _fail(f"REDIS_URL is unreachable ({exc})")
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     from .logs import setup_logging
     from .recharge.worker import check_worker_settings, run_worker
@@ -238,6 +252,9 @@ def main(argv: list[str] | None = None) -> int:
     graph.add_argument("--format", choices=("mermaid", "dot"), default="mermaid")
     graph.add_argument("-o", "--output", default=None, help="write to this file instead of stdout")
     graph.set_defaults(func=cmd_graph)
+    flows = sub.add_parser("flows", help="each flow's current and older live versions, with their session counts")
+    flows.add_argument("--json", action="store_true", help="JSON instead of a table")
+    flows.set_defaults(func=cmd_flows)
     worker = sub.add_parser("worker", help="run the recharge worker (the durable money queue in Redis)")
     worker.add_argument("--id", default=None, help="this worker's id, unique among live workers "
                                                    "(default: ALAP_WORKER_ID, $DYNO or host:pid)")
