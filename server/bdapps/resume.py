@@ -67,12 +67,17 @@ class Resumes:
     def record(self, engine: Engine, session: Session, reply: Reply, address: str,
                data: bytes | None) -> ResumeWrite | None:
         """What a hop's commit does to the record: keep this screen, or forget the record."""
-        if not self.window or session.channel != "ussd" or not session.root:
-            return None
+        if not self.window or session.channel != "ussd" or not self._dialable(engine, session.root):
+            return None  # SMS, or a pushed flow nobody can dial: there is no re-dial to offer
         key = ResumeKey(subscriber_key(address), session.root)
         if reply.final or data is None or not engine.resumable(session):
             return ResumeWrite(key, None, 0)
         return ResumeWrite(key, data, self.session_ttl + self.window)
+
+    @staticmethod
+    def _dialable(engine: Engine, root: str | None) -> bool:
+        return bool(root) and (root == engine.default_flow.name
+                               or any(flow.name == root for flow in engine.by_code.values()))
 
     def forget(self, engine: Engine, mo: UssdReceive, lease: Lease) -> ResumeWrite | None:
         """A hop that failed with a final error screen: that session is never offered."""

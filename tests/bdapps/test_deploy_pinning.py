@@ -159,8 +159,8 @@ async def test_a_version_naming_a_removed_action_ends_cleanly(aiohttp_server, re
     (tmp_path / "v1" / "vip.yaml").write_text(VIP_V1)
     (tmp_path / "v2" / "vip.yaml").write_text(VIP_V2)
     prefix = f"alap-test-{uuid.uuid4().hex[:8]}:"
-    old = await start_stack(aiohttp_server, store=RedisStore(connect(redis_url), prefix), registry=fixture_registry(),
-                            flows_dir=tmp_path / "v1", default_language="en")
+    old = await start_stack(aiohttp_server, store=RedisStore(connect(redis_url), prefix),
+                            registry=fixture_registry(), flows_dir=tmp_path / "v1", default_language="en")
     # the new release no longer has the action `test.vip`
     new = await start_stack(aiohttp_server, store=RedisStore(connect(redis_url), prefix),
                             registry=build_registry(Upstreams.from_settings(old.app[SETTINGS])),
