@@ -185,7 +185,8 @@ async def test_hot_reload_on_the_memory_store_pins_live_sessions(aiohttp_server,
         assert live["message"].startswith("Welcome to Alap\n1. Find a number's operator")
         shutil.copy(flows_v2(tmp_path) / "demo.yaml", folder / "demo.yaml")  # the author saves an edit
         settings = stack.app[SETTINGS]
-        await install_engine(stack.app, build_engine(settings, upstreams=stack.app[UPSTREAMS]))  # what `alap dev`'s watcher does
+        # what `alap dev`'s watcher does on a good edit
+        await install_engine(stack.app, build_engine(settings, upstreams=stack.app[UPSTREAMS]))
         assert (await stack.reply(live, "1"))["message"].startswith("Enter a mobile number")  # old meaning
         fresh = await stack.dial("*213#", "tel:8801700000002")
         assert fresh["message"].startswith("Welcome to Alap\n1. Split a bill")
