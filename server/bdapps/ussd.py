@@ -2,7 +2,8 @@
 engine turn, save, release and send the screen through `/ussd/send`.
 
 Order matters: the session is saved before the screen goes out, so the subscriber's next
-reply (which can only come after they saw the screen) always finds the new state.
+reply (which can only come after they saw the screen) always finds the new state. A re-dial
+after a dropped call may first be offered to continue (server/bdapps/resume.py).
 """
 from __future__ import annotations
 
@@ -100,11 +101,11 @@ class UssdService:
             language = lease.profile.lang if lease.profile else None
             session, reply = await self.engine.start(subscriber, mo.message, language or self.default_language)
         elif is_offer(lease.session):
-            answered, reply = await self.resumes.answer(self.engine, lease.session, subscriber, mo.message)
-            if answered is None:  # not 1 or 2: the offer again
+            chosen, reply = await self.resumes.answer(self.engine, lease.session, subscriber, mo.message)
+            if chosen is None:  # not 1 or 2: the offer again
                 await self.store.commit(lease, lease.session, self.session_ttl, answered=True)
                 return reply
-            session = answered
+            session = chosen
         else:
             session = decode_session(lease.session)
             if session is None:
