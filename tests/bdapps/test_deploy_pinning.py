@@ -197,3 +197,20 @@ async def test_hot_reload_on_the_memory_store_pins_live_sessions(aiohttp_server,
         assert all(ttl > 180 + 120 for key, ttl in versions.items() if key[0] == "demo")
     finally:
         await stack.http.close()
+
+
+async def test_a_call_dropped_before_a_deploy_continues_on_its_version_after_it(aiohttp_server, redis_url, tmp_path):
+    old, new = await two_servers(aiohttp_server, redis_url, flows_v1(tmp_path), flows_v2(tmp_path))
+    try:
+        dropped = f"drop-{uuid.uuid4().hex[:6]}"
+        await hop(old, dropped, 0, "*213#")
+        at_total = await hop(old, dropped, 1, "2")  # the call drops on the bill amount screen
+        redial = f"redial-{uuid.uuid4().hex[:6]}"
+        offer = await hop(new, redial, 0, "*213#")  # the re-dial reaches the new release
+        assert offer["message"] == "1. Continue where you left off\n2. Start again"
+        assert (await hop(new, redial, 1, "1"))["message"] == at_total["message"]
+        menu = await hop(new, redial, 2, "0")  # back to the old version's main menu
+        assert menu["message"].startswith("Welcome to Alap\n1. Find a number's operator")
+        assert (await hop(new, redial, 3, "1"))["message"].startswith("Enter a mobile number")  # old meaning
+    finally:
+        await close([old, new])

@@ -201,3 +201,13 @@ async def test_a_window_of_zero_turns_resuming_off(aiohttp_server, redis_store):
         assert [k async for k in redis_store.redis.scan_iter(match=f"{redis_store.prefix}r:*")] == []
     finally:
         await stack.http.close()
+
+
+async def test_a_gsm7_only_deployment_makes_the_offer_in_english(aiohttp_server):
+    stack = await start_stack(aiohttp_server, store=MemoryStore(), ussd_unicode=False)
+    try:
+        await walk(stack, "*213#", "2", "1250")
+        offer = await stack.dial("*213#")
+        assert offer["message"] == OFFER_EN and offer["encoding"] == "440"
+    finally:
+        await stack.http.close()
