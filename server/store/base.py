@@ -136,8 +136,8 @@ class Store(ABC):
         `answered` (USSD sessions only) also keeps the session in the open-sessions index:
         whether the subscriber has replied at least once tells an abandoned session from one
         that timed out on its first screen (see `sweep_expired`). `resume` writes or forgets a
-        resume record in the same round trip (when the lock was lost it is forgotten instead:
-        better no offer than a stale screen)."""
+        resume record in the same round trip, only when the lock was held (a commit that lost
+        its lock leaves no stale record behind)."""
         return await self._commit(lease.session_id, lease.token, session, ttl, answered, resume)
 
     async def release(self, lease: Lease) -> None:

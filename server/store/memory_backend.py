@@ -62,8 +62,6 @@ class MemoryStore(Store):
 
     async def _commit(self, session_id, token, session, ttl, answered, resume):
         if self.locks.get_live(session_id) != token:
-            if resume is not None:
-                self.resumes.pop(resume.key, None)
             return False
         if resume is not None:
             if resume.data is None:

@@ -60,6 +60,18 @@ end
 return 1
 """
 
+# Single node, a hop that keeps or forgets a resume record (server/bdapps/resume.py): the commit
+# above, run as a function, then the record (the last key; data and TTL the last two arguments,
+# '' forgets it) written only when the commit held the lock. Same round trip, no stale record.
+_COMMIT_TRACKED_RESUME = "local function commit()\n" + _COMMIT_TRACKED + """end
+local done = commit()
+if done == 1 then
+  local data, ttl = ARGV[#ARGV - 1], ARGV[#ARGV]
+  if data == '' then redis.call('DEL', KEYS[#KEYS]) else redis.call('SET', KEYS[#KEYS], data, 'EX', ttl) end
+end
+return done
+"""
+
 # Pop the sessions whose expiry passed: each is counted by exactly one process.
 _SWEEP = """
 local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, 10000)
@@ -147,6 +159,7 @@ class RedisStore(Store):
         self._lock_script = script(_LOCK)
         # On a cluster the index lives in its own slot, so the commit script cannot touch it.
         self._commit_script = script(_COMMIT if self.cluster else _COMMIT_TRACKED)
+        self._commit_resume_script = script(_COMMIT_TRACKED_RESUME)  # single node only
         self._release_script = script(_RELEASE)
         self._sweep_script = script(_SWEEP)
         self.versions = RedisVersions(self)
@@ -259,12 +272,16 @@ class RedisStore(Store):
         args = [token, session or b"", ttl]
         # Whole seconds, rounded up past the key's own expiry; the half marks "answered".
         score = math.ceil(time.time() + ttl) + (0.5 if answered else 0.0)
-        if resume is not None:
-            return await self._commit_with_resume(keys, args, answered, session_id, score, resume)
+        if resume is not None and self.cluster:
+            return await self._commit_with_resume_cluster(keys, args, answered, session_id, score, resume)
         async with self._guard():
             if not self.cluster:
                 tracked = ["", 0] if answered is None else [session_id, score]
-                return bool(await self._commit_script(keys=[*keys, self.open_key], args=[*args, *tracked]))
+                keys, args = [*keys, self.open_key], [*args, *tracked]
+                if resume is not None:
+                    return bool(await self._commit_resume_script(keys=[*keys, self.resume_key(resume.key)],
+                                                                 args=[*args, resume.data or b"", resume.ttl]))
+                return bool(await self._commit_script(keys=keys, args=args))
             committed = await self._commit_script(keys=keys, args=args)
             if committed and answered is not None:
                 if session is None:
@@ -273,24 +290,21 @@ class RedisStore(Store):
                     await self.redis.zadd(self.open_key, {session_id: score})
             return bool(committed)
 
-    async def _commit_with_resume(self, keys, args, answered, session_id, score, resume: ResumeWrite) -> bool:
-        """The commit and the resume record's write in one round trip (a pipeline; on a cluster,
-        sent together). The record is written whatever the commit found, so when the lock had
-        been lost the record is forgotten afterwards (a rare second round trip)."""
+    async def _commit_with_resume_cluster(self, keys, args, answered, session_id, score,
+                                          resume: ResumeWrite) -> bool:
+        """Cluster: the record lives in the subscriber's slot, so it cannot be written by the
+        commit script; both are sent together (one round trip of wall time). The record is
+        written whatever the commit found, so when the lock had been lost it is forgotten
+        afterwards (a rare second round trip): no offer rather than a stale screen."""
         key = self.resume_key(resume.key)
         write = ("delete", (key,)) if resume.data is None else ("set", (key, resume.data, resume.ttl))
-        if self.cluster:
-            committed, _, _ = await self._with_profile(self._commit_script, keys, args, None, [write])
-            if committed and answered is not None:
-                async with self._guard():
-                    if args[1] == b"":
-                        await self.redis.zrem(self.open_key, session_id)
-                    else:
-                        await self.redis.zadd(self.open_key, {session_id: score})
-        else:
-            tracked = ["", 0] if answered is None else [session_id, score]
-            committed, _, _ = await self._with_profile(self._commit_script, [*keys, self.open_key],
-                                                       [*args, *tracked], None, [write])
+        committed, _, _ = await self._with_profile(self._commit_script, keys, args, None, [write])
+        if committed and answered is not None:
+            async with self._guard():
+                if args[1] == b"":
+                    await self.redis.zrem(self.open_key, session_id)
+                else:
+                    await self.redis.zadd(self.open_key, {session_id: score})
         if not committed and resume.data is not None:
             async with self._guard():
                 await self.redis.delete(key)

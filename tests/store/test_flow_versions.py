@@ -35,7 +35,7 @@ async def test_a_resume_record_is_read_with_the_claim_and_written_with_the_commi
     assert await store.get_resume(key) is None
 
 
-async def test_a_commit_that_lost_its_lock_forgets_the_record(store: Store):
+async def test_a_commit_that_lost_its_lock_leaves_no_stale_record(store: Store):
     key = ResumeKey("tel:8801812345678", "demo")
     first = await store.claim("s1", "r1")
     await store.release(first.lease)
@@ -44,3 +44,9 @@ async def test_a_commit_that_lost_its_lock_forgets_the_record(store: Store):
     assert await store.get_resume(key) is None  # no offer rather than a stale screen
     assert await store.commit(second.lease, b"fresh", 60, resume=ResumeWrite(key, b"fresh", 90))
     assert await store.get_resume(key) == b"fresh"
+    third = await store.claim("s1", "r3")
+    await store.release(third.lease)
+    fourth = await store.claim("s1", "r4")
+    assert not await store.commit(third.lease, b"stale", 60, resume=ResumeWrite(key, b"stale", 90))
+    assert await store.get_resume(key) in (b"fresh", None)  # never the stale screen
+    await store.release(fourth.lease)
