@@ -1,5 +1,6 @@
 """One turn: subscriber input -> new state + screen. No HTTP, no Redis: the caller loads the
-session, calls `start` or `advance`, saves the session and sends `Reply.text`."""
+session, calls `start` or `advance`, saves the session and sends `Reply.text`. A session runs on
+the flow versions it is pinned to (engine/pinning.py), whatever was deployed since."""
 from __future__ import annotations
 
 import asyncio
