@@ -4,14 +4,15 @@
 
 Part 1 (the store). A throwaway redis-server; for each scenario the database is emptied, the
 keys are written through the real RedisStore exactly as hops leave them (claim: dedupe key +
-lock + load, with the resume record read on mo-init; commit: session JSON with its TTL, lock
-released, and the resume record written or forgotten as server/bdapps/resume.py decides), and
-the INFO used_memory delta is printed per 10,000 sessions and per session. The published flow
-versions (every shipped flow, as `alap serve` publishes them) are written inside the measured
-window of the session scenarios, so their bytes are counted, shared out over the sessions.
-Session JSON comes from the real engine running the demo flow (`encode_session` of a session
-mid-flow). Addresses have the length of BDApps' masked ids, session and request ids the length
-of real ones; default key prefix.
+lock + load, with the resume record read on mo-init; commit: session JSON and its owner with
+their TTL, request marked done, lock released, the open-sessions index updated, and the resume
+record written or forgotten as server/bdapps/resume.py decides), and the INFO used_memory delta
+is printed per 10,000 sessions and per session. The published flow versions (every shipped
+flow, as `alap serve` publishes them) are written inside the measured window of the session
+scenarios, so their bytes are counted, shared out over the sessions. Session JSON comes from
+the real engine running the demo flow (`encode_session` of a session mid-flow). Addresses have
+the length of BDApps' masked ids, session and request ids the length of real ones; default key
+prefix.
 
 Part 2 (the process). `alap serve` with WEB_CONCURRENCY workers against the same Redis and a
 minimal gateway in this process; RSS and PSS (/proc) of the master and each worker at idle,
@@ -128,7 +129,8 @@ async def store_scenarios(redis_url: str, sessions: int, states: list[tuple[byte
     async def hops(i: int, count: int, final: bool = False) -> None:
         resume_key = ResumeKey(address(i), "demo")
         for hop in range(count):
-            claim = await store.claim(session_id(i), request_id(i, hop), profile_of=address(i) if hop == 0 else None,
+            claim = await store.claim(session_id(i), request_id(i, hop), owner=address(i),
+                                      profile_of=address(i) if hop == 0 else None,
                                       resume_of=resume_key if hop == 0 else None)
             assert claim.status == "ok", claim
             last = final and hop == count - 1

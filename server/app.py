@@ -14,6 +14,7 @@ from aiohttp import web
 
 from . import flow_publishing, metrics
 from .actions import build_registry
+from .bdapps.callers import CALLER_POLICY, CallerPolicy, check_caller
 from .bdapps.client import BdappsGateway
 from .bdapps.push import ADMIN_TOKEN, PUSH_SERVICE, PushService, push_ussd
 from .bdapps.resume import Resumes
@@ -23,9 +24,11 @@ from .bdapps.ussd import UssdService
 from .config import Settings
 from .engine.actions import ActionRegistry
 from .engine.engine import Engine
+from .engine.errors import FlowErrors, FlowProblem, Mark
 from .engine.loader import load_flow_dir
 from .messaging import SmsSender, build_sms_sender
 from .render.budget import Budget
+from .render.catalogs import load_problems
 from .render.environment import Renderer
 from .store import Store, open_store
 from .store.ledger import Ledger, open_ledger
@@ -44,10 +47,14 @@ SHUTDOWN_DRAIN_SECONDS = 8.0
 
 def build_engine(settings: Settings, registry: ActionRegistry | None = None,
                  upstreams: Upstreams | None = None, ledger: Ledger | None = None) -> Engine:
-    """Load and check every flow; raises FlowErrors listing all problems."""
+    """Load and check every flow; raises FlowErrors listing all problems, an unreadable
+    catalog among them (without it every screen of that language would be English)."""
     limits = (Decimal(settings.recharge_min), Decimal(settings.recharge_max))
     registry = registry or build_registry(upstreams, ledger=ledger, recharge_limits=limits)
     renderer = Renderer(settings.templates_dir, settings.locales_dir)
+    unreadable = load_problems(renderer.catalogs, settings.locales_dir)
+    if unreadable:
+        raise FlowErrors([FlowProblem(Mark(p.file, p.line, p.col), p.message) for p in unreadable])
     flows = load_flow_dir(settings.flows_dir, renderer, registry)
     return Engine(flows, renderer, registry, budget=Budget(settings.budget_ascii, settings.budget_unicode),
                   unicode=settings.ussd_unicode, default_language=settings.default_language)
@@ -55,8 +62,9 @@ def build_engine(settings: Settings, registry: ActionRegistry | None = None,
 
 def create_app(settings: Settings, *, store: Store | None = None, engine: Engine | None = None,
                registry: ActionRegistry | None = None, upstreams: Upstreams | None = None) -> web.Application:
-    app = web.Application(client_max_size=64 * 1024, middlewares=[count_callbacks])
+    app = web.Application(client_max_size=64 * 1024, middlewares=[count_callbacks, check_caller])
     app[SETTINGS] = settings
+    app[CALLER_POLICY] = CallerPolicy.from_settings(settings.bdapps_allowed_ips, settings.trusted_proxies)
     app[UPSTREAMS] = upstreams or Upstreams.from_settings(settings)
     app[STORE] = store or open_store(settings.redis_url, settings.redis_prefix)
     app[LEDGER] = open_ledger(app[STORE])
@@ -76,9 +84,13 @@ def create_app(settings: Settings, *, store: Store | None = None, engine: Engine
 
 @web.middleware
 async def count_callbacks(request: web.Request, handler):
-    """Callbacks by route and HTTP status (BDApps routes only: the rest is not traffic)."""
+    """Callbacks by route and HTTP status (BDApps routes only: the rest is not traffic). The
+    route label is the route's template, never the raw path, so a scan of made-up paths adds
+    no series: all of them are counted as `unmatched`."""
     if not request.path.startswith("/bdapps/"):
         return await handler(request)
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else metrics.UNMATCHED_ROUTE
     status = 500
     try:
         response = await handler(request)
@@ -88,7 +100,7 @@ async def count_callbacks(request: web.Request, handler):
         status = exc.status
         raise
     finally:
-        metrics.CALLBACKS.labels(request.path, str(status)).inc()
+        metrics.CALLBACKS.labels(route, str(status)).inc()
 
 
 async def metrics_endpoint(request: web.Request) -> web.Response:

@@ -32,7 +32,7 @@ def _run(app_factory, settings: Settings, banner: str, *, json_logs: bool) -> in
         app = app_factory(settings)
     except FlowErrors as exc:
         print(str(exc), file=sys.stderr)
-        return _fail(f"{len(exc.problems)} problem(s) in flows; not starting")
+        return _fail(f"{len(exc.problems)} problem(s) in flows or catalogs; not starting")
     _use_uvloop()
     print(banner, flush=True)
     web.run_app(app, host="0.0.0.0", port=settings.port, access_log=None, print=None, shutdown_timeout=10)
@@ -50,7 +50,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return serve(settings)
     except FlowErrors as exc:
         print(str(exc), file=sys.stderr)
-        return _fail(f"{len(exc.problems)} problem(s) in flows; not starting")
+        return _fail(f"{len(exc.problems)} problem(s) in flows or catalogs; not starting")
 
 
 def cmd_dev(args: argparse.Namespace) -> int:

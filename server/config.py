@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import unquote
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -18,6 +19,37 @@ ECARE_DEFAULT_URL = "http://118.179.129.98/myportal/api/rechargeapi/recharge_api
 
 class ConfigError(Exception):
     """One line naming the variable that is missing or malformed."""
+
+
+def _url_credentials(url: str) -> tuple[str, str, str] | None:
+    """(before, userinfo, after) of a URL with credentials (`redis://user:pw@host/0`), else None."""
+    scheme, sep, rest = url.partition("//")
+    if not sep:
+        scheme, rest = "", url
+    netloc, slash, path = rest.partition("/")
+    userinfo, at, host = netloc.rpartition("@")
+    if not at:
+        return None
+    return scheme + sep, userinfo, "@" + host + slash + path
+
+
+def url_password(url: str | None) -> str | None:
+    """The password in a URL's userinfo (`redis://:pw@host`, `redis://user:pw@host`); a userinfo
+    without ':' is taken as a password too (a token)."""
+    parts = _url_credentials(url or "")
+    if parts is None:
+        return None
+    user, colon, password = parts[1].partition(":")
+    return (password if colon else user) or None
+
+
+def mask_url(url: str) -> str:
+    """The URL with its password replaced by ***, for error lines and logs."""
+    parts = _url_credentials(url)
+    if parts is None:
+        return url
+    user, colon, _ = parts[1].partition(":")
+    return parts[0] + (f"{user}:***" if colon else "***") + parts[2]
 
 
 class Settings(BaseSettings):
@@ -62,6 +94,9 @@ class Settings(BaseSettings):
     bdapps_sms_source_address: str | None = Field(None, validation_alias="BDAPPS_SMS_SOURCE_ADDRESS")
     default_language: Literal["bn", "en"] = Field("bn", validation_alias="ALAP_DEFAULT_LANGUAGE")
     ussd_unicode: bool = Field(True, validation_alias="ALAP_USSD_UNICODE")
+    # Who may call /bdapps/* (server/bdapps/callers.py): comma-separated CIDRs, unset = anyone.
+    bdapps_allowed_ips: str | None = Field(None, validation_alias="BDAPPS_ALLOWED_IPS")
+    trusted_proxies: str | None = Field(None, validation_alias="ALAP_TRUSTED_PROXIES")
 
     # Not in design.md: tuning knobs with safe defaults.
     budget_ascii: int = Field(160, ge=40, le=182, validation_alias="ALAP_BUDGET_440")
@@ -119,6 +154,15 @@ class Settings(BaseSettings):
             raise ValueError("must list routes from bdapps, aamarsms, dinisoft, e.g. 'bdapps,aamarsms'")
         return ",".join(names)
 
+    @field_validator("bdapps_allowed_ips", "trusted_proxies")
+    @classmethod
+    def _cidrs(cls, value: str | None) -> str | None:
+        from .bdapps.callers import parse_networks
+
+        if value is None or not value.strip():
+            return None
+        return ",".join(str(n) for n in parse_networks(value))  # ValueError names the bad entry
+
     @field_validator("redis_url")
     @classmethod
     def _redis_scheme(cls, value: str | None) -> str | None:
@@ -126,12 +170,20 @@ class Settings(BaseSettings):
             return None
         if not value.startswith(("redis://", "rediss://", "unix://", "redis+cluster://")):
             raise ValueError("must start with redis://, rediss://, unix:// or redis+cluster://")
+        from redis.connection import parse_url
+
+        try:  # what the client will do at start-up (a bad port or option), said here in one line
+            parse_url(value.replace("redis+cluster://", "redis://", 1))
+        except ValueError as exc:
+            raise ValueError(mask_url(str(exc))) from None
         return value
 
     def secrets(self) -> list[str | None]:
         """Values that must never reach a log line."""
+        redis_password = url_password(self.redis_url)
         return [self.bdapps_password, self.ecourier_api_key, self.ecourier_api_secret, self.ecare_access_pass,
-                self.aamarsms_password, self.dinisoft_api_key, self.dinisoft_secret_key, self.admin_token]
+                self.aamarsms_password, self.dinisoft_api_key, self.dinisoft_secret_key, self.admin_token,
+                redis_password, unquote(redis_password) if redis_password else None]
 
     def require_production(self) -> None:
         """What `alap serve` cannot run without."""
@@ -145,8 +197,13 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         err = exc.errors()[0]
-        field = err["loc"][0] if err["loc"] else "?"
+        field = str(err["loc"][0]) if err["loc"] else "?"
+        by_alias = {info.validation_alias: name for name, info in Settings.model_fields.items()}
+        field = by_alias.get(field, field)  # errors name the variable or the field, depending on the source
         alias = Settings.model_fields[field].validation_alias if field in Settings.model_fields else field
         secret = field in Settings.model_fields and not Settings.model_fields[field].repr
-        shown = "" if secret else f" (got {err.get('input')!r})"
+        given = err.get("input")
+        if field == "redis_url" and isinstance(given, str):
+            given = mask_url(given)  # a REDIS_URL may carry the Redis password
+        shown = "" if secret else f" (got {given!r})"
         raise ConfigError(f"{alias}: {err['msg']}{shown}"[:300]) from None

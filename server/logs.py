@@ -1,7 +1,10 @@
 """structlog set-up: one JSON line per event on stdout (`alap dev` uses a readable console).
 
-Every event passes through `redact`: subscriber numbers keep only their last 3 digits, and
-the configured secrets (passwords, API keys) are replaced wherever they appear.
+Every event passes through `redactor`: subscriber numbers keep only their last 3 digits, and
+the configured secrets (passwords, API keys, the REDIS_URL password) are replaced wherever they
+appear. Lines that do not come through structlog (aiohttp's and asyncio's error reports,
+gunicorn's error log) get the same treatment from `RedactingFilter` on their handlers, so no
+line a process writes escapes it.
 """
 from __future__ import annotations
 
@@ -50,6 +53,31 @@ class Redactor:
 
 
 redactor = Redactor()
+
+
+class RedactingFilter(logging.Filter):
+    """A stdlib logging filter (for handlers) that redacts the formatted message and traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string: keep what was given, redacted
+            message = str(record.msg)
+        record.msg, record.args = redactor.clean(message), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redactor.clean(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redactor.clean(record.stack_info)
+        return True
+
+
+def redact_handlers(logger: logging.Logger) -> None:
+    """Put the RedactingFilter on every handler of `logger` (once)."""
+    for handler in logger.handlers:
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())
 _encoder = msgspec.json.Encoder()
 
 
@@ -65,6 +93,7 @@ def _json_line(event: dict[str, Any], **_: Any) -> str:
 def setup_logging(level: str = "info", *, json: bool = True, secrets: Iterable[str | None] = ()) -> None:
     numeric = _LEVELS.get(level, logging.INFO)
     logging.basicConfig(level=numeric, stream=sys.stdout, format="%(message)s")
+    redact_handlers(logging.getLogger())
     # httpx logs full URLs at INFO, and some upstreams take credentials in the query string.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)

@@ -2,11 +2,14 @@
 
 When `PROMETHEUS_MULTIPROC_DIR` is set (`alap serve` sets it for gunicorn workers), every
 process writes its samples there and `/metrics` aggregates them with MultiProcessCollector.
-Label values are bounded: routes, status codes, upstream names and codes, flow/state names.
+Label values are bounded, so that no caller can make a series per request: routes are route
+templates (`/bdapps/ussd`, or `unmatched` for a path no route serves), upstream error codes
+are one of `UPSTREAM_ERROR_CODES` or `other`, and flow/state names come from the loaded flows.
 """
 from __future__ import annotations
 
 import os
+from typing import Iterable
 
 from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest,
                                multiprocess)
@@ -31,10 +34,44 @@ RESUMES = Counter("alap_resumes_total",
                   "and outcome (offered, accepted, declined)", ["flow", "state", "outcome"])
 
 
+UNMATCHED_ROUTE = "unmatched"
+
+# The codes an upstream error may be counted under: BDApps' documented status codes, the
+# transport words of every client (server/bdapps/client.py, server/integrations/base.py), and
+# what each integration declares next to its own table of codes (`register_error_codes`).
+# Anything else an upstream answers, a code it made up or a garbled status, is `other` (the
+# code itself is in the log line); numbers that look like HTTP statuses count by class.
+_ERROR_CODES: set[str] = {
+    "E1303", "E1308", "E1309", "E1311", "E1312", "E1313", "E1315", "E1317", "E1318", "E1319", "E1325",
+    "E1326", "E1328", "E1331", "E1334", "E1335", "E1337", "E1341", "E1342", "E1343", "E1601", "E1602",
+    "E1603", "connect", "connect_timeout", "timeout", "disconnected", "transport", "malformed", "unsent",
+    "rejected",
+}
+
+
+def register_error_codes(codes: Iterable[str]) -> None:
+    """Called once per integration module, at import, with the codes its client documents."""
+    _ERROR_CODES.update(codes)
+
+
+def known_error_codes() -> frozenset[str]:
+    return frozenset(_ERROR_CODES)
+
+
+def error_label(code: str) -> str:
+    """A bounded label for an upstream error code."""
+    if code in _ERROR_CODES:
+        return code
+    number = code[5:] if code.startswith("http_") else code
+    if len(number) == 3 and number.isdigit() and number[0] in "12345":
+        return f"http_{number[0]}xx"
+    return "other"
+
+
 def observe_upstream(upstream: str, seconds: float, error_code: str | None) -> None:
     UPSTREAM_SECONDS.labels(upstream).observe(seconds)
     if error_code is not None:
-        UPSTREAM_ERRORS.labels(upstream, error_code).inc()
+        UPSTREAM_ERRORS.labels(upstream, error_label(error_code)).inc()
 
 
 class _ActiveSessions:

@@ -122,18 +122,38 @@ def check_workers(settings: Settings, workers: int) -> None:
 
 def check_app(settings: Settings) -> None:
     """Build the app exactly as each worker will (every flow, template and catalog is loaded
-    and checked: raises FlowErrors), then close the clients it made. They never connected
-    (connections open on first use, in the workers' `_resources`), and none survives into the
-    fork."""
-    from .app import STORE, UPSTREAMS, create_app
+    and checked: raises FlowErrors), check that every msgid the flows show is translated in
+    every shipped language (a Bengali subscriber must never get English because a catalog is
+    incomplete), then close the clients it made. They never connected (connections open on
+    first use, in the workers' `_resources`), and none survives into the fork."""
+    from .app import ENGINE, STORE, UPSTREAMS, create_app
+    from .engine.errors import FlowErrors
 
     app = create_app(settings)
+    problems = engine_catalog_problems(app[ENGINE])
 
     async def close() -> None:
         await app[UPSTREAMS].aclose()
         await app[STORE].close()
 
     asyncio.run(close())
+    if problems:
+        raise FlowErrors(problems)
+
+
+def engine_catalog_problems(engine: Any) -> list[Any]:
+    """Every msgid of the loaded flows, templates and engine texts that a shipped catalog lacks
+    (missing, fuzzy or untranslated), as FlowProblems at the msgid's place."""
+    from .engine.errors import FlowProblem, Mark
+    from .render.catalogs import CatalogMsgid, catalog_problems
+    from .tooling.check import flow_msgids, system_msgids, template_msgids
+
+    renderer = engine.renderer
+    found = [m for flow in engine.flows.values() for m in flow_msgids(flow, renderer)]
+    found += list(template_msgids(renderer)) + list(system_msgids())
+    msgids = [CatalogMsgid(m.msgid, m.mark.file, m.mark.line, m.mark.col, m.what) for m in found]
+    return [FlowProblem(Mark(p.file, p.line, p.col), p.message)
+            for p in catalog_problems(renderer.catalogs, msgids, renderer.locales_dir)]
 
 
 # -- metrics across processes ------------------------------------------------------------------
@@ -161,6 +181,22 @@ def _mark_worker_dead(arbiter: Any, worker: Any) -> None:
 
 
 # -- gunicorn ----------------------------------------------------------------------------------
+def redacting_logger_class() -> type:
+    """gunicorn's logger with the secrets redacted from its error log (a worker's crash report
+    may quote a URL or an upstream's answer), like every other line (server/logs.py)."""
+    from gunicorn.glogging import Logger
+
+    from .logs import redact_handlers
+
+    class RedactingLogger(Logger):
+        def setup(self, cfg: Any) -> None:
+            super().setup(cfg)
+            for logger in (self.error_log, self.access_log):
+                redact_handlers(logger)
+
+    return RedactingLogger
+
+
 def gunicorn_options(settings: Settings, workers: int, *, on_exit: Callable[[Any], None] | None = None) -> dict[str, Any]:
     options: dict[str, Any] = {
         "bind": [f"0.0.0.0:{settings.port}"],
@@ -175,6 +211,7 @@ def gunicorn_options(settings: Settings, workers: int, *, on_exit: Callable[[Any
         "loglevel": settings.log_level,
         "proc_name": "alap",
         "child_exit": _mark_worker_dead,
+        "logger_class": redacting_logger_class(),
         # gunicorn >= 24 opens a control socket at a fixed path per user: two servers on one
         # host (or a test starting two) would fight over it. Alap needs none.
         "control_socket_disable": True,
@@ -213,11 +250,14 @@ def run_gunicorn(settings: Settings, options: dict[str, Any]) -> None:
 def serve(settings: Settings, *, banner: bool = True) -> int:
     """Check everything, then run gunicorn until SIGTERM/SIGINT (exits through SystemExit).
     Raises ConfigError (one line) or FlowErrors (every problem) before anything starts."""
+    import structlog
+
+    from .bdapps.callers import CallerPolicy, unrestricted_warning
     from .logs import setup_logging
 
     workers = web_concurrency()
     check_workers(settings, workers)
-    setup_logging(settings.log_level, json=True)
+    setup_logging(settings.log_level, json=True, secrets=settings.secrets())
     metrics_dir = prepare_metrics_dir()
     master = os.getpid()
 
@@ -230,6 +270,9 @@ def serve(settings: Settings, *, banner: bool = True) -> int:
     except BaseException:
         remove_metrics_dir()
         raise
+    warning = unrestricted_warning(CallerPolicy.from_settings(settings.bdapps_allowed_ips, settings.trusted_proxies))
+    if warning:  # once, in the master: the workers inherit the settings, not the warning
+        structlog.get_logger("alap.serve").warning("callers_unrestricted", detail=warning)
     if banner:
         print(f"alap: serving on :{settings.port} ({workers} worker{'s' if workers > 1 else ''})", flush=True)
     run_gunicorn(settings, gunicorn_options(settings, workers, on_exit=remove_metrics_dir))
@@ -246,7 +289,7 @@ async def app_factory() -> "web.Application":
 
     settings = load_settings()
     settings.require_production()
-    setup_logging(settings.log_level, json=True)
+    setup_logging(settings.log_level, json=True, secrets=settings.secrets())
     return create_app(settings)
 
 

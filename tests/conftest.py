@@ -41,36 +41,65 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: ask Linux to SIGTERM it when the test process dies, so a killed
+    pytest (or xdist worker) leaves no redis-server behind. A no-op where prctl is unavailable."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 class RedisServer:
-    """A throwaway redis-server on a free loopback port, so tests never touch shared data."""
+    """A throwaway redis-server on a free loopback port, so tests never touch shared data. Under
+    pytest-xdist each worker starts its own (its data dir is named after the worker)."""
 
     def __init__(self, port: int | None = None) -> None:
+        self.fixed_port = port
         self.port = port or free_port()
-        self.dir = tempfile.mkdtemp(prefix="alap-redis-")
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        self.dir = tempfile.mkdtemp(prefix=f"alap-redis-{worker}-")
         self.proc: subprocess.Popen | None = None
+        self.started = False  # a restart keeps its port (tests stop and start the same server)
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> "RedisServer":
+        for _ in range(1 if self.fixed_port or self.started else 5):
+            if self._start_once():
+                self.started = True
+                return self
+            self.port = free_port()  # another process took the port between free_port() and the bind
+        raise RuntimeError("redis-server did not start")
+
+    def _start_once(self) -> bool:
         self.proc = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
              "--dir", self.dir],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent)
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and self.proc.poll() is None:
             try:
-                if sync_redis.Redis(port=self.port, socket_timeout=0.2).ping():
-                    return self
-            except sync_redis.exceptions.ConnectionError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
+                client = sync_redis.Redis(port=self.port, socket_timeout=0.2)
+                # The server answering must be ours (its dir), not another worker's on a reused port.
+                if client.ping() and client.config_get("dir").get("dir") == os.path.realpath(self.dir):
+                    return True
+            except sync_redis.exceptions.RedisError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        return False
 
     def stop(self) -> None:
         if self.proc:
-            self.proc.terminate()
-            self.proc.wait(5)
+            if self.proc.poll() is None:
+                self.proc.terminate()
+                self.proc.wait(5)
             self.proc = None
 
     def cleanup(self) -> None:
@@ -88,8 +117,10 @@ def redis_url() -> str:
         pytest.exit("Redis tests need redis-server on PATH (Debian/Ubuntu: apt install redis-server) "
                     "or ALAP_TEST_REDIS_URL", returncode=3)
     server = RedisServer().start()
-    yield server.url
-    server.cleanup()
+    try:
+        yield server.url
+    finally:
+        server.cleanup()
 
 
 @asynccontextmanager

@@ -2,8 +2,9 @@
 
 It is on every hop's path, so it uses one pooled keep-alive aiohttp session per process.
 A send is retried only when it cannot have been delivered twice or the gateway says so:
-retryable BDApps codes (appendix A) and connections that were never made. A timeout after
-the request was written is logged and not retried: the screen may already be on the phone.
+retryable BDApps codes (appendix A) and requests that never left. A timeout or a dropped
+connection after the request was written is logged and not retried: the screen may already be
+on the phone (one rule for USSD and SMS: server/integrations/delivery.py).
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import aiohttp
 import msgspec
 import structlog
 
+from ..integrations.delivery import classify, never_sent
 from ..integrations.sms_parts import is_gsm7
 from ..metrics import observe_upstream
 from .codes import SUCCESS, is_retryable
@@ -61,7 +63,7 @@ def sms_outcome(code: str) -> SmsOutcome:
         return "rate_limited"
     if code == SMS_DAILY_LIMITED:
         return "daily_limit"
-    if code in SMS_RETRYABLE or code == "connect" or (code.startswith("http_5")):
+    if code in SMS_RETRYABLE or never_sent(code) or (code.startswith("http_5")):
         return "retryable"
     if code in ("timeout", "disconnected", "transport", "malformed"):
         return "ambiguous"
@@ -92,7 +94,8 @@ class SmsSendResult:
 
     `outcome` is the typed reading of `status_code`: for a request the gateway accepted as a
     whole (S1000) but refused for the (single) destination, the destination's code decides.
-    `status_code` is the BDApps code, or "connect" (never reached: safe to send elsewhere),
+    `status_code` is the BDApps code, or "connect" / "connect_timeout" (never reached: safe to
+    send elsewhere),
     "http_<n>", "timeout" / "disconnected" / "transport" / "malformed" (the gateway may
     have taken the message: outcome "ambiguous").
     """
@@ -161,7 +164,7 @@ class BdappsGateway:
                 log.debug("bdapps_send", path=path, status_code=result.status_code, attempt=attempt,
                           latency_ms=latency, **log_fields)
                 return result
-            retryable = is_retryable(result.status_code) or result.status_code == "connect"
+            retryable = is_retryable(result.status_code) or never_sent(result.status_code)
             log.warning("bdapps_send_failed", path=path, status_code=result.status_code, detail=result.detail,
                         attempt=attempt, retryable=retryable, latency_ms=latency, **log_fields)
             if not retryable or attempt == self.attempts:
@@ -176,12 +179,9 @@ class BdappsGateway:
                 raw = await response.read()
                 if response.status >= 400:
                     return SendResult(False, f"http_{response.status}", attempts=attempt)
-        except (aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError) as exc:
-            return SendResult(False, "connect", type(exc).__name__, attempt)
-        except asyncio.TimeoutError:
-            return SendResult(False, "timeout", "no answer in time", attempt)
-        except aiohttp.ClientError as exc:
-            return SendResult(False, "transport", type(exc).__name__, attempt)
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            failure = classify(exc)
+            return SendResult(False, failure.code, failure.detail, attempt)
         try:
             answer = msgspec.json.decode(raw)
             code = str(answer.get("statusCode", ""))
@@ -244,14 +244,9 @@ class BdappsGateway:
                                       headers={"Content-Type": "application/json"}) as response:
                 raw = await response.read()
                 status = response.status
-        except aiohttp.ClientConnectorError as exc:
-            return failed("connect", type(exc).__name__)  # never reached the gateway
-        except aiohttp.ServerDisconnectedError:
-            return failed("disconnected", "connection closed before an answer")
-        except asyncio.TimeoutError:
-            return failed("timeout", "no answer in time")
-        except aiohttp.ClientError as exc:
-            return failed("transport", type(exc).__name__)
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            failure = classify(exc)
+            return failed(failure.code, failure.detail)
         if status >= 400:
             return failed(f"http_{status}", f"gateway answered HTTP {status}")
         try:

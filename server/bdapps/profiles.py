@@ -14,12 +14,7 @@ async def apply_profile_changes(store: Store, key: str, reply: Reply) -> None:
     error screen (the subscriber's step has already happened)."""
     if reply.language is None and reply.opted_out is None:
         return
-    try:
-        profile = await store.get_profile(key)
-        if reply.language is not None:
-            profile.lang = reply.language
-        if reply.opted_out is not None:
-            profile.opted_out = reply.opted_out
-        await store.set_profile(key, profile)
+    try:  # only the changed fields: another channel may be changing the others right now
+        await store.update_profile(key, lang=reply.language, opted_out=reply.opted_out)
     except StoreUnavailable as exc:
         log.error("profile_update_failed", address=key, error=str(exc))

@@ -4,7 +4,11 @@
 `{"address": "tel:8801...", "flow": "parcel_notice", "vars": {...}}` answers 202 with the new
 session id; the subscriber's `mo-cont` replies then continue the flow like any session. When the
 gateway refuses the `mt-init` (non-S1000, e.g. not allowed for the app), the same notice goes
-out by SMS instead. No token configured: the endpoint is off (404). Wrong token: 401.
+out by SMS instead. No token configured: the endpoint is off (404). Wrong token: 401. The
+store unreachable: 503 with the BDApps-style temporary error (E1603), nothing started.
+
+The send runs in the background after the 202, so it must never raise: a refused push and a
+failed fallback SMS are both logged with their codes (`push_refused`, `push_sms_failed`).
 """
 from __future__ import annotations
 
@@ -21,10 +25,11 @@ from aiohttp import web
 from ..engine.engine import Engine, Subscriber
 from ..engine.session import encode_session
 from ..render.budget import encoding_for
-from ..store import Store
+from ..store import Store, StoreUnavailable
 from .background import spawn
 from .client import BdappsGateway
-from .payloads import InvalidRequest, NonEmpty, decode, invalid_body, msisdn_of, subscriber_key
+from .payloads import (TEMPORARY_ERROR, InvalidRequest, NonEmpty, decode, invalid_body, msisdn_of,
+                       subscriber_key)
 
 log = structlog.get_logger("alap.push")
 
@@ -51,12 +56,12 @@ class PushService:
         """Start the flow; returns the session id. The screen goes out in the background."""
         session_id = "push-" + secrets.token_hex(8)
         key = subscriber_key(request.address)
-        claim = await self.store.claim(session_id, session_id, profile_of=key)
+        claim = await self.store.claim(session_id, session_id, owner=key, profile_of=key)
         assert claim.lease is not None  # a fresh id cannot be busy or seen
         language = (claim.lease.profile.lang if claim.lease.profile else None) or self.default_language
         subscriber = Subscriber(session_id, request.address, msisdn_of(request.address))
         session, reply = await self.engine.start(subscriber, "", language, flow_name=request.flow,
-                                                 variables=request.vars)
+                                                 variables=request.vars, deadline=claim.lease.turn_deadline)
         await self.store.commit(claim.lease, None if reply.final else encode_session(session), self.session_ttl,
                                 answered=False)
         spawn(self.tasks, self._send(session_id, request.address, reply.text, reply.final))
@@ -68,10 +73,27 @@ class PushService:
         if result.ok:
             log.info("push_sent", session_id=session_id, address=address)
             return
-        log.warning("push_refused_sending_sms", session_id=session_id, status_code=result.status_code)
-        lease = await self.store.acquire(session_id)
-        await self.store.commit(lease, None, self.session_ttl, answered=False)  # no USSD session will follow
-        await self.notice_by_sms(address, text)
+        log.warning("push_refused", session_id=session_id, status_code=result.status_code,
+                    detail=result.detail, fallback="sms")
+        try:
+            lease = await self.store.acquire(session_id)
+            await self.store.commit(lease, None, self.session_ttl, answered=False)  # no USSD session will follow
+        except Exception as exc:  # the session then simply expires with its TTL
+            log.warning("push_session_not_closed", session_id=session_id, error=f"{type(exc).__name__}: {exc}")
+        try:
+            sent = await self.notice_by_sms(address, text)
+        except Exception as exc:  # StoreUnavailable (the opt-out check), or a bug: never out of the task
+            log.error("push_sms_failed", session_id=session_id, ussd_status_code=result.status_code,
+                      sms_code="store_unavailable" if isinstance(exc, StoreUnavailable) else type(exc).__name__,
+                      detail=str(exc)[:200])
+            return
+        # `sent` is the SMS sender's SentMessage (server/messaging/sender.py); its status is a str enum.
+        status = getattr(getattr(sent, "status", None), "value", "ACCEPTED")
+        if status in ("ACCEPTED", "PARKED", "OPTED_OUT"):  # parked: the sender tries again later
+            log.info("push_sms_sent", session_id=session_id, sms_status=status)
+            return
+        log.error("push_sms_failed", session_id=session_id, ussd_status_code=result.status_code,
+                  sms_status=status, sms_code=getattr(sent, "code", None), detail=getattr(sent, "detail", None))
 
 
 PUSH_SERVICE = web.AppKey("push_service", PushService)
@@ -93,5 +115,9 @@ async def push_ussd(request: web.Request) -> web.Response:
     if push.flow not in service.engine.flows:
         return web.Response(body=invalid_body(f"unknown flow {push.flow[:40]!r}"), status=400,
                             content_type="application/json")
-    session_id = await service.push(push)
+    try:
+        session_id = await service.push(push)
+    except StoreUnavailable as exc:
+        log.error("push_store_unavailable", error=str(exc))
+        return web.Response(body=TEMPORARY_ERROR, status=503, content_type="application/json")
     return web.json_response({"sessionId": session_id}, status=202)

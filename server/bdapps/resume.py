@@ -98,8 +98,8 @@ class Resumes:
         log.info("resume_offered", session_id=mo.sessionId, flow=dropped.flow, state=dropped.state)
         return data, engine.system_menu(dropped.lang, [system.RESUME_CONTINUE, system.RESUME_RESTART])
 
-    async def answer(self, engine: Engine, data: bytes, subscriber: Subscriber,
-                     text: str) -> tuple[Session | None, Reply]:
+    async def answer(self, engine: Engine, data: bytes, subscriber: Subscriber, text: str,
+                     *, deadline: float | None = None) -> tuple[Session | None, Reply]:
         """The subscriber's choice on the offer: (the session to save, the screen). An invalid
         choice shows the offer again (session None: the offer stays as it is)."""
         offer = _offer_decoder.decode(data)
@@ -113,4 +113,4 @@ class Resumes:
         log.info(f"resume_{outcome}", session_id=subscriber.session_id, flow=dropped.flow, state=dropped.state)
         if choice == CONTINUE:
             return dropped, await engine.show(dropped, subscriber)
-        return await engine.start(subscriber, offer.dialled, offer.lang)
+        return await engine.start(subscriber, offer.dialled, offer.lang, deadline=deadline)

@@ -8,7 +8,7 @@ import msgspec
 import structlog
 from aiohttp import web
 
-from ..store import StoreUnavailable
+from ..store import ForeignSession, StoreUnavailable
 from .payloads import (ACK, TEMPORARY_ERROR, DeliveryReport, InvalidRequest, SmsReceive, UssdReceive,
                        auth_failed_body, decode, invalid_body)
 from .sms import SmsService
@@ -60,6 +60,8 @@ def _mo_route(kind: type[msgspec.Struct], service: web.AppKey) -> Callable[[web.
         except StoreUnavailable as exc:
             log.error("callback_store_unavailable", kind=kind.__name__, error=str(exc))
             return _json(TEMPORARY_ERROR, 503)
+        except ForeignSession:
+            return _json(invalid_body("sourceAddress is not the subscriber of this session"), 400)
         return _json(ACK)
 
     return receive

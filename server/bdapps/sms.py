@@ -9,6 +9,7 @@ the outbound SMS sender as replies to the subscriber's own request (so opt-out n
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
@@ -18,7 +19,7 @@ import structlog
 from ..engine.engine import Engine, Reply, Subscriber
 from ..engine.session import decode_session, encode_session
 from ..render import system
-from ..store import Lease, LockTimeout, Store, StoreUnavailable
+from ..store import Claim, HopSuperseded, Lease, LockTimeout, Store, StoreUnavailable
 from .background import spawn
 from .payloads import SmsReceive, msisdn_of, subscriber_key
 from .profiles import apply_profile_changes
@@ -45,18 +46,22 @@ class SmsService:
         if claim.status == "duplicate":
             log.info("sms_duplicate", request_id=mo.requestId)
             return False
-        spawn(self.tasks, self._handle(mo, key, claim.lease, time.perf_counter()))
+        spawn(self.tasks, self._handle(mo, key, claim, time.perf_counter()))
         return True
 
     async def drain(self, timeout: float) -> None:
         if self.tasks:
             await asyncio.wait(list(self.tasks), timeout=timeout)
 
-    async def _handle(self, mo: SmsReceive, key: str, lease: Lease | None, started: float) -> None:
+    async def _handle(self, mo: SmsReceive, key: str, claim: Claim, started: float) -> None:
+        lease = claim.lease
         try:
             if lease is None:
-                lease = await self.store.acquire(f"sms:{key}", profile_of=key)
+                lease = await self.store.acquire(f"sms:{key}", pending=claim.pending, profile_of=key)
             reply = await self._turn(mo, key, lease)
+        except HopSuperseded:  # a redelivery of this message took it over and answers it
+            log.info("sms_superseded", request_id=mo.requestId)
+            return
         except (LockTimeout, StoreUnavailable) as exc:
             log.error("sms_store_problem", error=type(exc).__name__)
             reply = self.engine.system_reply(self.default_language, system.SERVICE_BUSY, channel="sms")
@@ -64,7 +69,8 @@ class SmsService:
             log.exception("sms_failed")
             reply = self.engine.system_reply(self.default_language, system.SYSTEM_ERROR, channel="sms")
             if lease is not None:
-                await self.store.commit(lease, None, self.session_ttl)
+                with contextlib.suppress(StoreUnavailable, HopSuperseded):
+                    await self.store.commit(lease, None, self.session_ttl)
         try:
             await self.reply(mo.sourceAddress, reply.text)
         except Exception:
@@ -78,7 +84,7 @@ class SmsService:
         session = decode_session(lease.session)
         flow, keyword, args = self.engine.match_keyword(mo.message)
         if session is not None and not (flow is not None and flow.interrupt):
-            reply = await self.engine.advance(session, subscriber, mo.message)
+            reply = await self.engine.advance(session, subscriber, mo.message, deadline=lease.turn_deadline)
         else:
             variables = {"args": args, "keyword": keyword}
             if flow is None:
@@ -88,7 +94,10 @@ class SmsService:
                 await self.store.release(lease)
                 return self.engine.system_reply(language, system.INVALID_CHOICE, channel="sms")
             session, reply = await self.engine.start(subscriber, mo.message, language, channel="sms",
-                                                     flow_name=flow.name, variables=variables)
-        await self.store.commit(lease, None if reply.final else encode_session(session), self.session_ttl)
+                                                     flow_name=flow.name, variables=variables,
+                                                     deadline=lease.turn_deadline)
+        if not await self.store.commit(lease, None if reply.final else encode_session(session), self.session_ttl):
+            log.error("sms_lock_lost", address=mo.sourceAddress)  # as server/bdapps/ussd.py: no reply without state
+            return self.engine.system_reply(session.lang, system.SERVICE_BUSY, channel="sms")
         await apply_profile_changes(self.store, key, reply)
         return reply

@@ -1,9 +1,11 @@
-"""The USSD hop: claim (dedupe + lock + load) before the ack, then in the background run one
-engine turn, save, release and send the screen through `/ussd/send`.
+"""The USSD hop: claim (owner check + dedupe + lock + load) before the ack, then in the
+background run one engine turn inside the lock's lifetime, save, release and send the screen
+through `/ussd/send`.
 
 Order matters: the session is saved before the screen goes out, so the subscriber's next
-reply (which can only come after they saw the screen) always finds the new state. A re-dial
-after a dropped call may first be offered to continue (server/bdapps/resume.py).
+reply (which can only come after they saw the screen) always finds the new state; a state that
+could not be saved ends the session with a "service busy" screen instead. A re-dial after a
+dropped call may first be offered to continue (server/bdapps/resume.py).
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from ..engine.engine import Engine, Reply, Subscriber
 from ..engine.session import decode_session, encode_session
 from ..render import system
 from ..render.budget import encoding_for
-from ..store import Lease, LockTimeout, Store, StoreUnavailable
+from ..store import Claim, ForeignSession, HopSuperseded, Lease, LockTimeout, Store, StoreUnavailable
 from .background import spawn
 from .client import BdappsGateway
 from .payloads import UssdReceive, msisdn_of, subscriber_key
@@ -52,16 +54,22 @@ class UssdService:
 
     async def receive(self, mo: UssdReceive) -> bool:
         """Claim the hop. True when it was accepted (a background task now owns it), False for a
-        duplicate delivery. Raises StoreUnavailable when the store cannot be reached."""
+        duplicate delivery. Raises StoreUnavailable when the store cannot be reached, and
+        ForeignSession when the session belongs to another subscriber (nothing was changed)."""
+        owner = subscriber_key(mo.sourceAddress)
         initial = mo.ussdOperation == "mo-init"
-        profile_of = subscriber_key(mo.sourceAddress) if initial else None
+        profile_of = owner if initial else None
         resume_of = self.resumes.key_for_dial(self.engine, mo) if initial else None
-        claim = await self.store.claim(mo.sessionId, mo.requestId, profile_of=profile_of, resume_of=resume_of)
+        claim = await self.store.claim(mo.sessionId, mo.requestId, owner=owner, profile_of=profile_of,
+                                       resume_of=resume_of)
+        if claim.status == "foreign":
+            log.warning("ussd_foreign_session", session_id=mo.sessionId, address=mo.sourceAddress)
+            raise ForeignSession(mo.sessionId)
         if claim.status == "duplicate":
             self.stats.duplicates += 1
             log.info("ussd_duplicate", session_id=mo.sessionId, request_id=mo.requestId)
             return False
-        spawn(self.tasks, self._hop(mo, claim.lease, time.perf_counter()))
+        spawn(self.tasks, self._hop(mo, claim, time.perf_counter()))
         return True
 
     async def drain(self, timeout: float) -> None:
@@ -69,14 +77,23 @@ class UssdService:
         if self.tasks:
             await asyncio.wait(list(self.tasks), timeout=timeout)
 
-    async def _hop(self, mo: UssdReceive, lease: Lease | None, started: float) -> None:
+    async def _hop(self, mo: UssdReceive, claim: Claim, started: float) -> None:
+        """Exactly one screen for an acknowledged hop, whatever happens (server/store/base.py
+        explains the one exception: a redelivery took the hop over and sends it instead)."""
         self.stats.hops += 1
-        profile_of = subscriber_key(mo.sourceAddress)
+        lease = claim.lease
         try:
             if lease is None:  # another hop of this session held the lock: wait our turn
                 lease = await self.store.acquire(
-                    mo.sessionId, profile_of=profile_of if mo.ussdOperation == "mo-init" else None)
-            reply = await self._turn(mo, lease, profile_of)
+                    mo.sessionId, pending=claim.pending,
+                    profile_of=subscriber_key(mo.sourceAddress) if mo.ussdOperation == "mo-init" else None)
+            reply = await self._turn(mo, lease)
+        except HopSuperseded:
+            log.info("ussd_hop_superseded", session_id=mo.sessionId, request_id=mo.requestId)
+            return
+        except ForeignSession:  # another address took the session while this hop waited
+            log.warning("ussd_foreign_session", session_id=mo.sessionId, address=mo.sourceAddress)
+            return
         except LockTimeout:
             log.error("ussd_lock_timeout", session_id=mo.sessionId)
             reply = self.engine.system_reply(self.default_language, system.SERVICE_BUSY, "error")
@@ -91,20 +108,21 @@ class UssdService:
                 await self._forget(lease, mo)
         await self._send(mo, reply, started)
 
-    async def _turn(self, mo: UssdReceive, lease: Lease, profile_of: str) -> Reply:
+    async def _turn(self, mo: UssdReceive, lease: Lease) -> Reply:
+        profile_of = subscriber_key(mo.sourceAddress)
         subscriber = Subscriber(mo.sessionId, mo.sourceAddress, msisdn_of(mo.sourceAddress))
         if mo.ussdOperation == "mo-init":
             offer = self.resumes.offer(self.engine, lease.resume, mo) if lease.resume else None
             if offer is not None:  # a re-dial after a dropped call: continue or start again?
-                await self.store.commit(lease, offer[0], self.session_ttl, answered=False)
-                return offer[1]
+                return await self._offer(lease, *offer, answered=False)
             language = lease.profile.lang if lease.profile else None
-            session, reply = await self.engine.start(subscriber, mo.message, language or self.default_language)
+            session, reply = await self.engine.start(subscriber, mo.message, language or self.default_language,
+                                                     deadline=lease.turn_deadline)
         elif is_offer(lease.session):
-            chosen, reply = await self.resumes.answer(self.engine, lease.session, subscriber, mo.message)
+            chosen, reply = await self.resumes.answer(self.engine, lease.session, subscriber, mo.message,
+                                                      deadline=lease.turn_deadline)
             if chosen is None:  # not 1 or 2: the offer again
-                await self.store.commit(lease, lease.session, self.session_ttl, answered=True)
-                return reply
+                return await self._offer(lease, lease.session, reply, answered=True)
             session = chosen
         else:
             session = decode_session(lease.session)
@@ -112,20 +130,31 @@ class UssdService:
                 await self.store.release(lease)
                 profile = await self.store.get_profile(profile_of)
                 return self.engine.system_reply(profile.lang or self.default_language, system.SESSION_ENDED)
-            reply = await self.engine.advance(session, subscriber, mo.message)
+            reply = await self.engine.advance(session, subscriber, mo.message, deadline=lease.turn_deadline)
         data = None if reply.final else encode_session(session)
         answered = mo.ussdOperation == "mo-cont"
         resume = self.resumes.record(self.engine, session, reply, mo.sourceAddress, data)
         if not await self.store.commit(lease, data, self.session_ttl, answered=answered, resume=resume):
+            # The lock ran out and the state was not saved: a screen that waits for input would
+            # be answered against a state the next hop cannot find. End the session instead.
             log.error("ussd_lock_lost", session_id=mo.sessionId)
+            return self.engine.system_reply(session.lang, system.SERVICE_BUSY, "error")
         await apply_profile_changes(self.store, profile_of, reply)
+        return reply
+
+    async def _offer(self, lease: Lease, data: bytes, reply: Reply, *, answered: bool) -> Reply:
+        """Save the resume offer as this session's state (like any state: not saved, no screen
+        that waits for input)."""
+        if not await self.store.commit(lease, data, self.session_ttl, answered=answered):
+            log.error("ussd_lock_lost", session_id=lease.session_id)
+            return self.engine.system_reply(self.default_language, system.SERVICE_BUSY, "error")
         return reply
 
     async def _forget(self, lease: Lease, mo: UssdReceive) -> None:
         try:
             await self.store.commit(lease, None, self.session_ttl, answered=True,
                                     resume=self.resumes.forget(self.engine, mo, lease))
-        except StoreUnavailable:
+        except (StoreUnavailable, HopSuperseded):
             pass
 
     async def _send(self, mo: UssdReceive, reply: Reply, started: float) -> None:

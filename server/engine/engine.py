@@ -1,10 +1,16 @@
 """One turn: subscriber input -> new state + screen. No HTTP, no Redis: the caller loads the
 session, calls `start` or `advance`, saves the session and sends `Reply.text`. A session runs on
-the flow versions it is pinned to (engine/pinning.py), whatever was deployed since."""
+the flow versions it is pinned to (engine/pinning.py), whatever was deployed since.
+
+A turn has one deadline (a `time.monotonic()` value the caller passes; the USSD transport
+derives it from its session lock, server/store/base.py `Lease.turn_deadline`): every action of
+the turn, chained ones and those a dialled shortcut's replayed inputs reach, runs inside what
+is left of it, and an action with no time left takes its fallback at once."""
 from __future__ import annotations
 
 import asyncio
 import re
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +34,7 @@ log = structlog.get_logger("alap.engine")
 # *213*1*2#  ->  code "*213#", inputs ["1", "2"]
 _DIAL = re.compile(r"^\*(\d+)((?:\*[^*#]*)*)#?$")
 _MAX_AUTO_STEPS = 25
+MAX_SHORTCUT_SEGMENTS = 8  # *213*1*2*...#: inputs replayed in one turn; the rest are ignored
 # An SMS reply may be three concatenated parts (153 GSM-7 or 67 UCS-2 characters each) before
 # it is paginated: one message where possible, never a wall of parts.
 SMS_BUDGET = Budget(ascii=459, unicode=201)
@@ -91,24 +98,25 @@ class Engine:
     # -- entry points -------------------------------------------------------------------------
     async def start(self, subscriber: Subscriber, message: str, language: str | None,
                     *, channel: str = "ussd", flow_name: str | None = None,
-                    variables: dict[str, Any] | None = None) -> tuple[Session, Reply]:
+                    variables: dict[str, Any] | None = None, deadline: float | None = None) -> tuple[Session, Reply]:
         code, inputs = parse_dialled(message) if channel == "ussd" else (message, [])
         flow = self.flows.get(flow_name or "") or self.by_code.get(code) or self.default_flow
         session = Session(flow=flow.name, root=flow.name, state=flow.start,
                           lang=language or self.default_language, channel=channel,
                           vars=dict(variables or {}), history=[])
-        turn = _Turn(self, self.versions.get(session, flow.name), session, subscriber)
+        turn = _Turn(self, self.versions.get(session, flow.name), session, subscriber, deadline)
         await turn.enter(flow.start)
-        for segment in inputs:  # shortcut dialling: replay segments as typed inputs
-            if turn.final or turn.notice or turn.ended_text:
+        for segment in inputs[:MAX_SHORTCUT_SEGMENTS]:  # shortcut dialling: replay segments as typed inputs
+            if turn.final or turn.notice or turn.ended_text or turn.out_of_time():
                 break
             await turn.handle(segment)
         return session, turn.reply()
 
-    async def advance(self, session: Session, subscriber: Subscriber, text: str) -> Reply:
+    async def advance(self, session: Session, subscriber: Subscriber, text: str,
+                      *, deadline: float | None = None) -> Reply:
         """One input on a live session, on the flow versions the session is pinned to."""
         try:
-            turn = await self._resume_turn(session, subscriber)
+            turn = await self._resume_turn(session, subscriber, deadline)
             await turn.handle(text)
         except VersionUnavailable as exc:
             return self._version_lost(session, exc)
@@ -117,7 +125,7 @@ class Engine:
     async def show(self, session: Session, subscriber: Subscriber) -> Reply:
         """The screen a session is on (its state and page), again: continuing a dropped call."""
         try:
-            turn = await self._resume_turn(session, subscriber)
+            turn = await self._resume_turn(session, subscriber, None)
         except VersionUnavailable as exc:
             return self._version_lost(session, exc)
         return turn.reply()
@@ -135,12 +143,12 @@ class Engine:
             return False
         return flow.resume and state is not None and state.resume
 
-    async def _resume_turn(self, session: Session, subscriber: Subscriber) -> _Turn:
+    async def _resume_turn(self, session: Session, subscriber: Subscriber, deadline: float | None) -> _Turn:
         await self.versions.load(session.ver)
         runtime = self.versions.get(session, session.flow)
         if session.state not in runtime.flow.states:  # a session saved before versions were pinned
             raise VersionUnavailable(f"flow {session.flow} has no state {session.state}")
-        return _Turn(self, runtime, session, subscriber)
+        return _Turn(self, runtime, session, subscriber, deadline)
 
     def _version_lost(self, session: Session, exc: VersionUnavailable) -> Reply:
         log.warning("session_version_unavailable", flow=session.flow, state=session.state,
@@ -166,8 +174,10 @@ class Engine:
 class _Turn:
     """The work of one hop on one session."""
 
-    def __init__(self, engine: Engine, runtime: FlowRuntime, session: Session, subscriber: Subscriber) -> None:
+    def __init__(self, engine: Engine, runtime: FlowRuntime, session: Session, subscriber: Subscriber,
+                 deadline: float | None = None) -> None:
         self.engine = engine
+        self.deadline = deadline
         self._use(runtime)
         self.session = session
         self.subscriber = subscriber
@@ -191,6 +201,12 @@ class _Turn:
     @property
     def state(self) -> State:
         return self.flow.states[self.session.state]
+
+    def time_left(self) -> float:
+        return float("inf") if self.deadline is None else self.deadline - time.monotonic()
+
+    def out_of_time(self) -> bool:
+        return self.time_left() <= 0
 
     # -- input -----------------------------------------------------------------------------------
     async def handle(self, raw: str) -> None:
@@ -296,6 +312,10 @@ class _Turn:
         spec = self.engine.actions.get(state.action or "")
         if spec is None:
             return "__fallback__"
+        timeout = min(state.timeout, self.time_left())
+        if timeout <= 0:  # the turn's time is spent (chained actions, replayed shortcut inputs)
+            log.warning("action_skipped_no_time", action=spec.name, flow=self.flow.name)
+            return "__fallback__"
         try:
             ctx = ActionContext(
                 session_id=self.subscriber.session_id, address=self.subscriber.address,
@@ -303,9 +323,9 @@ class _Turn:
                 vars=dict(self.session.vars), args=self._render_args(state.args),
                 channel=self.session.channel,
             )
-            result: ActionResult = await asyncio.wait_for(spec.fn(ctx), timeout=state.timeout)
+            result: ActionResult = await asyncio.wait_for(spec.fn(ctx), timeout=timeout)
         except asyncio.TimeoutError:
-            log.warning("action_timeout", action=spec.name, timeout=state.timeout, flow=self.flow.name)
+            log.warning("action_timeout", action=spec.name, timeout=round(timeout, 3), flow=self.flow.name)
             return "__fallback__"
         except Exception:
             log.exception("action_failed", action=spec.name, flow=self.flow.name)

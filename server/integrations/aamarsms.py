@@ -51,6 +51,7 @@ from server.integrations.sms_parts import (
     SmsAccepted, SmsBalance, SmsFailed, hide_query_in_httpx_logs, invalid_recipient,
     normalize_msisdn, sms_parts,
 )
+from server.metrics import register_error_codes
 
 UPSTREAM = "aamarsms"
 DEFAULT_BASE_URL = "https://aamarsms.com"
@@ -67,6 +68,7 @@ _ERRORS: dict[str, tuple[type[UpstreamError], str]] = {
     "108": (UpstreamRejected, "Message text is too long"),
     "109": (UpstreamRejected, "smsid empty"),
 }
+register_error_codes([*_ERRORS])  # their metric label (server/metrics.py)
 
 _STATES: dict[str, DeliveryState] = {
     "SENT": "sent", "DELIVERED": "delivered", "FAILED": "failed", "PENDING": "pending",

@@ -12,7 +12,8 @@ from typing import Any, Mapping
 import httpx
 import structlog
 
-from ..metrics import UPSTREAM_ERRORS, UPSTREAM_SECONDS
+from ..metrics import UPSTREAM_ERRORS, UPSTREAM_SECONDS, error_label
+from .delivery import classify
 
 log = structlog.get_logger("alap.upstream")
 
@@ -37,7 +38,7 @@ class UpstreamError(Exception):
             self.retryable = retryable
         # Counted where it is made: every client raises exactly one typed error per failure,
         # including the errors that upstreams report inside HTTP 200 bodies.
-        UPSTREAM_ERRORS.labels(upstream, code).inc()
+        UPSTREAM_ERRORS.labels(upstream, error_label(code)).inc()  # bounded: server/metrics.py
         super().__init__(f"{upstream} {code}: {detail}" if detail else f"{upstream} {code}")
 
 
@@ -56,8 +57,10 @@ class UpstreamUnavailable(UpstreamError):
 
 
 class UpstreamTimeout(UpstreamError):
-    """No answer in time. The call may or may not have taken effect: money calls must ask
-    again with the same idempotency key, never assume either way."""
+    """No answer: a timeout, or the connection dropped after the request was written (code
+    "timeout", "disconnected" or "transport"; server/integrations/delivery.py). The call may
+    or may not have taken effect: money calls must ask again with the same idempotency key,
+    never assume either way; a message is not sent again."""
 
     retryable = True
 
@@ -110,15 +113,11 @@ async def send(client: httpx.AsyncClient, upstream: str, method: str, url: str, 
         status = response.status_code
         outcome = "ok"
         return response
-    except httpx.ConnectError as exc:
-        raise UpstreamConnectError(upstream, "connect", type(exc).__name__) from None
-    except httpx.TimeoutException as exc:
-        # A connect timeout never reached the upstream; a read timeout might have.
-        if isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout)):
-            raise UpstreamConnectError(upstream, "connect_timeout", type(exc).__name__) from None
-        raise UpstreamTimeout(upstream, "timeout", type(exc).__name__) from None
     except httpx.HTTPError as exc:
-        raise UpstreamUnavailable(upstream, "transport", type(exc).__name__) from None
+        failure = classify(exc)
+        if failure.maybe_delivered:
+            raise UpstreamTimeout(upstream, failure.code, failure.detail) from None
+        raise UpstreamConnectError(upstream, failure.code, failure.detail) from None
     finally:
         elapsed = time.perf_counter() - started
         UPSTREAM_SECONDS.labels(upstream).observe(elapsed)

@@ -54,6 +54,7 @@ from server.integrations.sms_parts import (
     DeliveryState, DeliveryStatus, RecipientStatus, SmsAccepted, SmsBalance, SmsFailed,
     hide_query_in_httpx_logs, invalid_recipient, normalize_msisdn, sms_parts,
 )
+from server.metrics import register_error_codes
 
 UPSTREAM = "dinisoft"
 DEFAULT_BASE_URL = "https://sms.dinisoftbd.com:7790"
@@ -69,6 +70,7 @@ _ERRORS: dict[str, tuple[type[UpstreamError], str]] = {
     "101": (UpstreamUnavailable, "internal server error"),
     "1": (SmsFailed, "request failed"),
 }
+register_error_codes([*_ERRORS, "no_client_name"])  # their metric label (server/metrics.py)
 
 _STATES: dict[str, DeliveryState] = {"0": "delivered", "1": "failed", "2": "pending", "4": "sent"}
 

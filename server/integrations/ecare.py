@@ -53,6 +53,7 @@ from server.integrations.base import (
     raise_for_http_status,
     send,
 )
+from server.metrics import register_error_codes
 
 UPSTREAM = "ecare"
 ECARE_DEFAULT_URL = "http://118.179.129.98/myportal/api/rechargeapi/recharge_api_thirdparty.php"
@@ -220,6 +221,11 @@ def _decimal(raw: Any) -> Decimal | None:
         return Decimal(str(raw).replace(",", "").strip())  # "3,500.00"
     except InvalidOperation:
         return None
+
+
+# Every code the errors below carry (the answer's STATUS / RECHARGE_STATUS words), for metrics.
+register_error_codes(["INVALID_SERVICE", "MAINTENANCE", "INVALID", "LOGIN_FAILED", "FAILED", "REJECT", "DUPLICATE",
+                      "LOWBALANCE", "INVALIDREF"])
 
 
 def _raise_general(fields: dict[str, Any], body: Any) -> None:

@@ -44,6 +44,7 @@ from server.integrations.base import (
     UpstreamRejected, UpstreamTimeout, UpstreamUnavailable, json_body, make_http_client,
     raise_for_http_status, send,
 )
+from server.metrics import register_error_codes
 
 UPSTREAM = "ecourier"
 DEFAULT_BASE_URL = "https://staging.ecourier.com.bd/api"
@@ -136,6 +137,7 @@ _RULES: tuple[tuple[str, type[UpstreamError], str], ...] = (
     ("invalid request", ECourierInvalidRequest, "invalid_request"),
     ("invalid data", ECourierInvalidRequest, "invalid_data"),
 )
+register_error_codes([*(word for _, _, word in _RULES), "invalid_id", "no_data", "invalid_number", "401"])
 
 
 # --- results ------------------------------------------------------------------------------

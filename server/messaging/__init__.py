@@ -27,7 +27,7 @@ from .routes import (
     AAMARSMS, BDAPPS, DINISOFT, KINDS, AamarSmsRoute, BdappsRoute, DiniSoftRoute, Kind, SendOutcome, SmsRoute,
 )
 from .sender import PollReport, SentMessage, SmsSender, next_dhaka_day
-from .throttle import TokenBucket
+from .throttle import SharedTokenBucket, TokenBucket, open_bucket
 
 if TYPE_CHECKING:
     from server.store.base import Store
@@ -44,7 +44,8 @@ def build_sms_sender(settings: Any, http_session: aiohttp.ClientSession, store: 
       sms_routes (ALAP_SMS_ROUTES, "bdapps,aamarsms,dinisoft"), sms_rate (ALAP_SMS_RATE, 10),
       bdapps_sms_source_address (BDAPPS_SMS_SOURCE_ADDRESS, unset), and the existing
       BDAPPS_*, AAMARSMS_*, DINISOFT_* credentials. A route whose credentials are empty is left
-      out. The message log sits next to the store (same Redis client and prefix, or memory).
+      out. The message log sits next to the store (same Redis client and prefix, or memory), and
+      so do the routes' throttles: with Redis, every process shares one bucket per route.
     `options` go to SmsSender (rate_limit_backoff, retry_delay, clock...). Close with aclose().
     """
     order = parse_routes(getattr(settings, "sms_routes", None) or DEFAULT_ROUTES)
@@ -67,6 +68,9 @@ def build_sms_sender(settings: Any, http_session: aiohttp.ClientSession, store: 
             routes.append(DiniSoftRoute(client))
     rate = getattr(settings, "sms_rate", None)
     options.setdefault("rate", DEFAULT_SMS_RATE if rate is None else float(rate))
+    client, prefix = getattr(store, "redis", None), getattr(store, "prefix", "alap:")
+    options.setdefault("bucket_factory", lambda route, rate, burst: open_bucket(route, rate, burst, redis=client,
+                                                                                 prefix=prefix))
     return SmsSender(routes, message_log or open_message_log(store), store, policy=RoutingPolicy(order),
                      owned=owned, **options)
 
@@ -74,6 +78,7 @@ def build_sms_sender(settings: Any, http_session: aiohttp.ClientSession, store: 
 __all__ = [
     "AAMARSMS", "BDAPPS", "DEFAULT_ROUTES", "DEFAULT_SMS_RATE", "DINISOFT", "KINDS", "KNOWN_ROUTES",
     "AamarSmsRoute", "BdappsRoute", "DiniSoftRoute", "Kind", "MessageLog", "MessageRecord", "MessageStatus",
-    "PollReport", "RoutingPolicy", "SendOutcome", "SentMessage", "SmsRoute", "SmsSender", "TokenBucket",
+    "PollReport", "RoutingPolicy", "SendOutcome", "SentMessage", "SharedTokenBucket", "SmsRoute", "SmsSender",
+    "TokenBucket", "open_bucket",
     "build_sms_sender", "next_dhaka_day", "parse_routes",
 ]

@@ -41,7 +41,7 @@ from server.store.messages import MessageLog, MessageRecord, MessageStatus, norm
 
 from .policy import DEFAULT_ROUTES, RoutingPolicy
 from .routes import DINISOFT, KINDS, PollableRoute, SendOutcome, SmsRoute, plain_msisdn
-from .throttle import TokenBucket
+from .throttle import Bucket, TokenBucket
 
 if TYPE_CHECKING:
     from server.store.base import Store
@@ -106,7 +106,8 @@ class SmsSender:
                  retry_delay: float = 60.0, max_retry_delay: float = 3600.0, max_age: float = 3 * 86400,
                  flush_lease: float = 300.0, clock: Callable[[], float] = time.time,
                  daily_reset: Callable[[float], float] = next_dhaka_day,
-                 owned: Sequence[Any] = ()) -> None:
+                 owned: Sequence[Any] = (),
+                 bucket_factory: Callable[[str, float, float], Bucket] | None = None) -> None:
         """
         routes: the available routes (any subset of bdapps, aamarsms, dinisoft).
         message_log: where every message is recorded (server/store/messages.py).
@@ -122,6 +123,8 @@ class SmsSender:
         clock: wall-clock seconds (not-before times, record timestamps); tests move it.
         daily_reset: when a route that answered "per-day limit" may be tried again.
         owned: clients closed by aclose() (the factory's gateway clients).
+        bucket_factory: (route, rate, burst) -> its bucket; default one per process
+          (build_sms_sender shares them through Redis: server/messaging/throttle.py).
         """
         items = routes.values() if isinstance(routes, Mapping) else routes
         self.routes: dict[str, SmsRoute] = {r.name: r for r in items}
@@ -138,7 +141,8 @@ class SmsSender:
         self.flush_lease = flush_lease
         self.clock = clock
         self.daily_reset = daily_reset
-        self.buckets: dict[str, TokenBucket] = {name: TokenBucket(rate, burst) for name in self.routes}
+        self.bucket_factory = bucket_factory or (lambda _route, rate, burst: TokenBucket(rate, burst))
+        self.buckets: dict[str, Bucket] = {name: self.bucket_factory(name, rate, burst) for name in self.routes}
         self.paused_until: dict[str, float] = {}  # route -> wall-clock time (per-day limit)
         self._owned = list(owned)
 
@@ -212,7 +216,9 @@ class SmsSender:
         return await self._park(record, text, outcomes, paused_until)
 
     async def _send_on(self, route: SmsRoute, record: MessageRecord, text: str) -> SendOutcome:
-        bucket = self.buckets.setdefault(route.name, TokenBucket(self.rate, self.burst))
+        bucket = self.buckets.get(route.name)
+        if bucket is None:
+            bucket = self.buckets[route.name] = self.bucket_factory(route.name, self.rate, self.burst)
         outcome = SendOutcome(route.name, False, code="unsent")
         for attempt in range(self.rate_limit_retries + 1):
             await bucket.acquire()
@@ -224,12 +230,12 @@ class SmsSender:
                 outcome = SendOutcome(route.name, False, code="error", detail=type(exc).__name__, maybe_sent=True)
             if outcome.limit != "second":
                 if outcome.accepted:
-                    bucket.speed_up()
+                    await bucket.speed_up()
                 return outcome
             if attempt < self.rate_limit_retries:
                 delay = self.rate_limit_backoff * (2 ** attempt)
                 log.warning("sms_rate_limited", id=record.id, route=route.name, attempt=attempt + 1, retry_in=delay)
-                bucket.slow_down(delay)
+                await bucket.slow_down(delay)
         return outcome
 
     async def _park(self, record: MessageRecord, text: str, outcomes: list[SendOutcome],

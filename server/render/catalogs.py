@@ -1,18 +1,28 @@
-"""Gettext catalogs read straight from `locales/<lang>/LC_MESSAGES/messages.po`.
+"""Gettext catalogs read straight from `locales/<lang>/LC_MESSAGES/messages.po`, and the rules
+that say whether they can serve.
 
 Compiling in memory (Babel's write_mo into a buffer) means an edited .po takes effect on the
 next load without a separate compile step, and fuzzy entries are never used.
+
+A catalog that cannot be read falls back to no translation at all: gettext then answers the
+English msgid. That is never acceptable in production (a Bengali subscriber would silently get
+English), so `catalog_problems()` lists every unreadable catalog and every msgid a shipped
+language lacks; `alap serve` (server/serving.py) refuses to start on any, `alap check`
+(server/tooling/check.py) reports them, both by `message_problem()`.
 """
 from __future__ import annotations
 
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable, Mapping
 
 from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import NullTranslations, Translations
+
+SOURCE_LANGUAGE = "en"  # msgids are English: an empty msgstr there means "the msgid itself"
 
 
 @dataclass
@@ -21,7 +31,30 @@ class LoadedCatalog:
     path: Path | None
     translations: NullTranslations
     catalog: Catalog | None = None
-    problems: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # why it could not be read
+    problem_line: int = 1  # where in the file, when the parser says
+
+
+@dataclass(frozen=True)
+class CatalogMsgid:
+    """A msgid something shows, and where it is written (for the problem's `file:line:col`)."""
+
+    msgid: str
+    file: str
+    line: int
+    col: int
+    what: str  # e.g. "text of state 'main'"
+
+
+@dataclass(frozen=True, order=True)
+class CatalogProblem:
+    file: str
+    line: int
+    col: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}: {self.message}"
 
 
 def po_path(locales_dir: Path, language: str) -> Path:
@@ -31,13 +64,57 @@ def po_path(locales_dir: Path, language: str) -> Path:
 def load_catalog(locales_dir: Path, language: str) -> LoadedCatalog:
     path = po_path(locales_dir, language)
     if not path.exists():
-        return LoadedCatalog(language, None, NullTranslations(), problems=[f"{path}: catalog not found"])
+        return LoadedCatalog(language, None, NullTranslations(), problems=["catalog not found"])
     try:
         with path.open("rb") as fh:
             catalog = read_po(fh, locale=language, abort_invalid=True)
-    except Exception as exc:  # Babel raises several types for broken .po files
-        return LoadedCatalog(language, path, NullTranslations(), problems=[f"{path}: {exc}"])
+    except Exception as exc:  # unreadable file, not UTF-8, or Babel's several errors for broken .po files
+        lineno = getattr(exc, "lineno", None)  # Babel's PoFileError counts lines from 0
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
+        if isinstance(lineno, int):
+            reason = reason.replace(f" on {lineno}", "")  # "Unknown or misformatted keyword on 3"
+        return LoadedCatalog(language, path, NullTranslations(), problems=[f"catalog cannot be read: {reason}"],
+                             problem_line=lineno + 1 if isinstance(lineno, int) and lineno >= 0 else 1)
     buffer = io.BytesIO()
     write_mo(buffer, catalog, use_fuzzy=False)
     buffer.seek(0)
     return LoadedCatalog(language, path, Translations(fp=buffer), catalog)
+
+
+def message_problem(catalog: Catalog, msgid: str, language: str) -> str | None:
+    """Why `msgid` would not be shown translated in `language`, or None when it would."""
+    message = catalog.get(msgid)
+    if message is None:
+        return "is missing"
+    if message.fuzzy:
+        return "is fuzzy (fuzzy entries are not used)"
+    if language != SOURCE_LANGUAGE and not message.string:
+        return "has no translation"
+    return None
+
+
+def load_problems(catalogs: Mapping[str, LoadedCatalog], locales_dir: Path | None = None) -> list[CatalogProblem]:
+    """Every catalog that could not be read, at its file (and line, when known)."""
+    problems = []
+    for language, loaded in catalogs.items():
+        where = loaded.path or (po_path(locales_dir, language) if locales_dir else Path(language))
+        for message in loaded.problems:
+            problems.append(CatalogProblem(str(where), loaded.problem_line, 1, message))
+    return problems
+
+
+def catalog_problems(catalogs: Mapping[str, LoadedCatalog], msgids: Iterable[CatalogMsgid],
+                     locales_dir: Path | None = None) -> list[CatalogProblem]:
+    """What stops a server: unreadable catalogs, and msgids missing, fuzzy or untranslated in a
+    shipped language other than the source language (English text is the msgid itself)."""
+    problems = set(load_problems(catalogs, locales_dir))
+    for item in msgids:
+        for language, loaded in catalogs.items():
+            if language == SOURCE_LANGUAGE or loaded.catalog is None:
+                continue
+            problem = message_problem(loaded.catalog, item.msgid, language)
+            if problem:
+                shown = item.msgid if len(item.msgid) <= 50 else item.msgid[:49] + "…"
+                problems.add(CatalogProblem(item.file, item.line, item.col,
+                                            f"msgid {shown!r} ({item.what}) {problem} in {loaded.path}"))
+    return sorted(problems)

@@ -10,12 +10,15 @@ A test (or `alap dev` user) tells a fake what to do with the next calls of one e
     GET  /_control/calls    -> every call received: [{"endpoint", "json"|"form"|"query"}...]
     DELETE /_control/calls
 
-`times` (default: unlimited) limits how many calls the fault applies to. In-process tests can
-use `FaultBook` directly instead of the HTTP control routes.
+`times` (default: unlimited) limits how many calls the fault applies to; `chance` (0..1,
+default 1) makes it apply to that share of the calls at random (a gateway failing 5% of
+sends: `"chance": 0.05`). `seconds` also delays the other modes (a slow refusal). In-process
+tests can use `FaultBook` directly instead of the HTTP control routes.
 """
 from __future__ import annotations
 
 import asyncio
+import random
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
@@ -30,6 +33,7 @@ class Fault:
     status: int = 500
     json: Any = None
     times: int | None = None
+    chance: float = 1.0
 
 
 @dataclass
@@ -46,6 +50,8 @@ class FaultBook:
     def take(self, endpoint: str) -> Fault | None:
         for fault in self.faults:
             if fault.endpoint in (endpoint, "*"):
+                if fault.chance < 1.0 and random.random() >= fault.chance:
+                    continue
                 if fault.times is not None:
                     fault.times -= 1
                     if fault.times <= 0:
@@ -68,8 +74,9 @@ async def apply_fault(book: FaultBook, endpoint: str) -> web.StreamResponse | No
     fault = book.take(endpoint)
     if fault is None:
         return None
-    if fault.mode == "delay":
+    if fault.seconds > 0:
         await asyncio.sleep(fault.seconds)
+    if fault.mode == "delay":
         return None
     if fault.mode == "status":
         return web.json_response({"error": "injected"}, status=fault.status)

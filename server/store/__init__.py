@@ -1,7 +1,7 @@
 """Sessions, subscriber profiles, dedupe and locks behind one interface."""
 from __future__ import annotations
 
-from .base import Claim, Lease, LockTimeout, Profile, Store, StoreUnavailable
+from .base import Claim, ForeignSession, HopSuperseded, Lease, LockTimeout, Profile, Store, StoreUnavailable
 from .memory_backend import MemoryStore
 
 
@@ -14,4 +14,4 @@ def open_store(redis_url: str | None, prefix: str = "alap:") -> Store:
     return RedisStore.from_url(redis_url, prefix)
 
 
-__all__ = ["Claim", "Lease", "LockTimeout", "MemoryStore", "Profile", "Store", "StoreUnavailable", "open_store"]
+__all__ = ["Claim", "ForeignSession", "HopSuperseded", "Lease", "LockTimeout", "MemoryStore", "Profile", "Store", "StoreUnavailable", "open_store"]

@@ -2,14 +2,25 @@
 
 Every hop runs lock-then-load-then-save under a per-session lock:
 
-    claim()    dedupe the requestId, take the session lock, load the session   (1 round trip)
+    claim()    check the owner, dedupe the requestId, take the lock, load       (1 round trip)
     acquire()  when claim() found the lock busy: wait for it, then load
-    commit()   save (or delete) the session and release the lock              (1 round trip)
+    commit()   save (or delete) the session, mark the request done, unlock    (1 round trip)
+
+The dedupe record of a request says who owns it: the claim token of its latest delivery until
+the hop is committed, then a done mark. Only a done request makes a redelivery a duplicate. A redelivery of a
+request that is not done (its first claim's answer may never have arrived, so the gateway was
+told 503 and nobody is working on it) takes the hop over: new token, and the lock too when
+the old delivery held it. The old delivery, if it was alive after all, learns at its commit
+(or while waiting for the lock) that it was superseded (`HopSuperseded`) and sends nothing, so
+a hop gets exactly one screen.
 
 The lock lives `LOCK_TTL` seconds at most, below the USSD budget, so a crashed process never
-blocks a session for longer than a subscriber would wait anyway. Sessions are opaque bytes here
-(the engine owns their JSON); subscriber profiles are small versioned JSON records keyed by
-the subscriber address and outlive sessions.
+blocks a session for longer than a subscriber would wait anyway; `Lease.expires_at` tells the
+turn when its lock runs out. A session belongs to the subscriber whose address started it
+(`owner`): a claim from any other address is refused ('foreign') and changes nothing.
+Sessions are opaque bytes here (the engine owns their JSON); subscriber profiles are small
+versioned JSON records keyed by the subscriber address, outlive sessions, and are changed
+field by field (`update_profile`), so two channels changing different fields both win.
 
 Resume records (bdapps/resume.py): the last resumable screen of a subscriber's session of one
 service, keyed by subscriber and service, read in the mo-init claim's round trip and written
@@ -29,7 +40,8 @@ import msgspec
 if TYPE_CHECKING:
     from .versions import VersionStore
 
-LOCK_TTL = 5.0  # seconds; longer than the longest hop (action budget 4 s), below the USSD budget
+LOCK_TTL = 5.0  # seconds; a turn must finish inside it (Lease.turn_deadline), below the USSD budget
+SAVE_ROOM = 1.0  # seconds a lease keeps for its commit: one round trip (the Redis socket timeout)
 LOCK_WAIT = 4.5  # how long a second hop of one session waits for the first
 DEDUPE_TTL = 600  # seconds a requestId is remembered (the gateway redelivers within minutes)
 PROFILE_TTL = 400 * 86400  # a profile outlives sessions; refreshed on every write
@@ -41,6 +53,14 @@ class StoreUnavailable(Exception):
 
 class LockTimeout(Exception):
     """Another hop of the same session held the lock for longer than LOCK_WAIT."""
+
+
+class HopSuperseded(Exception):
+    """A redelivery of the same request took the hop over: this delivery sends nothing."""
+
+
+class ForeignSession(Exception):
+    """The session belongs to another subscriber address: the hop is refused."""
 
 
 class Profile(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -86,13 +106,24 @@ class Lease:
     token: str
     session: bytes | None
     profile: Profile | None = None
+    request_id: str | None = None  # the delivery this lease serves: commit() marks it done
+    owner: str | None = None  # the subscriber address the session belongs to
+    # time.monotonic() when the lock runs out at the latest (measured from before the request
+    # that took it was sent), so the turn can finish and save before it does.
+    expires_at: float = float("inf")
     resume: bytes | None = None  # the resume record claim() was asked to read, if any
+
+    @property
+    def turn_deadline(self) -> float:
+        """time.monotonic() by which the turn must be done, leaving SAVE_ROOM to commit."""
+        return self.expires_at - SAVE_ROOM
 
 
 @dataclass
 class Claim:
-    status: Literal["ok", "duplicate", "busy"]
-    lease: Lease | None = None
+    status: Literal["ok", "duplicate", "busy", "foreign"]
+    lease: Lease | None = None  # 'ok': held
+    pending: Lease | None = None  # 'busy': not held yet, pass it to acquire()
 
 
 class Store(ABC):
@@ -100,29 +131,46 @@ class Store(ABC):
     versions: "VersionStore"  # published flow versions (store/versions.py), set by each backend
 
     # -- hop protocol -----------------------------------------------------------------------
-    async def claim(self, session_id: str, request_id: str, *, profile_of: str | None = None,
-                    resume_of: ResumeKey | None = None) -> Claim:
-        """Mark `request_id` seen and try to take the session lock, in one step.
+    async def claim(self, session_id: str, request_id: str, *, owner: str | None = None,
+                    profile_of: str | None = None, resume_of: ResumeKey | None = None) -> Claim:
+        """Mark this delivery of `request_id` as the hop's owner and try to take the session
+        lock, in one step.
 
-        'duplicate': the request was seen before (nothing else happened). 'busy': the request is
-        now marked, but another hop holds the lock: call acquire(). 'ok': the lease is held and
-        the session (and profile, when asked) loaded.
+        'foreign': `owner` is given and the session belongs to another address (nothing
+        happened). 'duplicate': the request was committed before (nothing happened). 'busy':
+        this delivery owns the hop, but another hop holds the lock: call acquire(). 'ok': the
+        lease is held and the session (and profile and resume record, when asked) loaded.
         """
         token = secrets.token_hex(8)
-        status, session, profile, resume = await self._claim(session_id, request_id, token, profile_of, resume_of)
-        if status != "ok":
-            return Claim(status)
-        return Claim("ok", Lease(session_id, token, session, profile, resume))
+        started = time.monotonic()
+        status, session, profile, resume = await self._claim(session_id, request_id, token, owner, profile_of,
+                                                             resume_of)
+        if status == "ok":
+            return Claim("ok", Lease(session_id, token, session, profile, request_id, owner, started + LOCK_TTL,
+                                     resume))
+        if status == "busy":  # acquire() takes the lock under the same token
+            return Claim("busy", pending=Lease(session_id, token, None, None, request_id, owner))
+        return Claim(status)  # type: ignore[arg-type]
 
-    async def acquire(self, session_id: str, *, profile_of: str | None = None, wait: float = LOCK_WAIT) -> Lease:
-        """Wait for the session lock (polling with backoff), then load."""
-        token = secrets.token_hex(8)
+    async def acquire(self, session_id: str, *, pending: Lease | None = None, profile_of: str | None = None,
+                      wait: float = LOCK_WAIT) -> Lease:
+        """Wait for the session lock (polling with backoff), then load. `pending` is the lease a
+        'busy' claim returned: its delivery must still own the request (else HopSuperseded)
+        and its owner the session (else ForeignSession)."""
+        token = pending.token if pending else secrets.token_hex(8)
+        request_id = pending.request_id if pending else None
+        owner = pending.owner if pending else None
         deadline = time.monotonic() + wait
         delay = 0.002
         while True:
-            locked, session, profile = await self._lock(session_id, token, profile_of)
-            if locked:
-                return Lease(session_id, token, session, profile)
+            started = time.monotonic()
+            status, session, profile = await self._lock(session_id, token, request_id, owner, profile_of)
+            if status == "ok":
+                return Lease(session_id, token, session, profile, request_id, owner, started + LOCK_TTL)
+            if status == "superseded":
+                raise HopSuperseded(session_id)
+            if status == "foreign":
+                raise ForeignSession(session_id)
             if time.monotonic() >= deadline:
                 raise LockTimeout(session_id)
             await asyncio.sleep(delay)
@@ -130,48 +178,72 @@ class Store(ABC):
 
     async def commit(self, lease: Lease, session: bytes | None, ttl: int, *, answered: bool | None = None,
                      resume: ResumeWrite | None = None) -> bool:
-        """Save the session (None deletes it) and release the lock. False when the lock had
-        expired and was taken by someone else: nothing was written.
+        """Save the session (None deletes it), mark the lease's request done and release the
+        lock. False when the lock had expired (nothing was written); HopSuperseded when a
+        redelivery of the request took the hop over (nothing was written: it sends the screen).
 
         `answered` (USSD sessions only) also keeps the session in the open-sessions index:
         whether the subscriber has replied at least once tells an abandoned session from one
         that timed out on its first screen (see `sweep_expired`). `resume` writes or forgets a
-        resume record in the same round trip, only when the lock was held (a commit that lost
-        its lock leaves no stale record behind)."""
-        return await self._commit(lease.session_id, lease.token, session, ttl, answered, resume)
+        resume record in the same round trip, only when the session was saved (a commit that
+        lost its lock leaves no stale record behind)."""
+        outcome = await self._commit(lease, session, ttl, answered, resume)
+        if outcome == "superseded":
+            raise HopSuperseded(lease.session_id)
+        return outcome == "saved"
 
     async def release(self, lease: Lease) -> None:
-        """Give the lock back without writing (a hop that failed before computing a state)."""
-        await self._release(lease.session_id, lease.token)
+        """Give the lock back without writing and mark the request done (a hop that answers
+        without a new state). HopSuperseded as for commit()."""
+        if await self._release(lease) == "superseded":
+            raise HopSuperseded(lease.session_id)
 
     # -- profiles ---------------------------------------------------------------------------
     async def get_profile(self, address: str) -> Profile:
         return decode_profile(await self._get_profile(address))
 
     async def set_profile(self, address: str, profile: Profile) -> None:
+        """Replace the whole profile (seeding, tests). Turns use update_profile()."""
         await self._set_profile(address, encode_profile(profile))
 
+    async def update_profile(self, address: str, *, lang: str | None = None, opted_out: bool | None = None) -> None:
+        """Change only the given fields, in one step: a concurrent change of another field
+        (an SMS STOP while a USSD turn changes the language) survives."""
+        changes: dict[str, object] = {}
+        if lang is not None:
+            changes["lang"] = lang
+        if opted_out is not None:
+            changes["opted_out"] = opted_out
+        if changes:
+            await self._merge_profile(address, changes)
+
     # -- backend primitives -----------------------------------------------------------------
+    # _claim: ('ok' | 'busy' | 'duplicate' | 'foreign', session, profile, resume record)
+    # _lock: ('ok' | 'busy' | 'superseded' | 'foreign', session, profile)
+    # _commit: 'saved' | 'lost' | 'superseded';  _release: 'released' | 'superseded'
     @abstractmethod
-    async def _claim(self, session_id: str, request_id: str, token: str, profile_of: str | None,
+    async def _claim(self, session_id: str, request_id: str, token: str, owner: str | None, profile_of: str | None,
                      resume_of: ResumeKey | None) -> tuple[str, bytes | None, Profile | None, bytes | None]: ...
 
     @abstractmethod
-    async def _lock(self, session_id: str, token: str,
-                    profile_of: str | None) -> tuple[bool, bytes | None, Profile | None]: ...
+    async def _lock(self, session_id: str, token: str, request_id: str | None, owner: str | None,
+                    profile_of: str | None) -> tuple[str, bytes | None, Profile | None]: ...
 
     @abstractmethod
-    async def _commit(self, session_id: str, token: str, session: bytes | None, ttl: int,
-                      answered: bool | None, resume: ResumeWrite | None) -> bool: ...
+    async def _commit(self, lease: Lease, session: bytes | None, ttl: int, answered: bool | None,
+                      resume: ResumeWrite | None) -> str: ...
 
     @abstractmethod
-    async def _release(self, session_id: str, token: str) -> None: ...
+    async def _release(self, lease: Lease) -> str: ...
 
     @abstractmethod
     async def _get_profile(self, address: str) -> bytes | None: ...
 
     @abstractmethod
     async def _set_profile(self, address: str, data: bytes) -> None: ...
+
+    @abstractmethod
+    async def _merge_profile(self, address: str, changes: dict[str, object]) -> None: ...
 
     @abstractmethod
     async def get_resume(self, key: ResumeKey) -> bytes | None:

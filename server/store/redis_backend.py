@@ -1,10 +1,10 @@
 """Redis store (redis.asyncio + hiredis). Each hop costs two round trips: a claim script
-(dedupe + lock + load, pipelined with the profile read on mo-init) and a commit script
-(compare token, save with TTL, unlock).
+(owner check + dedupe + lock + load, pipelined with the profile read on mo-init) and a commit
+script (compare tokens, save with TTL, mark the request done, unlock).
 
 Keys of one session share the hash tag `{session id}` so the scripts also run on Redis
-Cluster; the profile (keyed by subscriber) lives in its own slot and is read/written in the
-same pipeline, never inside a script.
+Cluster; the profile (keyed by subscriber) lives in its own slot: read in the claim's
+pipeline, changed by its own one-key merge script, never inside a session script.
 
 Redis Cluster (`REDIS_URL=redis+cluster://host:port`, redis.asyncio.cluster.RedisCluster): the
 scripts are routed by their keys' slot (one node per session). redis-py refuses EVALSHA inside
@@ -21,6 +21,7 @@ import time
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 
+import msgspec
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -30,46 +31,72 @@ from .base import DEDUPE_TTL, LOCK_TTL, PROFILE_TTL, ResumeKey, ResumeWrite, Sto
 from .redis_errors import redis_guard
 from .versions import RedisVersions
 
+# The hop protocol of server/store/base.py. The dedupe record (KEYS seen) holds the claim token
+# of the delivery that owns the request, '1' once committed (done: a shared integer, the
+# cheapest value Redis holds, and dedupe records outnumber sessions); the owner key holds the
+# subscriber address the session belongs to. All of a session's keys share its hash tag.
+
+# KEYS seen, lock, session, owner   ARGV token, dedupe ttl (s), lock ttl (ms), owner address or ''
 _CLAIM = """
-if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[2]) == false then return {'duplicate'} end
-if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[3]) == false then return {'busy'} end
+if ARGV[4] ~= '' then
+  local owner = redis.call('GET', KEYS[4])
+  if owner and owner ~= ARGV[4] then return {'foreign'} end
+end
+local seen = redis.call('GET', KEYS[1])
+if seen == '1' then return {'duplicate'} end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+local holder = redis.call('GET', KEYS[2])
+if holder and holder ~= seen then return {'busy'} end
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[3])
 return {'ok', redis.call('GET', KEYS[3])}
 """
 
+# KEYS lock, session, seen, owner   ARGV token, lock ttl (ms), '1' when a request is checked, owner or ''
 _LOCK = """
+if ARGV[3] == '1' and redis.call('GET', KEYS[3]) ~= ARGV[1] then return {'superseded'} end
+if ARGV[4] ~= '' then
+  local owner = redis.call('GET', KEYS[4])
+  if owner and owner ~= ARGV[4] then return {'foreign'} end
+end
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) == false then return {'busy'} end
 return {'ok', redis.call('GET', KEYS[2])}
 """
 
-_COMMIT = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-if ARGV[2] == '' then redis.call('DEL', KEYS[2]) else redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3]) end
+# KEYS lock, session, seen, owner [, open index]
+# ARGV token, session or '', ttl (s), '1' when a request is marked, owner or '' [, index member or '', score]
+_COMMIT_SAVE = """
+if ARGV[4] == '1' and redis.call('GET', KEYS[3]) ~= ARGV[1] then return 'superseded' end
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 'lost' end
+if ARGV[2] == '' then
+  redis.call('DEL', KEYS[2], KEYS[4])
+else
+  redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
+  if ARGV[5] ~= '' then redis.call('SET', KEYS[4], ARGV[5], 'EX', ARGV[3]) end
+end
 redis.call('DEL', KEYS[1])
-return 1
+if ARGV[4] == '1' then redis.call('SET', KEYS[3], '1', 'KEEPTTL') end
 """
+_COMMIT = _COMMIT_SAVE + "return 'saved'\n"
 
 # Single node: the commit also keeps the open-sessions index (a sorted set scored by expiry,
 # +0.5 once the subscriber has replied), in the same round trip.
-_COMMIT_TRACKED = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-if ARGV[2] == '' then redis.call('DEL', KEYS[2]) else redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3]) end
-redis.call('DEL', KEYS[1])
-if ARGV[4] ~= '' then
-  if ARGV[2] == '' then redis.call('ZREM', KEYS[3], ARGV[4]) else redis.call('ZADD', KEYS[3], ARGV[5], ARGV[4]) end
+_COMMIT_TRACKED = _COMMIT_SAVE + """
+if ARGV[6] ~= '' then
+  if ARGV[2] == '' then redis.call('ZREM', KEYS[5], ARGV[6]) else redis.call('ZADD', KEYS[5], ARGV[7], ARGV[6]) end
 end
-return 1
+return 'saved'
 """
 
 # Single node, a hop that keeps or forgets a resume record (server/bdapps/resume.py): the commit
 # above, run as a function, then the record (the last key; data and TTL the last two arguments,
-# '' forgets it) written only when the commit held the lock. Same round trip, no stale record.
+# '' forgets it) written only when the session was saved. Same round trip, no stale record.
 _COMMIT_TRACKED_RESUME = "local function commit()\n" + _COMMIT_TRACKED + """end
-local done = commit()
-if done == 1 then
+local outcome = commit()
+if outcome == 'saved' then
   local data, ttl = ARGV[#ARGV - 1], ARGV[#ARGV]
   if data == '' then redis.call('DEL', KEYS[#KEYS]) else redis.call('SET', KEYS[#KEYS], data, 'EX', ttl) end
 end
-return done
+return outcome
 """
 
 # Pop the sessions whose expiry passed: each is counted by exactly one process.
@@ -79,9 +106,28 @@ for i = 1, #gone, 2 do redis.call('ZREM', KEYS[1], gone[i]) end
 return gone
 """
 
+# KEYS lock, seen   ARGV token, '1' when a request is marked
 _RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
+if ARGV[2] == '1' then
+  if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 'superseded' end
+  redis.call('SET', KEYS[2], '1', 'KEEPTTL')
+end
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 'released'
+"""
+
+# Change some fields of a JSON profile in place (cjson is built into Redis' Lua), so writers
+# of different fields never undo each other. KEYS profile   ARGV ttl (s), JSON object of changes
+_MERGE_PROFILE = """
+local profile = {}
+local raw = redis.call('GET', KEYS[1])
+if raw then
+  local ok, decoded = pcall(cjson.decode, raw)
+  if ok and type(decoded) == 'table' then profile = decoded end
+end
+for field, value in pairs(cjson.decode(ARGV[2])) do profile[field] = value end
+redis.call('SET', KEYS[1], cjson.encode(profile), 'EX', ARGV[1])
+return 1
 """
 
 
@@ -162,6 +208,7 @@ class RedisStore(Store):
         self._commit_resume_script = script(_COMMIT_TRACKED_RESUME)  # single node only
         self._release_script = script(_RELEASE)
         self._sweep_script = script(_SWEEP)
+        self._merge_profile_script = script(_MERGE_PROFILE)
         self.versions = RedisVersions(self)
         if self.cluster:  # the single-node hop path stays as it is (benchmarked)
             self._guard = self._cluster_guard  # type: ignore[method-assign]
@@ -178,8 +225,11 @@ class RedisStore(Store):
     def _lock_key(self, sid: str) -> str:
         return f"{self.prefix}{{{sid}}}:lock"
 
-    def _seen_key(self, sid: str, request_id: str) -> str:
-        return f"{self.prefix}{{{sid}}}:rq:{request_id}"
+    def _seen_key(self, sid: str, request_id: str | None) -> str:
+        return f"{self.prefix}{{{sid}}}:rq:{request_id or ''}"
+
+    def _owner_key(self, sid: str) -> str:
+        return f"{self.prefix}{{{sid}}}:o"
 
     def profile_key(self, address: str) -> str:
         return f"{self.prefix}p:{{{address}}}"
@@ -248,67 +298,64 @@ class RedisStore(Store):
             return result, decode_profile(rest[0]) if reads else None, rest[len(reads):]
 
     # -- primitives ------------------------------------------------------------------------
-    async def _claim(self, session_id, request_id, token, profile_of, resume_of):
-        keys = [self._seen_key(session_id, request_id), self._lock_key(session_id), self._session_key(session_id)]
+    async def _claim(self, session_id, request_id, token, owner, profile_of, resume_of):
+        keys = [self._seen_key(session_id, request_id), self._lock_key(session_id), self._session_key(session_id),
+                self._owner_key(session_id)]
         also = [("get", (self.resume_key(resume_of),))] if resume_of is not None else []
         result, profile, extra = await self._with_profile(
-            self._claim_script, keys, [token, DEDUPE_TTL, int(LOCK_TTL * 1000)], profile_of, also)
-        status = result[0].decode() if isinstance(result[0], bytes) else result[0]
+            self._claim_script, keys, [token, DEDUPE_TTL, int(LOCK_TTL * 1000), owner or ""], profile_of, also)
+        status = _text(result[0])
         if status != "ok":
             return status, None, None, None
         return "ok", result[1], profile, extra[0] if extra else None
 
-    async def _lock(self, session_id, token, profile_of):
-        keys = [self._lock_key(session_id), self._session_key(session_id)]
-        result, profile, _ = await self._with_profile(self._lock_script, keys, [token, int(LOCK_TTL * 1000)],
-                                                      profile_of)
-        status = result[0].decode() if isinstance(result[0], bytes) else result[0]
+    async def _lock(self, session_id, token, request_id, owner, profile_of):
+        keys = [self._lock_key(session_id), self._session_key(session_id), self._seen_key(session_id, request_id),
+                self._owner_key(session_id)]
+        args = [token, int(LOCK_TTL * 1000), "1" if request_id else "", owner or ""]
+        result, profile, _ = await self._with_profile(self._lock_script, keys, args, profile_of)
+        status = _text(result[0])
         if status != "ok":
-            return False, None, None
-        return True, result[1], profile
+            return status, None, None
+        return "ok", result[1], profile
 
-    async def _commit(self, session_id, token, session, ttl, answered, resume):
-        keys = [self._lock_key(session_id), self._session_key(session_id)]
-        args = [token, session or b"", ttl]
+    async def _commit(self, lease, session, ttl, answered, resume):
+        sid = lease.session_id
+        keys = [self._lock_key(sid), self._session_key(sid), self._seen_key(sid, lease.request_id),
+                self._owner_key(sid)]
+        args = [lease.token, session or b"", ttl, "1" if lease.request_id else "", lease.owner or ""]
         # Whole seconds, rounded up past the key's own expiry; the half marks "answered".
         score = math.ceil(time.time() + ttl) + (0.5 if answered else 0.0)
-        if resume is not None and self.cluster:
-            return await self._commit_with_resume_cluster(keys, args, answered, session_id, score, resume)
         async with self._guard():
             if not self.cluster:
-                tracked = ["", 0] if answered is None else [session_id, score]
+                tracked = ["", 0] if answered is None else [sid, score]
                 keys, args = [*keys, self.open_key], [*args, *tracked]
                 if resume is not None:
-                    return bool(await self._commit_resume_script(keys=[*keys, self.resume_key(resume.key)],
-                                                                 args=[*args, resume.data or b"", resume.ttl]))
-                return bool(await self._commit_script(keys=keys, args=args))
-            committed = await self._commit_script(keys=keys, args=args)
-            if committed and answered is not None:
+                    return _text(await self._commit_resume_script(keys=[*keys, self.resume_key(resume.key)],
+                                                                  args=[*args, resume.data or b"", resume.ttl]))
+                return _text(await self._commit_script(keys=keys, args=args))
+            outcome = await self._commit_cluster(keys, args, resume)
+            if outcome == "saved" and answered is not None:
                 if session is None:
-                    await self.redis.zrem(self.open_key, session_id)
+                    await self.redis.zrem(self.open_key, sid)
                 else:
-                    await self.redis.zadd(self.open_key, {session_id: score})
-            return bool(committed)
+                    await self.redis.zadd(self.open_key, {sid: score})
+            return outcome
 
-    async def _commit_with_resume_cluster(self, keys, args, answered, session_id, score,
-                                          resume: ResumeWrite) -> bool:
-        """Cluster: the record lives in the subscriber's slot, so it cannot be written by the
-        commit script; both are sent together (one round trip of wall time). The record is
-        written whatever the commit found, so when the lock had been lost it is forgotten
-        afterwards (a rare second round trip): no offer rather than a stale screen."""
+    async def _commit_cluster(self, keys: list[str], args: list[Any], resume: ResumeWrite | None) -> str:
+        """Cluster: the resume record lives in the subscriber's slot, so the commit script cannot
+        write it; both are sent together (one round trip of wall time). The record is written
+        whatever the commit found, so when the session was not saved it is forgotten afterwards
+        (a rare second round trip): no offer rather than a stale screen."""
+        if resume is None:
+            return _text(await self._commit_script(keys=keys, args=args))
         key = self.resume_key(resume.key)
         write = ("delete", (key,)) if resume.data is None else ("set", (key, resume.data, resume.ttl))
-        committed, _, _ = await self._with_profile(self._commit_script, keys, args, None, [write])
-        if committed and answered is not None:
-            async with self._guard():
-                if args[1] == b"":
-                    await self.redis.zrem(self.open_key, session_id)
-                else:
-                    await self.redis.zadd(self.open_key, {session_id: score})
-        if not committed and resume.data is not None:
-            async with self._guard():
-                await self.redis.delete(key)
-        return bool(committed)
+        result, _, _ = await self._with_profile(self._commit_script, keys, args, None, [write])
+        outcome = _text(result)
+        if outcome != "saved" and resume.data is not None:
+            await self.redis.delete(key)
+        return outcome
 
     async def get_resume(self, key: ResumeKey):
         async with self._guard():
@@ -325,9 +372,11 @@ class RedisStore(Store):
         abandoned = sum(1 for score in scores if score % 1 >= 0.25)
         return len(scores) - abandoned, abandoned
 
-    async def _release(self, session_id, token):
+    async def _release(self, lease):
+        sid = lease.session_id
         async with self._guard():
-            await self._release_script(keys=[self._lock_key(session_id)], args=[token])
+            return _text(await self._release_script(keys=[self._lock_key(sid), self._seen_key(sid, lease.request_id)],
+                                                    args=[lease.token, "1" if lease.request_id else ""]))
 
     async def _get_profile(self, address):
         async with self._guard():
@@ -336,6 +385,11 @@ class RedisStore(Store):
     async def _set_profile(self, address, data):
         async with self._guard():
             await self.redis.set(self.profile_key(address), data, ex=PROFILE_TTL)
+
+    async def _merge_profile(self, address, changes):
+        async with self._guard():
+            await self._merge_profile_script(keys=[self.profile_key(address)],
+                                             args=[PROFILE_TTL, msgspec.json.encode(changes)])
 
     async def get_session(self, session_id):
         async with self._guard():
@@ -354,3 +408,7 @@ class RedisStore(Store):
 
     async def close(self) -> None:
         await self.redis.aclose()
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -13,7 +13,6 @@ sessions stay pinned there too.
 """
 from __future__ import annotations
 
-import time
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, AsyncIterator
 
@@ -50,11 +49,11 @@ class MemoryVersions(VersionStore):
         self.items: dict[tuple[str, str], tuple[bytes, float]] = {}  # -> (data, expires monotonic)
 
     async def publish(self, flow, version, data, ttl):
-        self.items[(flow, version)] = (data, time.monotonic() + ttl)
+        self.items[(flow, version)] = (data, self.store.clock() + ttl)
 
     def _get(self, key: tuple[str, str]) -> bytes | None:
         item = self.items.get(key)
-        if item is None or item[1] < time.monotonic():
+        if item is None or item[1] < self.store.clock():
             self.items.pop(key, None)
             return None
         return item[0]
@@ -69,11 +68,11 @@ class MemoryVersions(VersionStore):
             if data is None:
                 missing.append(key)
             else:
-                self.items[key] = (data, time.monotonic() + ttl)
+                self.items[key] = (data, self.store.clock() + ttl)
         return missing
 
     async def live(self):
-        now = time.monotonic()
+        now = self.store.clock()
         return {key: expires - now for key, (_, expires) in self.items.items() if expires > now}
 
     async def sessions(self):

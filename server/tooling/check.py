@@ -53,6 +53,7 @@ from ..engine.model import Flow, State
 from ..engine.validators import AmountValidator, BdMobileValidator, IntegerValidator, Invalid, Validator
 from ..render import system
 from ..render.budget import Budget, paginate
+from ..render.catalogs import message_problem
 from ..render.environment import Renderer
 from .babel_extract import extract_python
 
@@ -531,14 +532,7 @@ def _check_catalogs(flows: list[Flow], renderer: Renderer, report: _Report) -> s
 
 
 def _catalog_problem(catalog: Any, msgid: str, lang: str) -> str | None:
-    message = catalog.get(msgid)
-    if message is None:
-        return "is missing"
-    if message.fuzzy:
-        return "is fuzzy (fuzzy entries are not used)"
-    if lang != SOURCE_LANGUAGE and not message.string:
-        return "has no translation"
-    return None
+    return message_problem(catalog, msgid, lang)  # the rule `alap serve` applies too
 
 
 def _quote(msgid: str) -> str:

@@ -1,0 +1,51 @@
+"""Redis goes away and comes back: callbacks get a temporary error (not a hang, not a 500),
+/healthz says 503, and the server recovers by itself."""
+from __future__ import annotations
+
+import asyncio
+import time
+
+from server.store.redis_backend import RedisStore, connect
+
+from tests.conftest import APP_ID, RedisServer, start_stack
+
+
+def mo(request_id: str):
+    return {"applicationId": APP_ID, "sessionId": "outage", "requestId": request_id, "ussdOperation": "mo-init",
+            "message": "*213#", "sourceAddress": "tel:8801812345678", "encoding": "440", "version": "1.0"}
+
+
+async def test_redis_outage_and_recovery(aiohttp_server):
+    redis = RedisServer().start()
+    store = RedisStore(connect(redis.url), prefix="alap-outage:")
+    stack = await start_stack(aiohttp_server, store=store)
+    try:
+        async with stack.http.get(f"{stack.app_url}/healthz") as resp:
+            assert resp.status == 200
+        redis.stop()
+        started = time.perf_counter()
+        status, answer = await stack.post_mo(mo("r1"))
+        assert time.perf_counter() - started < 2.5
+        assert status == 503 and answer["statusCode"] == "E1603"
+        async with stack.http.get(f"{stack.app_url}/healthz") as resp:
+            assert resp.status == 503 and (await resp.json())["status"] == "store unavailable"
+        await asyncio.sleep(0.1)
+        assert stack.sent() == []
+
+        redis.start()  # same port: the pool reconnects on its own
+        for _ in range(50):
+            async with stack.http.get(f"{stack.app_url}/healthz") as resp:
+                if resp.status == 200:
+                    break
+            await asyncio.sleep(0.1)
+        assert resp.status == 200
+        status, answer = await stack.post_mo(mo("r1"))  # the refused delivery, retried by the gateway
+        assert status == 200 and answer["statusCode"] == "S1000"
+        for _ in range(100):
+            if stack.sent():
+                break
+            await asyncio.sleep(0.02)
+        assert stack.sent()[0]["message"].startswith("আলাপে স্বাগতম")
+    finally:
+        await stack.http.close()
+        redis.cleanup()
