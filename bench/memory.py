@@ -235,7 +235,7 @@ async def process_figures(redis_url: str, sessions: int, workers: int, concurren
                BDAPPS_BASE_URL=f"http://127.0.0.1:{gateway_port}", WEB_CONCURRENCY=str(workers),
                ALAP_LOG_LEVEL="warning")
     log = open(Path(tmp) / "alap-serve.log", "wb")
-    server = subprocess.Popen([sys.executable, "-m", "server.cli", "serve"], env=env, stdout=log,
+    server = subprocess.Popen([sys.executable, "-m", "server", "serve"], env=env, stdout=log,
                               stderr=subprocess.STDOUT, cwd=ROOT)
     url = f"http://127.0.0.1:{port}"
     client = aioredis.from_url(redis_url)

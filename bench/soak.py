@@ -184,7 +184,7 @@ class Soak:
                    ALAP_DEFAULT_LANGUAGE="en", WEB_CONCURRENCY=str(self.args.workers),
                    ALAP_LOG_LEVEL=self.args.log_level)
         with open(self.log_path, "wb") as out:
-            self.server = subprocess.Popen([sys.executable, "-m", "server.cli", "serve"], env=env, stdout=out,
+            self.server = subprocess.Popen([sys.executable, "-m", "server", "serve"], env=env, stdout=out,
                                            stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
         async with aiohttp.ClientSession() as http:
             for _ in range(600):

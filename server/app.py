@@ -15,7 +15,7 @@ from aiohttp import web
 from . import flow_publishing, metrics
 from .actions import build_registry
 from .bdapps.callers import CALLER_POLICY, CallerPolicy, check_caller
-from .bdapps.client import BdappsGateway
+from .integrations.bdapps import BdappsGateway
 from .bdapps.push import ADMIN_TOKEN, PUSH_SERVICE, PushService, push_ussd
 from .bdapps.resume import Resumes
 from .bdapps.routes import APP_ID, DELIVERY_REPORTS, SMS_SERVICE, USSD_SERVICE, add_routes

@@ -144,7 +144,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
-    from .sim import run_sim, run_sms
+    from .terminal_phone import run_sim, run_sms
 
     if args.sms is not None:
         return asyncio.run(run_sms(args.url, args.address, args.sms))
@@ -152,7 +152,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
 
 
 def cmd_push(args: argparse.Namespace) -> int:
-    from .sim import run_push
+    from .terminal_phone import run_push
 
     variables = {}
     for item in args.var:
@@ -275,7 +275,3 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(str(exc))
     except KeyboardInterrupt:
         return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,4 @@
-"""Settings from the environment, named exactly as design.md lists them.
+"""Settings from the environment, named as README.md ("Configuration") lists them.
 
 `load_settings()` turns any bad value into one `ConfigError` line naming the variable; the
 command line prints that line and exits, never a traceback and never a half-started server.
@@ -6,7 +6,7 @@ command line prints that line and exits, never a traceback and never a half-star
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Iterable, Literal
 from urllib.parse import unquote
 
 from pydantic import Field, ValidationError, field_validator
@@ -15,6 +15,27 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 ECARE_DEFAULT_URL = "http://118.179.129.98/myportal/api/rechargeapi/recharge_api_thirdparty.php"
+
+
+# The SMS routes ALAP_SMS_ROUTES may list. Parsed here, not in messaging/policy.py (which uses
+# this parser): settings load before any layer is imported, and importing the messaging package
+# would load prometheus-client before `alap serve` sets up its multiprocess directory.
+KNOWN_ROUTES = ("bdapps", "aamarsms", "dinisoft")
+
+
+def parse_routes(value: str | Iterable[str]) -> tuple[str, ...]:
+    """"bdapps,aamarsms,dinisoft" -> ("bdapps", "aamarsms", "dinisoft"). Raises ValueError
+    naming an unknown or repeated route."""
+    items = value.split(",") if isinstance(value, str) else list(value)
+    names = [i.strip().lower() for i in items if i.strip()]
+    if not names:
+        raise ValueError("at least one route is needed")
+    for name in names:
+        if name not in KNOWN_ROUTES:
+            raise ValueError(f"unknown SMS route {name!r} (known: {', '.join(KNOWN_ROUTES)})")
+    if len(set(names)) != len(names):
+        raise ValueError("a route is listed twice")
+    return tuple(names)
 
 
 class ConfigError(Exception):
@@ -98,7 +119,7 @@ class Settings(BaseSettings):
     bdapps_allowed_ips: str | None = Field(None, validation_alias="BDAPPS_ALLOWED_IPS")
     trusted_proxies: str | None = Field(None, validation_alias="ALAP_TRUSTED_PROXIES")
 
-    # Not in design.md: tuning knobs with safe defaults.
+    # Tuning knobs with safe defaults.
     budget_ascii: int = Field(160, ge=40, le=182, validation_alias="ALAP_BUDGET_440")
     budget_unicode: int = Field(80, ge=20, le=91, validation_alias="ALAP_BUDGET_16")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", validation_alias="ALAP_LOG_LEVEL")
@@ -148,11 +169,7 @@ class Settings(BaseSettings):
     @field_validator("sms_routes")
     @classmethod
     def _known_routes(cls, value: str) -> str:
-        names = [n.strip() for n in value.split(",") if n.strip()]
-        unknown = [n for n in names if n not in ("bdapps", "aamarsms", "dinisoft")]
-        if not names or unknown:
-            raise ValueError("must list routes from bdapps, aamarsms, dinisoft, e.g. 'bdapps,aamarsms'")
-        return ",".join(names)
+        return ",".join(parse_routes(value))
 
     @field_validator("bdapps_allowed_ips", "trusted_proxies")
     @classmethod

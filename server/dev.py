@@ -10,7 +10,8 @@ import asyncio
 from aiohttp import web
 
 from .app import LEDGER, SETTINGS, SMS_SENDER, UPSTREAMS, build_engine, create_app, install_engine
-from .recharge.saga import RechargeSaga, SagaPolicy
+from .recharge.saga import RechargeSaga
+from .recharge.saga_policy import SagaPolicy
 from .recharge.worker import RechargeWorker
 from .render.environment import Renderer
 from .reload import watch
@@ -18,7 +19,7 @@ from .config import Settings
 from .sandbox.bdapps import create_bdapps_fake
 from .sandbox.ecare import ECARE_PATH, create_ecare_fake
 from .sandbox.ecourier import create_ecourier_fake
-from .sandbox.simulator import add_simulator
+from .sandbox.web_phone import add_simulator
 
 SANDBOX_APP_ID = "APP_000001"
 SANDBOX_PASSWORD = "sandbox-password"

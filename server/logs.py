@@ -9,22 +9,15 @@ line a process writes escapes it.
 from __future__ import annotations
 
 import logging
-import re
 import sys
 from typing import Any, Iterable
 
 import msgspec
 import structlog
 
+from .msisdn import mask_numbers
+
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
-
-# 8801812345678, +8801812345678, 01812345678 (also inside "tel:8801..." addresses)
-_NUMBER = re.compile(r"(?<!\d)(?:\+?880|0)(1\d{6})(\d{3})(?!\d)")
-
-
-def mask_numbers(text: str) -> str:
-    return _NUMBER.sub(lambda m: "*" * (len(m.group(0)) - 3) + m.group(2), text)
-
 
 class Redactor:
     """A structlog processor; the secrets are set once at start-up from the settings."""

@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
@@ -291,9 +290,3 @@ async def app_factory() -> "web.Application":
     settings.require_production()
     setup_logging(settings.log_level, json=True, secrets=settings.secrets())
     return create_app(settings)
-
-
-if __name__ == "__main__":  # pragma: no cover - `python -m server.serving` == `alap serve`
-    from .cli import main
-
-    sys.exit(main(["serve"]))

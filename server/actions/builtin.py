@@ -2,24 +2,9 @@
 from __future__ import annotations
 
 from ..engine.actions import ActionContext, ActionRegistry, ActionResult
+from ..msisdn import operator_of
 
 LANGUAGES = ("bn", "en")
-
-# Prefix -> operator, by the numbering plan. Mobile number portability means a number may
-# have moved since: flows say "by its prefix" and let the subscriber correct it.
-OPERATOR_PREFIXES = {
-    "013": "Grameenphone", "017": "Grameenphone",
-    "014": "Banglalink", "019": "Banglalink",
-    "018": "Robi",
-    "016": "Airtel",
-    "015": "Teletalk",
-}
-
-
-def operator_for(number: str) -> str | None:
-    """`number` as 01XXXXXXXXX (what the bd_mobile validator stores)."""
-    return OPERATOR_PREFIXES.get(number[:3]) if len(number) == 11 else None
-
 
 async def set_language(ctx: ActionContext) -> ActionResult:
     """Save the subscriber's language (args.language: bn or en); shared by USSD and SMS."""
@@ -31,7 +16,7 @@ async def set_language(ctx: ActionContext) -> ActionResult:
 
 async def detect_operator(ctx: ActionContext) -> ActionResult:
     """Operator of args.number by its prefix: outcome ok with var `operator`, or unknown."""
-    operator = operator_for(str(ctx.args.get("number", "")))
+    operator = operator_of(str(ctx.args.get("number", "")))
     if operator is None:
         return ActionResult(outcome="unknown")
     return ActionResult(vars={"operator": operator})

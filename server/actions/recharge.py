@@ -2,7 +2,7 @@
 
 It checks the amount against the configured limits, writes ONE ledger record (REQUESTED, with
 its CAAS externalTrxId and eCare refid already drawn) and queues it for `alap worker`. No
-money moves here (design.md). The idempotency key is the session plus the request's details,
+money moves here (docs/recharge.md). The idempotency key is the session plus the request's details,
 so a repeated confirmation of the same request finds the same record instead of a second one.
 """
 from __future__ import annotations

@@ -1,15 +1,16 @@
-"""BDApps wire payloads (seed 004): inbound bodies decoded strictly, answers built exactly.
+"""BDApps wire payloads (docs/upstreams.md): inbound bodies decoded strictly, answers built exactly.
 
-Mandatory fields must be present and be strings (an ill-typed id is E1312, per design.md);
+Mandatory fields must be present and be strings (an ill-typed id is E1312: docs/upstreams.md);
 `encoding` and `version` are optional and accepted as string or number because deployments
 differ ("440", "16", "0", 16, or absent). Unknown fields are ignored.
 """
 from __future__ import annotations
 
-import re
 from typing import Annotated
 
 import msgspec
+
+from ..msisdn import number_of_address, subscriber_key  # noqa: F401 (the transport's names)
 
 NonEmpty = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 Text = Annotated[str, msgspec.Meta(max_length=4096)]
@@ -80,16 +81,4 @@ def auth_failed_body(app_id: str) -> bytes:
 
 TEMPORARY_ERROR = error_body("E1603", "Temporary System Error occurred while delivering your request.")
 
-_TEL = re.compile(r"^tel:\s*(?:\+?88)?0?(1[3-9]\d{8})$", re.IGNORECASE)
-
-
-def msisdn_of(address: str) -> str | None:
-    """01XXXXXXXXX for a plain `tel: 8801...` address; None for a masked id."""
-    match = _TEL.match(address.strip())
-    return "0" + match.group(1) if match else None
-
-
-def subscriber_key(address: str) -> str:
-    """A stable key for profiles: the address without whitespace ("tel: 880..." and
-    "tel:880..." are the same subscriber). Only used as a key, never sent anywhere."""
-    return "".join(address.split())
+msisdn_of = number_of_address  # 01XXXXXXXXX for a plain `tel: 8801...` address; None if masked

@@ -1,4 +1,4 @@
-"""App-initiated USSD (`mt-init`, seed 004 section 4): start a flow on a subscriber's phone.
+"""App-initiated USSD (`mt-init`, docs/upstreams.md): start a flow on a subscriber's phone.
 
 `POST /push/ussd` with `Authorization: Bearer <ALAP_ADMIN_TOKEN>` and
 `{"address": "tel:8801...", "flow": "parcel_notice", "vars": {...}}` answers 202 with the new
@@ -25,9 +25,9 @@ from aiohttp import web
 from ..engine.engine import Engine, Subscriber
 from ..engine.session import encode_session
 from ..render.budget import encoding_for
+from ..integrations.bdapps import BdappsGateway
 from ..store import Store, StoreUnavailable
-from .background import spawn
-from .client import BdappsGateway
+from .after_ack import spawn
 from .payloads import (TEMPORARY_ERROR, InvalidRequest, NonEmpty, decode, invalid_body, msisdn_of,
                        subscriber_key)
 

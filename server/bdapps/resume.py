@@ -26,9 +26,9 @@ import structlog
 from .. import metrics
 from ..engine.engine import Engine, Reply, Subscriber
 from ..engine.session import Session, decode_session
+from ..msisdn import normalise_digits
 from ..render import system
-from ..render.digits import normalise_digits
-from ..store import Lease
+from ..store import SessionLease
 from ..store.base import ResumeKey, ResumeWrite
 from .payloads import UssdReceive, subscriber_key
 
@@ -79,7 +79,7 @@ class Resumes:
         return bool(root) and (root == engine.default_flow.name
                                or any(flow.name == root for flow in engine.by_code.values()))
 
-    def forget(self, engine: Engine, mo: UssdReceive, lease: Lease) -> ResumeWrite | None:
+    def forget(self, engine: Engine, mo: UssdReceive, lease: SessionLease) -> ResumeWrite | None:
         """A hop that failed with a final error screen: that session is never offered."""
         if not self.window:
             return None

@@ -19,10 +19,9 @@ import structlog
 from ..engine.engine import Engine, Reply, Subscriber
 from ..engine.session import decode_session, encode_session
 from ..render import system
-from ..store import Claim, HopSuperseded, Lease, LockTimeout, Store, StoreUnavailable
-from .background import spawn
+from ..store import Claim, HopSuperseded, LockTimeout, SessionLease, Store, StoreUnavailable
 from .payloads import SmsReceive, msisdn_of, subscriber_key
-from .profiles import apply_profile_changes
+from .after_ack import apply_profile_changes, spawn
 
 log = structlog.get_logger("alap.sms")
 
@@ -78,7 +77,7 @@ class SmsService:
         log.info("sms_turn", address=mo.sourceAddress, flow=reply.entered[-1][0] if reply.entered else None,
                  final=reply.final, latency_ms=round((time.perf_counter() - started) * 1000, 1))
 
-    async def _turn(self, mo: SmsReceive, key: str, lease: Lease) -> Reply:
+    async def _turn(self, mo: SmsReceive, key: str, lease: SessionLease) -> Reply:
         subscriber = Subscriber(f"sms:{key}", mo.sourceAddress, msisdn_of(mo.sourceAddress))
         language = (lease.profile.lang if lease.profile else None) or self.default_language
         session = decode_session(lease.session)

@@ -20,11 +20,10 @@ from ..engine.engine import Engine, Reply, Subscriber
 from ..engine.session import decode_session, encode_session
 from ..render import system
 from ..render.budget import encoding_for
-from ..store import Claim, ForeignSession, HopSuperseded, Lease, LockTimeout, Store, StoreUnavailable
-from .background import spawn
-from .client import BdappsGateway
+from ..integrations.bdapps import BdappsGateway
+from ..store import Claim, ForeignSession, HopSuperseded, LockTimeout, SessionLease, Store, StoreUnavailable
 from .payloads import UssdReceive, msisdn_of, subscriber_key
-from .profiles import apply_profile_changes
+from .after_ack import apply_profile_changes, spawn
 from .resume import Resumes, is_offer
 
 log = structlog.get_logger("alap.ussd")
@@ -108,7 +107,7 @@ class UssdService:
                 await self._forget(lease, mo)
         await self._send(mo, reply, started)
 
-    async def _turn(self, mo: UssdReceive, lease: Lease) -> Reply:
+    async def _turn(self, mo: UssdReceive, lease: SessionLease) -> Reply:
         profile_of = subscriber_key(mo.sourceAddress)
         subscriber = Subscriber(mo.sessionId, mo.sourceAddress, msisdn_of(mo.sourceAddress))
         if mo.ussdOperation == "mo-init":
@@ -142,7 +141,7 @@ class UssdService:
         await apply_profile_changes(self.store, profile_of, reply)
         return reply
 
-    async def _offer(self, lease: Lease, data: bytes, reply: Reply, *, answered: bool) -> Reply:
+    async def _offer(self, lease: SessionLease, data: bytes, reply: Reply, *, answered: bool) -> Reply:
         """Save the resume offer as this session's state (like any state: not saved, no screen
         that waits for input)."""
         if not await self.store.commit(lease, data, self.session_ttl, answered=answered):
@@ -150,7 +149,7 @@ class UssdService:
             return self.engine.system_reply(self.default_language, system.SERVICE_BUSY, "error")
         return reply
 
-    async def _forget(self, lease: Lease, mo: UssdReceive) -> None:
+    async def _forget(self, lease: SessionLease, mo: UssdReceive) -> None:
         try:
             await self.store.commit(lease, None, self.session_ttl, answered=True,
                                     resume=self.resumes.forget(self.engine, mo, lease))

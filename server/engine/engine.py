@@ -3,7 +3,7 @@ session, calls `start` or `advance`, saves the session and sends `Reply.text`. A
 the flow versions it is pinned to (engine/pinning.py), whatever was deployed since.
 
 A turn has one deadline (a `time.monotonic()` value the caller passes; the USSD transport
-derives it from its session lock, server/store/base.py `Lease.turn_deadline`): every action of
+derives it from its session lock, server/store/base.py `SessionLease.turn_deadline`): every action of
 the turn, chained ones and those a dialled shortcut's replayed inputs reach, runs inside what
 is left of it, and an action with no time left takes its fallback at once."""
 from __future__ import annotations
@@ -18,7 +18,7 @@ import structlog
 
 from ..render import system
 from ..render.budget import Budget, paginate
-from ..render.digits import normalise_digits
+from ..msisdn import normalise_digits
 from ..render.environment import Renderer
 from .actions import ActionContext, ActionRegistry, ActionResult
 from .loader import normalise_keyword
@@ -371,7 +371,7 @@ class _Turn:
             return reply
         text = self._screen(self.session.lang)
         if not self.engine.unicode and self.session.channel == "ussd" and not text.isascii():
-            # GSM-7-only deployment: English is the fallback language (design.md).
+            # GSM-7-only deployment: English is the fallback language (README.md, ALAP_USSD_UNICODE).
             text = self._screen("en")
             if not text.isascii():
                 text = text.encode("ascii", "replace").decode("ascii")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..render.digits import normalise_digits
+from ..msisdn import normalise_digits
 from ..render.environment import Renderer, TextError
 from .actions import ActionRegistry
 from .errors import FlowErrors, FlowProblem, Mark

@@ -10,11 +10,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from ..render.digits import normalise_digits
-
-# Bangladeshi mobile numbers: 01[3-9] + 8 digits, with or without +880 / 880 / 0 prefixes.
-_BD_MOBILE = re.compile(r"^(?:\+?880|0)?(1[3-9]\d{8})$")
-
+from ..msisdn import local as local_number, normalise_digits
 
 @dataclass(frozen=True)
 class Valid:
@@ -55,36 +51,41 @@ class RegexValidator(Validator):
 
 
 @dataclass(frozen=True)
-class IntegerValidator(Validator):
-    min: int | None = None
-    max: int | None = None
-    kind = "integer"
-    default_error = "Enter a number from {{ min|number }} to {{ max|number }}."
+class RangeValidator(Validator):
+    """A number within [min, max] (either bound may be None); subclasses read the number."""
+
+    min: Any = None
+    max: Any = None
 
     def params(self) -> dict[str, Any]:
         return {"min": self.min, "max": self.max}
+
+    def within(self, value: Any, stored: Any) -> Valid | Invalid:
+        if (self.min is not None and value < self.min) or (self.max is not None and value > self.max):
+            return self.fail()
+        return Valid(stored)
+
+
+@dataclass(frozen=True)
+class IntegerValidator(RangeValidator):
+    """Whole numbers (at most 9 digits) within [min, max]; stored as an int."""
+
+    kind = "integer"
+    default_error = "Enter a number from {{ min|number }} to {{ max|number }}."
 
     def check(self, text: str) -> Valid | Invalid:
         if not re.fullmatch(r"\d{1,9}", text):
             return self.fail()
-        value = int(text)
-        if (self.min is not None and value < self.min) or (self.max is not None and value > self.max):
-            return self.fail()
-        return Valid(value)
+        return self.within(int(text), int(text))
 
 
 @dataclass(frozen=True)
-class AmountValidator(Validator):
+class AmountValidator(RangeValidator):
     """Taka amounts: digits with at most two decimals, within [min, max]. Stored as a string
     (exact decimal) so session JSON never carries a float."""
 
-    min: Decimal | None = None
-    max: Decimal | None = None
     kind = "amount"
     default_error = "Enter an amount from {{ min|taka }} to {{ max|taka }}."
-
-    def params(self) -> dict[str, Any]:
-        return {"min": self.min, "max": self.max}
 
     def check(self, text: str) -> Valid | Invalid:
         cleaned = text.replace(",", "")
@@ -94,9 +95,7 @@ class AmountValidator(Validator):
             value = Decimal(cleaned)
         except InvalidOperation:
             return self.fail()
-        if (self.min is not None and value < self.min) or (self.max is not None and value > self.max):
-            return self.fail()
-        return Valid(str(value))
+        return self.within(value, str(value))
 
 
 @dataclass(frozen=True)
@@ -107,8 +106,8 @@ class BdMobileValidator(Validator):
     default_error = "Enter a valid mobile number, like 01812345678."
 
     def check(self, text: str) -> Valid | Invalid:
-        match = _BD_MOBILE.match(re.sub(r"[\s-]", "", text))
-        return Valid("0" + match.group(1)) if match else self.fail()
+        number = local_number(text)
+        return Valid(number) if number else self.fail()
 
 
 def build_validator(spec: dict[str, Any]) -> Validator:

@@ -1,4 +1,4 @@
-"""AamarSMS outbound SMS client (seed 002).
+"""AamarSMS outbound SMS client (docs/upstreams.md).
 
 Configuration (read by the wiring, never here): AAMARSMS_BASE_URL (default
 https://aamarsms.com), AAMARSMS_USER, AAMARSMS_PASSWORD, AAMARSMS_FROM.
@@ -6,11 +6,11 @@ https://aamarsms.com), AAMARSMS_USER, AAMARSMS_PASSWORD, AAMARSMS_FROM.
 Wire: every endpoint is `GET {base}/<endpoint>?user=..&password=..` answering JSON with a
 `response_code` (errors come inside HTTP 200 bodies).
 
-Decisions where the seed is loose:
+Decisions where the API document is loose:
 - Numbers: accepted as 01XXXXXXXXX / 8801XXXXXXXXX / +8801... / "tel: 8801..." and sent as
-  8801XXXXXXXXX, the seed's example, without "+" as it asks. A number we cannot normalise
+  8801XXXXXXXXX, the API document's example, without "+" as it asks. A number we cannot normalise
   raises InvalidRecipient before any call; a bulk send with one bad number sends nothing.
-- Bengali: the seed has no unicode/type parameter, so text goes as UTF-8 percent-encoded in
+- Bengali: the API document has no unicode/type parameter, so text goes as UTF-8 percent-encoded in
   `text` (httpx does this) and the gateway picks the encoding.
 - The send response carries no smsid, yet /smsstatus needs one ("910-17XXXXXXX"). We pick one
   up if a body holds `smsid`, else `SmsAccepted.message_ids` is empty and delivery_status() needs
@@ -19,7 +19,7 @@ Decisions where the seed is loose:
   `failed` listing them; all failed -> SmsFailed. /otp `status: "Failed"` -> SmsFailed.
 - /balance code 106 ("No Credits available") is an answer, not an error: balance 0.
 
-Response codes (send: /api and /otp; status and balance use the subset the seed lists):
+Response codes (send: /api and /otp; status and balance use the subset the API document lists):
   100 ok (110 on /balance)
   101 username empty, 102 password empty, 105 invalid credential -> UpstreamAuthError, not retryable
   103 recipient empty -> InvalidRecipient, not retryable
@@ -43,20 +43,21 @@ from typing import Any, Iterable
 import httpx
 
 from server.integrations.base import (
-    Timeouts, UpstreamAuthError, UpstreamError, UpstreamMalformed, UpstreamRejected,
-    json_body, make_http_client, raise_for_http_status, send,
+    Timeouts, UpstreamAuthError, UpstreamClient, UpstreamError, UpstreamMalformed, UpstreamRejected,
+    hide_query_in_httpx_logs,
 )
 from server.integrations.sms_parts import (
     DeliveryState, DeliveryStatus, InsufficientBalance, InvalidRecipient, RecipientStatus,
-    SmsAccepted, SmsBalance, SmsFailed, hide_query_in_httpx_logs, invalid_recipient,
-    normalize_msisdn, sms_parts,
+    SmsAccepted, SmsBalance, SmsFailed, invalid_recipient,
+    sms_parts,
 )
 from server.metrics import register_error_codes
+from server.msisdn import require_international
 
 UPSTREAM = "aamarsms"
 DEFAULT_BASE_URL = "https://aamarsms.com"
 
-# response_code -> (error class, the seed's meaning)
+# response_code -> (error class, the API document's meaning)
 _ERRORS: dict[str, tuple[type[UpstreamError], str]] = {
     "101": (UpstreamAuthError, "Username empty"),
     "102": (UpstreamAuthError, "Password empty"),
@@ -75,27 +76,16 @@ _STATES: dict[str, DeliveryState] = {
 }
 
 
-class AamarSmsClient:
+class AamarSmsClient(UpstreamClient):
     """One per process; `aclose()` at shutdown (only closes an httpx client it created)."""
 
     def __init__(self, base_url: str, user: str, password: str, sender: str, *,
                  timeouts: Timeouts | None = None, http: httpx.AsyncClient | None = None) -> None:
+        super().__init__(timeouts=timeouts, http=http)
         self._base = base_url.rstrip("/")
         self._auth = {"user": user, "password": password}
         self._sender = sender
-        self._http = http or make_http_client(timeouts=timeouts)
-        self._owns_http = http is None
         hide_query_in_httpx_logs()
-
-    async def aclose(self) -> None:
-        if self._owns_http:
-            await self._http.aclose()
-
-    async def __aenter__(self) -> AamarSmsClient:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
     async def send_bulk(self, to: str | Iterable[str], text: str) -> SmsAccepted:
         """Send `text` to one or many numbers through `/api`."""
@@ -132,7 +122,7 @@ class AamarSmsClient:
         if _code(data) == "106":  # "No Credits available"
             return SmsBalance(UPSTREAM, Decimal(0))
         _check(data, "110")
-        # The seed's key is literally "AVAILABLE BALANCE =": match it loosely.
+        # The API document's key is literally "AVAILABLE BALANCE =": match it loosely.
         amount = next((_decimal(v) for k, v in data.items()
                        if "".join(k.split()).rstrip("=").lower() == "availablebalance"), None)
         if amount is None:
@@ -140,13 +130,7 @@ class AamarSmsClient:
         return SmsBalance(UPSTREAM, amount)
 
     async def _get(self, path: str, params: dict[str, str]) -> dict[str, Any]:
-        response = await send(self._http, UPSTREAM, "GET", self._base + path, params={**self._auth, **params})
-        raise_for_http_status(response, UPSTREAM)
-        data = json_body(response, UPSTREAM)
-        if not isinstance(data, dict):
-            raise UpstreamMalformed(UPSTREAM, "malformed", "answer is not a JSON object",
-                                    http_status=response.status_code)
-        return data
+        return await self._get_object(UPSTREAM, self._base + path, {**self._auth, **params})
 
 
 def _numbers(raw: list[str]) -> list[str]:
@@ -155,7 +139,7 @@ def _numbers(raw: list[str]) -> list[str]:
     out = []
     for item in raw:
         try:
-            out.append(normalize_msisdn(item))
+            out.append(require_international(item))
         except ValueError:
             raise invalid_recipient(UPSTREAM, item) from None
     return out
@@ -187,7 +171,7 @@ def _recipients(entries: Any, numbers: list[str]) -> tuple[RecipientStatus, ...]
 
 
 def _ids(data: dict[str, Any]) -> tuple[str, ...]:
-    """smsids if the gateway gave any (the seed's send samples carry none)."""
+    """smsids if the gateway gave any (the API document's send samples carry none)."""
     found = [_field(data, "smsid", "sms_id")]
     entries = data.get("delivery_status")
     if isinstance(entries, list):
@@ -196,7 +180,7 @@ def _ids(data: dict[str, Any]) -> tuple[str, ...]:
 
 
 def _field(data: dict[str, Any], *names: str) -> Any:
-    """Case-insensitive lookup: the seed writes STATUS in samples and status in the table."""
+    """Case-insensitive lookup: the API document writes STATUS in samples and status in the table."""
     return next((v for k, v in data.items() if k.lower() in names), None)
 
 

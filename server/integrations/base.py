@@ -1,16 +1,19 @@
-"""What every upstream client shares: typed errors, one httpx client per process, safe logging.
+"""What every upstream client shares: typed errors, one httpx client per process, safe logging,
+the base class `UpstreamClient` (constructor, `aclose`, `async with`) and `read_with_retry`.
 
-Integrations import nothing of engine, store or transport (design.md); actions turn these
-typed results and errors into flow outcomes.
+Integrations import nothing of engine, store or transport (docs/upstreams.md); actions turn
+these typed results and errors into flow outcomes.
 """
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Awaitable, Callable, Mapping, TypeVar
 
 import httpx
 import structlog
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
 from ..metrics import UPSTREAM_ERRORS, UPSTREAM_SECONDS, error_label
 from .delivery import classify
@@ -129,6 +132,31 @@ def _path_only(url: str) -> str:
     return url.split("?", 1)[0]
 
 
+class _DropQuery(logging.Filter):
+    """httpx logs every request at INFO with its full URL; eCare, AamarSMS and DiniSoft carry
+    passwords and API keys in that query string, so cut it off before any handler sees it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(_no_query(arg) for arg in record.args)
+        return True
+
+
+def _no_query(arg: Any) -> Any:
+    if isinstance(arg, httpx.URL):
+        return str(arg.copy_with(query=None))
+    if isinstance(arg, str) and "://" in arg and "?" in arg:
+        return _path_only(arg)
+    return arg
+
+
+def hide_query_in_httpx_logs() -> None:
+    """Install the query-stripping filter on httpx's logger once (idempotent)."""
+    logger = logging.getLogger("httpx")
+    if not any(isinstance(f, _DropQuery) for f in logger.filters):
+        logger.addFilter(_DropQuery())
+
+
 def json_body(response: httpx.Response, upstream: str) -> Any:
     """Parse a JSON body or raise UpstreamMalformed (several upstreams answer HTML on errors)."""
     try:
@@ -148,3 +176,57 @@ def raise_for_http_status(response: httpx.Response, upstream: str) -> None:
     if status == 429 or status >= 500:
         raise UpstreamUnavailable(upstream, str(status), "upstream unavailable", http_status=status)
     raise UpstreamRejected(upstream, str(status), "request rejected", http_status=status)
+
+
+# --- the client every upstream shares -------------------------------------------------------
+
+T = TypeVar("T")
+
+
+class UpstreamClient:
+    """One instance per upstream per process; close with `aclose()` (or `async with`).
+
+    `http` lets a caller share an httpx client (tests, custom transports): it is then not
+    closed by `aclose()` and `timeouts` is ignored."""
+
+    def __init__(self, *, timeouts: Timeouts | None = None, http: httpx.AsyncClient | None = None,
+                 base_url: str = "", headers: Mapping[str, str] | None = None) -> None:
+        self._owns_http = http is None
+        self._http = http or make_http_client(base_url, timeouts=timeouts, headers=headers)
+
+    async def aclose(self) -> None:
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def _get_object(self, upstream: str, url: str, params: Mapping[str, str]) -> dict[str, Any]:
+        """One GET whose answer must be a JSON object: HTTP errors mapped, else UpstreamMalformed."""
+        response = await send(self._http, upstream, "GET", url, params=dict(params))
+        raise_for_http_status(response, upstream)
+        data = json_body(response, upstream)
+        if not isinstance(data, dict):
+            raise UpstreamMalformed(upstream, "malformed", "answer is not a JSON object",
+                                    http_status=response.status_code)
+        return data
+
+    async def __aenter__(self: T) -> T:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A refused connection or a 5xx/429: the request was not served, asking again may work."""
+    return isinstance(exc, (UpstreamConnectError, UpstreamUnavailable))
+
+
+async def read_with_retry(call: Callable[[], Awaitable[T]], *, attempts: int = 2,
+                          retry_if: Callable[[BaseException], bool] = is_transient) -> T:
+    """Idempotent reads only: up to `attempts` calls, again at once while `retry_if(error)`;
+    the last error is raised as it is. Money calls never come here (they repeat under the
+    same idempotency key, from the ledger)."""
+    async for attempt in AsyncRetrying(stop=stop_after_attempt(max(1, attempts)),
+                                       retry=retry_if_exception(retry_if), reraise=True):
+        with attempt:
+            return await call()
+    raise AssertionError("unreachable: tenacity re-raises the last error")

@@ -1,6 +1,6 @@
-"""BDApps CAAS client: balance query, payment instruments, direct debit (seed 004, section 5).
+"""BDApps CAAS client: balance query, payment instruments, direct debit (docs/upstreams.md).
 
-Wire format, and the decisions taken where the seed is ambiguous:
+Wire format, and the decisions taken where the API document is ambiguous:
 
 - POST JSON to `{base_url}/caas/balance/query`, `/caas/list/pi`, `/caas/direct/debit` with
   `applicationId` and `password` in the body (never logged: base.send logs only the path).
@@ -23,37 +23,36 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Any
 
 import httpx
+
+from server.integrations.bdapps_codes import SUCCESS, is_retryable
+from server.money import parse_taka, taka_text
 
 from server.integrations.base import (
     Timeouts,
     UpstreamAuthError,
-    UpstreamConnectError,
+    UpstreamClient,
     UpstreamError,
     UpstreamMalformed,
     UpstreamRejected,
     UpstreamUnavailable,
+    is_transient,
     json_body,
-    make_http_client,
     raise_for_http_status,
+    read_with_retry,
     send,
 )
 
 UPSTREAM = "caas"
-SUCCESS = "S1000"
-RETRYABLE_CODES = frozenset({"E1318", "E1319", "E1326", "E1602", "E1603"})
-
-T = TypeVar("T")
-
 
 @dataclass(frozen=True)
 class CaasBalance:
     subscriber_id: str
     chargeable_balance: Decimal  # taka
     account_type: str  # e.g. PREPAID / POSTPAID
-    account_status: str  # as given ("0" in the seed's sample)
+    account_status: str  # as given ("0" in the API document's sample)
     status_detail: str
 
 
@@ -119,24 +118,13 @@ _CODE_CLASSES: dict[str, type[UpstreamError]] = {
 def error_for(code: str, detail: str, body: Any = None, http_status: int | None = None) -> UpstreamError:
     """The typed error for a BDApps status code other than S1000."""
     cls = _CODE_CLASSES.get(code, CaasRejected)
-    return cls(UPSTREAM, code, detail, retryable=code in RETRYABLE_CODES, body=body,
+    return cls(UPSTREAM, code, detail, retryable=is_retryable(code), body=body,
                http_status=http_status)
 
 
 def format_amount(amount: Decimal | int | str) -> str:
-    """Taka as the seed's string: "5", "12.50". Rejects floats, <= 0 and more than 2 decimals."""
-    if isinstance(amount, (float, bool)):
-        raise TypeError("amount must be Decimal, int or str, not float")
-    try:
-        value = Decimal(str(amount))
-    except InvalidOperation:
-        raise ValueError(f"amount is not a number: {amount!r}") from None
-    if not value.is_finite() or value <= 0:
-        raise ValueError(f"amount must be positive: {amount!r}")
-    cents = value.quantize(Decimal("0.01"))
-    if cents != value:
-        raise ValueError(f"amount has more than 2 decimals: {amount!r}")
-    return str(int(value)) if value == value.to_integral_value() else str(cents)
+    """Taka as the API document's string: "5", "12.50". Rejects floats, <= 0 and more than 2 decimals."""
+    return taka_text(parse_taka(amount))
 
 
 def _decimal(raw: Any, body: Any) -> Decimal:
@@ -151,38 +139,22 @@ def _text(body: dict[str, Any], name: str) -> str | None:
     return None if value is None or str(value).strip() == "" else str(value).strip()
 
 
-async def _read_with_retry(call: Callable[[], Awaitable[T]], attempts: int = 2) -> T:
-    """Idempotent reads only: a refused connection or a 5xx is worth one more try."""
-    for attempt in range(1, attempts + 1):
-        try:
-            return await call()
-        except (UpstreamConnectError, UpstreamUnavailable) as exc:
-            if attempt == attempts or isinstance(exc, CaasTemporaryError):
-                raise
-    raise AssertionError("unreachable")
+def _read_again(exc: BaseException) -> bool:
+    """A refused connection or a 5xx is worth one more try; BDApps' own throttling and
+    temporary codes are not (asking again at once only meets the same limit)."""
+    return is_transient(exc) and not isinstance(exc, CaasTemporaryError)
 
 
-class CaasClient:
+class CaasClient(UpstreamClient):
     """BDApps charging-as-a-service. One instance per process; close with `aclose()`."""
 
     def __init__(self, base_url: str, app_id: str, password: str, *,
                  payment_instrument: str = "Mobile Account", timeouts: Timeouts | None = None,
                  http: httpx.AsyncClient | None = None) -> None:
+        super().__init__(timeouts=timeouts, http=http)
         self._base_url = base_url.rstrip("/")
         self._auth = {"applicationId": app_id, "password": password}
         self._payment_instrument = payment_instrument
-        self._owns_http = http is None
-        self._http = http or make_http_client(timeouts=timeouts)
-
-    async def aclose(self) -> None:
-        if self._owns_http:
-            await self._http.aclose()
-
-    async def __aenter__(self) -> "CaasClient":
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
     async def _post(self, path: str, fields: dict[str, str]) -> dict[str, Any]:
         """One call; returns the body of an S1000 answer, raises a typed error otherwise."""
@@ -207,8 +179,8 @@ class CaasClient:
         return body
 
     async def query_balance(self, subscriber_id: str) -> CaasBalance:
-        body = await _read_with_retry(lambda: self._post("/caas/balance/query", {
-            "subscriberId": subscriber_id, "paymentInstrumentName": self._payment_instrument}))
+        fields = {"subscriberId": subscriber_id, "paymentInstrumentName": self._payment_instrument}
+        body = await read_with_retry(lambda: self._post("/caas/balance/query", fields), retry_if=_read_again)
         if body.get("chargeableBalance") is None:
             raise UpstreamMalformed(UPSTREAM, "malformed", "no chargeableBalance", body=body)
         return CaasBalance(subscriber_id=subscriber_id,
@@ -218,8 +190,8 @@ class CaasClient:
                            status_detail=_text(body, "statusDetail") or "")
 
     async def payment_instruments(self, subscriber_id: str, type: str = "all") -> tuple[PaymentInstrument, ...]:
-        body = await _read_with_retry(lambda: self._post("/caas/list/pi", {
-            "subscriberId": subscriber_id, "type": type}))
+        fields = {"subscriberId": subscriber_id, "type": type}
+        body = await read_with_retry(lambda: self._post("/caas/list/pi", fields), retry_if=_read_again)
         items = body.get("paymentInstrumentList") or []
         if not isinstance(items, list):
             raise UpstreamMalformed(UPSTREAM, "malformed", "paymentInstrumentList is not a list", body=body)
@@ -231,7 +203,7 @@ class CaasClient:
 
         Never retried here: on UpstreamTimeout the caller retries with the SAME id."""
         if not external_trx_id or len(external_trx_id) > 32:
-            raise ValueError("external_trx_id must be 1-32 characters (seed: String(32))")
+            raise ValueError("external_trx_id must be 1-32 characters (CAAS: String(32))")
         wire_amount = format_amount(amount)
         body = await self._post("/caas/direct/debit", {
             "externalTrxId": external_trx_id, "amount": wire_amount, "currency": "BDT",

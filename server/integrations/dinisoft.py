@@ -1,24 +1,24 @@
-"""DiniSoft outbound SMS client (seed 003, API v1.03).
+"""DiniSoft outbound SMS client (API v1.03; docs/upstreams.md).
 
 Configuration (read by the wiring, never here): DINISOFT_BASE_URL (default
 https://sms.dinisoftbd.com:7790), DINISOFT_API_KEY, DINISOFT_SECRET_KEY, DINISOFT_CALLER_ID.
 The balance check lives on another host and path and takes an account name instead of keys, so
 it has its own keyword arguments `balance_url` and `client_name` (suggested env names:
-DINISOFT_BALANCE_URL, DINISOFT_CLIENT_NAME; not yet in design.md).
+DINISOFT_BALANCE_URL, DINISOFT_CLIENT_NAME; not read by config.py yet).
 
 Wire: `GET {base}/sendtext?apikey&secretkey&callerID&toUser&messageContent` and
 `GET {base}/getstatus?apikey&secretkey&messageid`, answering JSON whose `Status` (a string,
-accepted as a number too) decides; `Text` is informative only (the seed spells ACCEPTD and
+accepted as a number too) decides; `Text` is informative only (the API document spells ACCEPTD and
 Acceptd). Balance answers plain text ("10.000000").
 
-Decisions where the seed is loose:
+Decisions where the API document is loose:
 - Numbers: accepted as 01XXXXXXXXX / 8801XXXXXXXXX / +8801... / "tel: 8801..." and sent in
-  `toUser` as 8801XXXXXXXXX (the seed shows no format; this is the country-code form BD gateways
+  `toUser` as 8801XXXXXXXXX (the API document shows no format; this is the country-code form BD gateways
   take without "+"). Unusable numbers raise InvalidRecipient before any call.
 - Bengali: no unicode parameter is documented; text goes UTF-8 percent-encoded in messageContent.
-- Status 0 without a Message_ID (the seed's "Acceptd" row) is still accepted, with no id:
+- Status 0 without a Message_ID (the API document's "Acceptd" row) is still accepted, with no id:
   raising would invite a resend of a message that went out.
-- getstatus Status 1 "request failed" sits with PENDING/SENT/DELIVRD in the seed's table, so it
+- getstatus Status 1 "request failed" sits with PENDING/SENT/DELIVRD in the API document's table, so it
   is read as the message's state (failed), not as an error of the query.
 - getstatus 114 also means "already queried": once a final state has been read, store it;
   asking again is rejected.
@@ -47,14 +47,15 @@ from typing import Any, NoReturn
 import httpx
 
 from server.integrations.base import (
-    Timeouts, UpstreamAuthError, UpstreamError, UpstreamMalformed, UpstreamRejected,
-    UpstreamUnavailable, json_body, make_http_client, raise_for_http_status, send,
+    Timeouts, UpstreamAuthError, UpstreamClient, UpstreamError, UpstreamMalformed, UpstreamRejected,
+    UpstreamUnavailable, hide_query_in_httpx_logs, raise_for_http_status, send,
 )
 from server.integrations.sms_parts import (
     DeliveryState, DeliveryStatus, RecipientStatus, SmsAccepted, SmsBalance, SmsFailed,
-    hide_query_in_httpx_logs, invalid_recipient, normalize_msisdn, sms_parts,
+    invalid_recipient, sms_parts,
 )
 from server.metrics import register_error_codes
+from server.msisdn import require_international
 
 UPSTREAM = "dinisoft"
 DEFAULT_BASE_URL = "https://sms.dinisoftbd.com:7790"
@@ -75,34 +76,23 @@ register_error_codes([*_ERRORS, "no_client_name"])  # their metric label (server
 _STATES: dict[str, DeliveryState] = {"0": "delivered", "1": "failed", "2": "pending", "4": "sent"}
 
 
-class DiniSoftClient:
+class DiniSoftClient(UpstreamClient):
     """One per process; `aclose()` at shutdown (only closes an httpx client it created)."""
 
     def __init__(self, base_url: str, api_key: str, secret_key: str, caller_id: str, *,
                  timeouts: Timeouts | None = None, http: httpx.AsyncClient | None = None,
                  balance_url: str = DEFAULT_BALANCE_URL, client_name: str | None = None) -> None:
+        super().__init__(timeouts=timeouts, http=http)
         self._base = base_url.rstrip("/")
         self._auth = {"apikey": api_key, "secretkey": secret_key}
         self._caller_id = caller_id
         self._balance_url = balance_url
         self._client_name = client_name
-        self._http = http or make_http_client(timeouts=timeouts)
-        self._owns_http = http is None
         hide_query_in_httpx_logs()
-
-    async def aclose(self) -> None:
-        if self._owns_http:
-            await self._http.aclose()
-
-    async def __aenter__(self) -> DiniSoftClient:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
     async def send_text(self, to: str, text: str) -> SmsAccepted:
         try:
-            number = normalize_msisdn(to)
+            number = require_international(to)
         except ValueError:
             raise invalid_recipient(UPSTREAM, to) from None
         data = await self._get("/sendtext", {"callerID": self._caller_id, "toUser": number,
@@ -136,13 +126,7 @@ class DiniSoftClient:
                                     http_status=response.status_code) from None
 
     async def _get(self, path: str, params: dict[str, str]) -> dict[str, Any]:
-        response = await send(self._http, UPSTREAM, "GET", self._base + path, params={**self._auth, **params})
-        raise_for_http_status(response, UPSTREAM)
-        data = json_body(response, UPSTREAM)
-        if not isinstance(data, dict):
-            raise UpstreamMalformed(UPSTREAM, "malformed", "answer is not a JSON object",
-                                    http_status=response.status_code)
-        return data
+        return await self._get_object(UPSTREAM, self._base + path, {**self._auth, **params})
 
 
 def _status(data: dict[str, Any]) -> str:

@@ -1,23 +1,18 @@
 """What the SMS gateway clients (AamarSMS, DiniSoft) share.
 
 - part counting: `is_gsm7`, `sms_parts` (what a message costs on either gateway);
-- Bangladeshi number normalisation: `normalize_msisdn`;
 - provider-neutral results (`SmsAccepted`, `DeliveryStatus`, `SmsBalance`) so an action can
   fail over from one gateway to the other without caring which answered;
 - SMS-specific typed errors on top of integrations/base.py;
-- `hide_query_in_httpx_logs`: both gateways take credentials in the query string.
 """
 from __future__ import annotations
 
-import logging
 import math
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-import httpx
 
 from server.integrations.base import UpstreamRejected
 
@@ -53,31 +48,6 @@ def sms_parts(text: str) -> int:
         units = len(text.encode("utf-16-le")) // 2
         single, part = UCS2_SINGLE, UCS2_PART
     return 1 if units <= single else math.ceil(units / part)
-
-
-# --- numbers ------------------------------------------------------------------------------
-
-_BENGALI_DIGITS = str.maketrans("০১২৩৪৫৬৭৮৯", "0123456789")
-_MSISDN = re.compile(r"8801[3-9]\d{8}")
-
-
-def normalize_msisdn(raw: str) -> str:
-    """Turn 01XXXXXXXXX, 8801XXXXXXXXX, +8801..., 008801..., "tel: 8801..." (spaces, dashes and
-    Bengali digits allowed) into 8801XXXXXXXXX. Raises ValueError for anything else, including
-    BDApps masked addresses ("tel:B%3C4p...") which no SMS gateway can deliver to."""
-    value = raw.strip()
-    if value.lower().startswith("tel:"):
-        value = value[4:]
-    value = re.sub(r"[\s\-().]", "", value).translate(_BENGALI_DIGITS)
-    if value.startswith("+"):
-        value = value[1:]
-    elif value.startswith("00"):
-        value = value[2:]
-    if len(value) == 11 and value.startswith("01"):
-        value = "88" + value
-    if not _MSISDN.fullmatch(value):
-        raise ValueError("not a Bangladeshi mobile number")
-    return value
 
 
 # --- results ------------------------------------------------------------------------------
@@ -157,27 +127,3 @@ def invalid_recipient(upstream: str, raw: Any) -> InvalidRecipient:
     # The detail repeats the number so support can see it; numbers are not secrets.
     return InvalidRecipient(upstream, "invalid_number", f"not a Bangladeshi mobile number: {raw!r}")
 
-
-# --- logging ------------------------------------------------------------------------------
-
-class _DropQuery(logging.Filter):
-    """httpx logs every request at INFO with its full URL; our gateways carry passwords
-    and API keys in that query string, so cut it off before any handler sees it."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
-            record.args = tuple(_no_query(arg) for arg in record.args)
-        return True
-
-
-def _no_query(arg: Any) -> Any:
-    if isinstance(arg, httpx.URL):
-        return str(arg.copy_with(query=None))
-    return arg
-
-
-def hide_query_in_httpx_logs() -> None:
-    """Install the query-stripping filter on httpx's logger once (idempotent)."""
-    logger = logging.getLogger("httpx")
-    if not any(isinstance(f, _DropQuery) for f in logger.filters):
-        logger.addFilter(_DropQuery())

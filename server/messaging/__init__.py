@@ -1,8 +1,9 @@
 """Outbound messaging: every SMS Alap sends goes through one `SmsSender`.
 
-Layer rules: this package may import integrations, the BDApps client (server/bdapps/client.py,
-plus `subscriber_key` so opt-out reads the same profile key the transport writes) and the
-store; only actions and the transport wiring import it.
+Layer rules: this package may import integrations (the BDApps client is
+server/integrations/bdapps.py), server/msisdn.py (`subscriber_key`, so opt-out reads the same
+profile key the transport writes) and the store; never the transport (server/bdapps/). Only
+actions and the transport wiring import it.
 
     sender = build_sms_sender(settings, http_session, store)
     sent = await sender.send("tel:8801812345678", "আপনার রিচার্জ সম্পন্ন হয়েছে", kind="receipt",
@@ -17,10 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
-from server.bdapps.client import BdappsGateway
+from server.integrations.bdapps import BdappsGateway
 from server.integrations.aamarsms import AamarSmsClient
 from server.integrations.dinisoft import DiniSoftClient
-from server.store.messages import MessageLog, MessageRecord, MessageStatus, open_message_log
+from server.store import open_message_log
+from server.store.messages import MessageLog, MessageRecord, MessageStatus
 
 from .policy import DEFAULT_ROUTES, KNOWN_ROUTES, RoutingPolicy, parse_routes
 from .routes import (

@@ -11,28 +11,15 @@
 """
 from __future__ import annotations
 
-from typing import Iterable, Mapping, Sequence
+from typing import Mapping, Sequence
 
-from .routes import BDAPPS, SmsRoute, is_tel_address, plain_msisdn
+from server.config import KNOWN_ROUTES, parse_routes
+from server.msisdn import is_tel_address, local, prefixes_of
 
-KNOWN_ROUTES = ("bdapps", "aamarsms", "dinisoft")
-DEFAULT_ROUTES = KNOWN_ROUTES
-BDAPPS_OPERATOR_PREFIXES = ("016", "018")  # Airtel, Robi
+from .routes import BDAPPS, SmsRoute
 
-
-def parse_routes(value: str | Iterable[str]) -> tuple[str, ...]:
-    """"bdapps,aamarsms,dinisoft" -> ("bdapps", "aamarsms", "dinisoft"). Raises ValueError
-    naming an unknown or repeated route (for the ALAP_SMS_ROUTES validator)."""
-    items = value.split(",") if isinstance(value, str) else list(value)
-    names = [i.strip().lower() for i in items if i.strip()]
-    if not names:
-        raise ValueError("at least one route is needed")
-    for name in names:
-        if name not in KNOWN_ROUTES:
-            raise ValueError(f"unknown SMS route {name!r} (known: {', '.join(KNOWN_ROUTES)})")
-    if len(set(names)) != len(names):
-        raise ValueError("a route is listed twice")
-    return tuple(names)
+DEFAULT_ROUTES = KNOWN_ROUTES  # names and their parser: server/config.py (ALAP_SMS_ROUTES)
+BDAPPS_OPERATOR_PREFIXES = prefixes_of("Airtel", "Robi")
 
 
 class RoutingPolicy:
@@ -44,12 +31,12 @@ class RoutingPolicy:
     def routes_for(self, to: str, available: Mapping[str, SmsRoute]) -> list[SmsRoute]:
         """The routes to try for `to`, best first, among the configured and available ones."""
         names = [n for n in self.order if n in available]
-        number = plain_msisdn(to)
+        number = local(to)
         if is_tel_address(to):
             if number is None:  # masked id: only BDApps knows who it is
                 names = [n for n in names if n == BDAPPS]
         elif number is None:
             names = []
-        elif ("0" + number[3:])[:3] not in self.bdapps_prefixes:
+        elif number[:3] not in self.bdapps_prefixes:
             names = [n for n in names if n != BDAPPS] + [n for n in names if n == BDAPPS]
         return [available[n] for n in names if available[n].reaches(to)]

@@ -12,13 +12,14 @@ from typing import Literal, Protocol, runtime_checkable
 
 import structlog
 
-from server.bdapps.client import BdappsGateway, SmsSendResult
+from server.integrations.bdapps import BdappsGateway, SmsSendResult
 from server.integrations.aamarsms import AamarSmsClient
 from server.integrations.base import (
     UpstreamConnectError, UpstreamError, UpstreamMalformed, UpstreamTimeout, UpstreamUnavailable,
 )
 from server.integrations.dinisoft import DiniSoftClient
-from server.integrations.sms_parts import DeliveryStatus, SmsAccepted, normalize_msisdn, sms_parts
+from server.integrations.sms_parts import DeliveryStatus, SmsAccepted, sms_parts
+from server.msisdn import international, is_tel_address
 
 log = structlog.get_logger("alap.messaging")
 
@@ -77,18 +78,6 @@ class PollableRoute(SmsRoute, Protocol):
     async def delivery_status(self, message_id: str) -> DeliveryStatus: ...
 
 
-def is_tel_address(to: str) -> bool:
-    return to.strip()[:4].lower() == "tel:"
-
-
-def plain_msisdn(to: str) -> str | None:
-    """8801XXXXXXXXX for anything that is a Bangladeshi number, None otherwise (masked ids)."""
-    try:
-        return normalize_msisdn(to)
-    except ValueError:
-        return None
-
-
 # --- BDApps -------------------------------------------------------------------------------------
 
 class BdappsRoute:
@@ -104,12 +93,12 @@ class BdappsRoute:
         self.delivery_report = delivery_report
 
     def reaches(self, to: str) -> bool:
-        return is_tel_address(to) or plain_msisdn(to) is not None
+        return is_tel_address(to) or international(to) is not None
 
     def destination(self, to: str) -> str:
         if is_tel_address(to):
             return to
-        number = plain_msisdn(to)
+        number = international(to)
         if number is None:
             raise ValueError("not an address BDApps can reach")
         return "tel:" + number
@@ -152,7 +141,26 @@ def gateway_outcome(provider: str, exc: UpstreamError, parts: int) -> SendOutcom
     return SendOutcome(provider, False, (), parts, None, exc.code, exc.detail, retryable=retryable)
 
 
-class AamarSmsRoute:
+class GatewayRoute:
+    """An SMS gateway route (AamarSMS, DiniSoft): plain numbers only, typed errors turned into
+    outcomes. Subclasses say how a message goes out and how its delivery is read."""
+
+    name: str
+
+    def reaches(self, to: str) -> bool:
+        return international(to) is not None
+
+    async def send(self, to: str, text: str, *, kind: str) -> SendOutcome:
+        try:
+            return _accepted(self.name, await self._submit(to, text, kind))
+        except UpstreamError as exc:
+            return gateway_outcome(self.name, exc, sms_parts(text))
+
+    async def _submit(self, to: str, text: str, kind: str) -> SmsAccepted:
+        raise NotImplementedError
+
+
+class AamarSmsRoute(GatewayRoute):
     """AamarSMS: `/otp` for one-time codes, `/api` (bulk) for everything else."""
 
     name = AAMARSMS
@@ -160,22 +168,16 @@ class AamarSmsRoute:
     def __init__(self, client: AamarSmsClient) -> None:
         self.client = client
 
-    def reaches(self, to: str) -> bool:
-        return plain_msisdn(to) is not None
-
-    async def send(self, to: str, text: str, *, kind: str) -> SendOutcome:
-        try:
-            if kind == "otp":
-                return _accepted(self.name, await self.client.send_otp(to, text))
-            return _accepted(self.name, await self.client.send_bulk(to, text))
-        except UpstreamError as exc:
-            return gateway_outcome(self.name, exc, sms_parts(text))
+    async def _submit(self, to: str, text: str, kind: str) -> SmsAccepted:
+        if kind == "otp":
+            return await self.client.send_otp(to, text)
+        return await self.client.send_bulk(to, text)
 
     async def delivery_status(self, message_id: str) -> DeliveryStatus:
         return await self.client.delivery_status(message_id)
 
 
-class DiniSoftRoute:
+class DiniSoftRoute(GatewayRoute):
     """DiniSoft `sendtext`; delivery is learnt by polling `getstatus`."""
 
     name = DINISOFT
@@ -183,14 +185,8 @@ class DiniSoftRoute:
     def __init__(self, client: DiniSoftClient) -> None:
         self.client = client
 
-    def reaches(self, to: str) -> bool:
-        return plain_msisdn(to) is not None
-
-    async def send(self, to: str, text: str, *, kind: str) -> SendOutcome:
-        try:
-            return _accepted(self.name, await self.client.send_text(to, text))
-        except UpstreamError as exc:
-            return gateway_outcome(self.name, exc, sms_parts(text))
+    async def _submit(self, to: str, text: str, kind: str) -> SmsAccepted:
+        return await self.client.send_text(to, text)
 
     async def delivery_status(self, message_id: str) -> DeliveryStatus:
         return await self.client.get_status(message_id)

@@ -34,13 +34,13 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 import structlog
 
-from server.bdapps.payloads import subscriber_key
 from server.integrations.base import UpstreamError, UpstreamRejected
 from server.integrations.sms_parts import sms_parts
+from server.msisdn import international, subscriber_key
 from server.store.messages import MessageLog, MessageRecord, MessageStatus, normalize_status
 
 from .policy import DEFAULT_ROUTES, RoutingPolicy
-from .routes import DINISOFT, KINDS, PollableRoute, SendOutcome, SmsRoute, plain_msisdn
+from .routes import DINISOFT, KINDS, PollableRoute, SendOutcome, SmsRoute
 from .throttle import Bucket, TokenBucket
 
 if TYPE_CHECKING:
@@ -172,7 +172,7 @@ class SmsSender:
         if self.store is None or record.kind == "reply" or record.reply_to_request:
             return False
         keys = {subscriber_key(record.to)}
-        number = plain_msisdn(record.to)
+        number = international(record.to)
         if number is not None:  # a profile is keyed by the BDApps address "tel:880..."
             keys.add("tel:" + number)
         for key in sorted(keys):

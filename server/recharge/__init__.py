@@ -17,13 +17,17 @@ from __future__ import annotations
 
 from .receipts import MSGIDS as RECEIPT_MSGIDS
 from .receipts import Receipt, build_receipts
-from .saga import (
-    LeaseKeeper, LeaseLost, RechargeSaga, SagaPolicy, StepResult, ecare_operator, parse_number_type, parse_operator,
-)
+from server.store.ledger import LeaseLost
+
+from .ecare_codes import ecare_operator, parse_number_type, parse_operator
+from .lease_keeper import RechargeLeaseKeeper
+from .saga import RechargeSaga
+from .saga_policy import SagaPolicy
+from .saga_steps import StepResult
 from .worker import RechargeWorker, check_worker_settings, default_worker_id, run_worker
 
 __all__ = [
-    "LeaseKeeper", "LeaseLost", "RECEIPT_MSGIDS", "Receipt", "RechargeSaga", "RechargeWorker", "SagaPolicy",
+    "RechargeLeaseKeeper", "LeaseLost", "RECEIPT_MSGIDS", "Receipt", "RechargeSaga", "RechargeWorker", "SagaPolicy",
     "StepResult", "build_receipts", "check_worker_settings", "default_worker_id", "ecare_operator", "parse_number_type",
     "parse_operator", "run_worker",
 ]

@@ -16,10 +16,10 @@ Who gets what:
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
+from server.msisdn import local
 from server.render.environment import Renderer
 from server.store.ledger import RechargeRecord, RechargeState
 
@@ -76,18 +76,9 @@ def _language(renderer: Renderer, record: RechargeRecord) -> str:
     return record.language if record.language in renderer.languages else renderer.languages[0]
 
 
-_NUMBER = re.compile(r"^(?:tel:)?\s*(?:\+?88)?(01[3-9]\d{8})$", re.IGNORECASE)
-
-
-def _local(address: str | None) -> str | None:
-    """01XXXXXXXXX for a plain or `tel:880...` number; None for a masked BDApps id."""
-    match = _NUMBER.match((address or "").strip())
-    return match.group(1) if match else None
-
-
 def same_number(record: RechargeRecord) -> bool:
     """Whether the recipient is the payer (only knowable when the payer's number is known)."""
-    return _local(record.payer_msisdn) == record.recipient or _local(record.payer) == record.recipient
+    return local(record.payer_msisdn) == record.recipient or local(record.payer) == record.recipient
 
 
 def build_receipts(renderer: Renderer, record: RechargeRecord) -> list[Receipt]:
@@ -100,7 +91,7 @@ def build_receipts(renderer: Renderer, record: RechargeRecord) -> list[Receipt]:
     context: dict[str, Any] = {
         "amount": record.amount, "recipient": record.recipient, "trx_id": record.ecare_trx_id or "",
         "ref": record.id, "reason": renderer.gettext(lang, reason_id),
-        "sender": _local(record.payer_msisdn) or "",
+        "sender": local(record.payer_msisdn) or "",
     }
     receipts = [Receipt("payer", record.payer, renderer.render_text(lang, source, context), True)]
     if record.state is RechargeState.COMPLETED and not same_number(record):

@@ -35,9 +35,11 @@ from typing import Any
 import structlog
 
 from server.store.base import StoreUnavailable
-from server.store.ledger import Ledger, LedgerLease
+from server.store.ledger import Ledger, LeaseLost, RechargeLease
 
-from .saga import LeaseKeeper, LeaseLost, RechargeSaga, SagaPolicy
+from .lease_keeper import RechargeLeaseKeeper
+from .saga import RechargeSaga
+from .saga_policy import SagaPolicy
 
 log = structlog.get_logger("alap.worker")
 
@@ -126,13 +128,13 @@ class RechargeWorker:
         await asyncio.gather(*(self._work(lease) for lease in leases))
         return len(leases)
 
-    def _start(self, lease: LedgerLease) -> None:
+    def _start(self, lease: RechargeLease) -> None:
         task = asyncio.create_task(self._work(lease), name=f"recharge:{lease.record_id}")
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    async def _work(self, lease: LedgerLease) -> None:
-        keeper = LeaseKeeper(self.ledger, lease, self.lease)
+    async def _work(self, lease: RechargeLease) -> None:
+        keeper = RechargeLeaseKeeper(self.ledger, lease, self.lease)
         due: float | None = time.time()
         try:
             result = await self.saga.step(lease.record_id, keeper)
@@ -164,7 +166,7 @@ class RechargeWorker:
                 log.exception("worker_step_failure_not_recorded", worker=self.worker_id, id=lease.record_id)
         await self._release(keeper.lease, due)
 
-    async def _release(self, lease: LedgerLease, due: float | None) -> None:
+    async def _release(self, lease: RechargeLease, due: float | None) -> None:
         try:
             if not await self.ledger.release(lease, due):
                 log.warning("worker_lease_expired", worker=self.worker_id, id=lease.record_id)

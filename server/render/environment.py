@@ -14,7 +14,7 @@ from typing import Any, Callable, Mapping
 import jinja2
 
 from .catalogs import LoadedCatalog, load_catalog
-from .digits import bengali_digits
+from ..msisdn import bengali_digits
 from .formatting import format_number, format_taka, localise_digits
 
 LANGUAGES = ("bn", "en")

@@ -11,7 +11,7 @@ from typing import Any
 
 from babel.numbers import format_currency, format_decimal
 
-from .digits import bengali_digits
+from ..msisdn import bengali_digits
 
 
 def _decimal(value: Any) -> Decimal | None:

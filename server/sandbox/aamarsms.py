@@ -1,15 +1,15 @@
-"""Contract fake of AamarSMS (seed 002): GET /api, /otp, /smsstatus, /balance.
+"""Contract fake of AamarSMS (docs/upstreams.md): GET /api, /otp, /smsstatus, /balance.
 
-Answers with the seed's bodies and codes: 101/102 missing user/password, 105 wrong credentials,
+Answers with the API document's bodies and codes: 101/102 missing user/password, 105 wrong credentials,
 103/104 empty recipient/text, 108 text longer than `max_parts`, 106 balance too low, 109 smsid
-empty (also for an unknown smsid, which the seed does not cover). A bulk recipient that is not
-8801XXXXXXXXX (the seed's format, no "+") gets `Status: 0, "Failed"`; the others are stored
+empty (also for an unknown smsid, which the API document does not cover). A bulk recipient that is not
+8801XXXXXXXXX (the API document's format, no "+") gets `Status: 0, "Failed"`; the others are stored
 and charged `cost_per_part` per part.
 
 Sent messages are kept (GET /_control/messages); /smsstatus reports `status_sequence[n]` on the
-n-th query, holding the last. The seed documents only Sent/Failed there, so the default is
+n-th query, holding the last. The API document documents only Sent/Failed there, so the default is
 ("SENT",); pass e.g. ("SENT", "FAILED") to see a change. The send answer carries no smsid (as in
-the seed); ids look like the seed's "910-17XXXXXXX" and are found through /_control/messages or
+the API document); ids look like the API document's "910-17XXXXXXX" and are found through /_control/messages or
 `app[AAMARSMS_STATE]`.
 
 Faults (server/sandbox/faults.py) use the endpoint names "/api", "/otp", "/smsstatus", "/balance".

@@ -133,7 +133,7 @@ async def sms_send(request: web.Request) -> web.StreamResponse:
     stamp = time.strftime("%Y%m%d%H%M%S")
     responses = []
     for address in addresses:
-        shown = "tel: " + address[4:] if address[:4].lower() == "tel:" else address  # the seed's "tel: 880..."
+        shown = "tel: " + address[4:] if address[:4].lower() == "tel:" else address  # the API document's "tel: 880..."
         if address[:4].lower() != "tel:" or not address[4:].strip():
             responses.append({"statusCode": "E1325", "timeStamp": stamp, "address": shown,
                               "statusDetail": _SMS_DETAILS["E1325"]})

@@ -1,4 +1,4 @@
-"""Contract fake of BDApps CAAS (seed 004, section 5), as a small aiohttp app.
+"""Contract fake of BDApps CAAS (docs/upstreams.md), as a small aiohttp app.
 
 Routes, relative to the app root: POST /caas/balance/query, /caas/list/pi, /caas/direct/debit
 (JSON in, JSON out; errors as HTTP 200 with a statusCode other than S1000, like BDApps).
@@ -13,7 +13,7 @@ with 100.00 PREPAID so `alap dev` works with whatever ids the gateway fake inven
     tel:8801855500000                0.00  PREPAID
     tel:B%3C4pbgsmXQ7Lk2iYp0aR1dZ   42.75  PREPAID   (a masked id)
 
-Ids are looked up with the space after "tel:" removed (the seed writes "tel: 8801...").
+Ids are looked up with the space after "tel:" removed (the API document writes "tel: 8801...").
 
 OUR ASSUMPTION, not documented by BDApps: `externalTrxId` makes a debit idempotent. A repeat
 with the same id, subscriber and amount answers the original success again and does not charge

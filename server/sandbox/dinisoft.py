@@ -1,14 +1,14 @@
-"""Contract fake of DiniSoft (seed 003): GET /sendtext, /getstatus and the balance page
+"""Contract fake of DiniSoft (docs/upstreams.md): GET /sendtext, /getstatus and the balance page
 (/login/sms/smsConfiguration/smsClientBalance.jsp?client=..., plain text "10.000000").
 
-sendtext answers the seed's codes: 109 apikey missing or unknown, 108 secretkey wrong or
+sendtext answers the API document's codes: 109 apikey missing or unknown, 108 secretkey wrong or
 missing, 114 no messageContent, 5400 caller IP not in `allowed_ips` (when given), 1 "request
 failed" for a toUser that is not 8801XXXXXXXXX, an empty callerID or too little balance (the
-seed has no specific code for those), else 0 ACCEPTD with a Message_ID counting from 194234.
+API document has no specific code for those), else 0 ACCEPTD with a Message_ID counting from 194234.
 Each part costs `cost_per_part`.
 
 getstatus: 109 apikey missing, -42 apikey unknown, 108 secretkey wrong, 114 messageid missing,
-unknown, or already answered with a final state (the seed: "query has been done already").
+unknown, or already answered with a final state (the API document: "query has been done already").
 The n-th query of a message reports `status_sequence[n]` (holding the last), default
 ("PENDING", "DELIVRD"): pending first, delivered on the next query. Known states: PENDING (2),
 SENT (4), DELIVRD (0), FAILED (1 REJECTD).

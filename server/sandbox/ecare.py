@@ -1,8 +1,8 @@
-"""Contract fake of the eCare recharge API (seed 001), as a small aiohttp app.
+"""Contract fake of the eCare recharge API (docs/upstreams.md), as a small aiohttp app.
 
-Serves `recharge_api_thirdparty.php` at the seed's path (GET query or POST form), with the
+Serves `recharge_api_thirdparty.php` at the API document's path (GET query or POST form), with the
 services MRC, MRCSTATUS, BLCK and OFFERPACK, answering one JSON object per call with the
-seed's field names. Fault endpoints (faults.py) are the service names: "MRC", "MRCSTATUS",
+API document's field names. Fault endpoints (faults.py) are the service names: "MRC", "MRCSTATUS",
 "BLCK", "OFFERPACK".
 
 State, because money depends on it:
@@ -179,7 +179,7 @@ async def _serve(request: web.Request) -> web.StreamResponse:
         return web.json_response(_balance(state))
     if service == "OFFERPACK":
         return web.json_response({"STATUS": "OK", "MESSAGE": "Offer Pack List", "OFFER_LIST": OFFER_PACKS})
-    return web.json_response({"STATUS": "OK", "MESSAGE": "INVALID SERVICE"})  # as the seed pairs them
+    return web.json_response({"STATUS": "OK", "MESSAGE": "INVALID SERVICE"})  # as the API document pairs them
 
 
 # --- control routes ------------------------------------------------------------------------

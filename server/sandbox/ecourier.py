@@ -1,12 +1,12 @@
-"""Contract fake of the eCourier reseller API (seed 000), for tests, `alap dev` and benchmarks.
+"""Contract fake of the eCourier reseller API (docs/upstreams.md), for tests, `alap dev` and benchmarks.
 
-Answers every endpoint of the seed with the seed's own body shapes and error texts, over a
-little seeded data (see PARCELS etc. below). Conventions it follows, where the seed is vague:
+Answers every endpoint of the API document with the API document's own body shapes and error texts, over a
+little seeded data (see PARCELS etc. below). Conventions it follows, where the API document is vague:
 
 - wrong API-KEY / API-SECRET / USER-ID: HTTP 401 `{"errors": ["Unauthorized Access"],
-  "response_code": 401}`, exactly as the seed shows;
+  "response_code": 401}`, exactly as the API document shows;
 - `{"errors": [...]}` bodies go out with the HTTP status of their `response_code` (400/401/500),
-  the seed's "Status" column; `{"success": false, "response_code": N}` bodies (fraud check,
+  the API document's "Status" column; `{"success": false, "response_code": N}` bodies (fraud check,
   Booster services, cancel) go out as HTTP 200, since several of those codes (204, 206) cannot
   carry a body as real HTTP statuses;
 - place order accepts `number_of_items` (the table) and `no_of_items` (the sample); tracking
@@ -46,7 +46,7 @@ def _parcel(refid: str, product_id: str, name: str, mobile: str, area: str, pric
 
 CHANGED = "Status has been changed"
 PARCELS: list[dict[str, Any]] = [
-    # The seed's own sample: delivered, seven events, no product id.
+    # The API document's own sample: delivered, seven events, no product id.
     {"status": [["Delivered", "", "2017-01-20 12:04:55"],
                 ["On the way to Delivery", CHANGED, "2017-01-20 12:03:39"],
                 ["In Destination Branch", CHANGED, "2017-01-20 12:03:34"],
@@ -148,7 +148,7 @@ def _s(body: Body, *names: str) -> str:
 
 
 def _key(name: str) -> str:
-    return name.strip().lower().replace("barisal", "barishal")  # both spellings appear in the seed
+    return name.strip().lower().replace("barisal", "barishal")  # both spellings appear in the API document
 
 
 def _lookup(table: dict[str, Any], name: str) -> Any:
@@ -358,7 +358,7 @@ def _endpoint(path: str, handler: Handler) -> Callable[[web.Request], Awaitable[
 
 def create_ecourier_fake(api_key: str = "sandbox-key", api_secret: str = "sandbox-secret",
                          user_id: str = "sandbox-user") -> web.Application:
-    """A fresh fake with its own copy of the seeded data. Mount it at the client's base URL
+    """A fresh fake with its own copy of the API documented data. Mount it at the client's base URL
     (the paths here are relative to `.../api`)."""
     app = web.Application()
     app[ECOURIER_FAKE_KEY] = FakeState(api_key=api_key, api_secret=api_secret, user_id=user_id)

@@ -15,7 +15,7 @@ the old delivery held it. The old delivery, if it was alive after all, learns at
 a hop gets exactly one screen.
 
 The lock lives `LOCK_TTL` seconds at most, below the USSD budget, so a crashed process never
-blocks a session for longer than a subscriber would wait anyway; `Lease.expires_at` tells the
+blocks a session for longer than a subscriber would wait anyway; `SessionLease.expires_at` tells the
 turn when its lock runs out. A session belongs to the subscriber whose address started it
 (`owner`): a claim from any other address is refused ('foreign') and changes nothing.
 Sessions are opaque bytes here (the engine owns their JSON); subscriber profiles are small
@@ -40,7 +40,7 @@ import msgspec
 if TYPE_CHECKING:
     from .versions import VersionStore
 
-LOCK_TTL = 5.0  # seconds; a turn must finish inside it (Lease.turn_deadline), below the USSD budget
+LOCK_TTL = 5.0  # seconds; a turn must finish inside it (SessionLease.turn_deadline), below the USSD budget
 SAVE_ROOM = 1.0  # seconds a lease keeps for its commit: one round trip (the Redis socket timeout)
 LOCK_WAIT = 4.5  # how long a second hop of one session waits for the first
 DEDUPE_TTL = 600  # seconds a requestId is remembered (the gateway redelivers within minutes)
@@ -99,7 +99,7 @@ class ResumeWrite:
 
 
 @dataclass
-class Lease:
+class SessionLease:
     """The right to change one session until commit() or LOCK_TTL."""
 
     session_id: str
@@ -122,8 +122,8 @@ class Lease:
 @dataclass
 class Claim:
     status: Literal["ok", "duplicate", "busy", "foreign"]
-    lease: Lease | None = None  # 'ok': held
-    pending: Lease | None = None  # 'busy': not held yet, pass it to acquire()
+    lease: SessionLease | None = None  # 'ok': held
+    pending: SessionLease | None = None  # 'busy': not held yet, pass it to acquire()
 
 
 class Store(ABC):
@@ -146,14 +146,14 @@ class Store(ABC):
         status, session, profile, resume = await self._claim(session_id, request_id, token, owner, profile_of,
                                                              resume_of)
         if status == "ok":
-            return Claim("ok", Lease(session_id, token, session, profile, request_id, owner, started + LOCK_TTL,
-                                     resume))
+            return Claim("ok", SessionLease(session_id, token, session, profile, request_id, owner,
+                                            started + LOCK_TTL, resume))
         if status == "busy":  # acquire() takes the lock under the same token
-            return Claim("busy", pending=Lease(session_id, token, None, None, request_id, owner))
+            return Claim("busy", pending=SessionLease(session_id, token, None, None, request_id, owner))
         return Claim(status)  # type: ignore[arg-type]
 
-    async def acquire(self, session_id: str, *, pending: Lease | None = None, profile_of: str | None = None,
-                      wait: float = LOCK_WAIT) -> Lease:
+    async def acquire(self, session_id: str, *, pending: SessionLease | None = None, profile_of: str | None = None,
+                      wait: float = LOCK_WAIT) -> SessionLease:
         """Wait for the session lock (polling with backoff), then load. `pending` is the lease a
         'busy' claim returned: its delivery must still own the request (else HopSuperseded)
         and its owner the session (else ForeignSession)."""
@@ -166,7 +166,7 @@ class Store(ABC):
             started = time.monotonic()
             status, session, profile = await self._lock(session_id, token, request_id, owner, profile_of)
             if status == "ok":
-                return Lease(session_id, token, session, profile, request_id, owner, started + LOCK_TTL)
+                return SessionLease(session_id, token, session, profile, request_id, owner, started + LOCK_TTL)
             if status == "superseded":
                 raise HopSuperseded(session_id)
             if status == "foreign":
@@ -176,7 +176,7 @@ class Store(ABC):
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.05)
 
-    async def commit(self, lease: Lease, session: bytes | None, ttl: int, *, answered: bool | None = None,
+    async def commit(self, lease: SessionLease, session: bytes | None, ttl: int, *, answered: bool | None = None,
                      resume: ResumeWrite | None = None) -> bool:
         """Save the session (None deletes it), mark the lease's request done and release the
         lock. False when the lock had expired (nothing was written); HopSuperseded when a
@@ -192,7 +192,7 @@ class Store(ABC):
             raise HopSuperseded(lease.session_id)
         return outcome == "saved"
 
-    async def release(self, lease: Lease) -> None:
+    async def release(self, lease: SessionLease) -> None:
         """Give the lock back without writing and mark the request done (a hop that answers
         without a new state). HopSuperseded as for commit()."""
         if await self._release(lease) == "superseded":
@@ -230,11 +230,11 @@ class Store(ABC):
                     profile_of: str | None) -> tuple[str, bytes | None, Profile | None]: ...
 
     @abstractmethod
-    async def _commit(self, lease: Lease, session: bytes | None, ttl: int, answered: bool | None,
+    async def _commit(self, lease: SessionLease, session: bytes | None, ttl: int, answered: bool | None,
                       resume: ResumeWrite | None) -> str: ...
 
     @abstractmethod
-    async def _release(self, lease: Lease) -> str: ...
+    async def _release(self, lease: SessionLease) -> str: ...
 
     @abstractmethod
     async def _get_profile(self, address: str) -> bytes | None: ...

@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-from .base import (DEDUPE_TTL, LOCK_TTL, PROFILE_TTL, Lease, Profile, ResumeKey, Store, decode_profile,
+from .base import (DEDUPE_TTL, LOCK_TTL, PROFILE_TTL, Profile, ResumeKey, SessionLease, Store, decode_profile,
                    encode_profile)
 from .versions import MemoryVersions
 
@@ -104,7 +104,7 @@ class MemoryStore(Store):
         self.locks.put(session_id, token, LOCK_TTL)
         return "ok", self.sessions.get_live(session_id), self._profile(profile_of)
 
-    async def _commit(self, lease: Lease, session, ttl, answered, resume):
+    async def _commit(self, lease: SessionLease, session, ttl, answered, resume):
         self._sweep()
         sid = lease.session_id
         seen_key = f"{sid}\x00{lease.request_id}"
@@ -132,7 +132,7 @@ class MemoryStore(Store):
                 self.resumes.put(resume.key, resume.data, resume.ttl)
         return "saved"
 
-    async def _release(self, lease: Lease):
+    async def _release(self, lease: SessionLease):
         sid = lease.session_id
         if lease.request_id:
             seen_key = f"{sid}\x00{lease.request_id}"

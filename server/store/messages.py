@@ -24,17 +24,9 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from enum import Enum
-from typing import TYPE_CHECKING, Any
 
 import msgspec
 import structlog
-
-from .redis_errors import redis_guard
-
-if TYPE_CHECKING:
-    import redis.asyncio as aioredis
-
-    from .base import Store
 
 log = structlog.get_logger("alap.messages")
 
@@ -111,11 +103,11 @@ class MessageRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
         return tuple(ids)
 
 
-_encode = msgspec.json.encode
+encode_message = msgspec.json.encode
 _decoder = msgspec.json.Decoder(MessageRecord)
 
 
-def _decode(data: bytes | None) -> MessageRecord | None:
+def decode_message(data: bytes | None) -> MessageRecord | None:
     if not data:
         return None
     try:
@@ -124,7 +116,7 @@ def _decode(data: bytes | None) -> MessageRecord | None:
         return None
 
 
-def _pending(record: MessageRecord) -> bool:
+def is_pending(record: MessageRecord) -> bool:
     return record.status is MessageStatus.ACCEPTED and bool(record.route) and bool(record.message_ids)
 
 
@@ -220,230 +212,7 @@ class MessageLog(ABC):
             ttl = max(ttl, int(record.not_before - time.time()) + self.ttl)
         return max(ttl, 1)
 
-
-# --- memory ---------------------------------------------------------------------------------
-
-class MemoryMessageLog(MessageLog):
-    """In-process log for `alap dev` and tests (one process only)."""
-
-    name = "memory"
-
-    def __init__(self, ttl: int = MESSAGE_TTL) -> None:
-        super().__init__(ttl)
-        self.records: dict[str, tuple[bytes, float]] = {}  # id -> (record json, expires at)
-        self.index: dict[tuple[str, str], tuple[str, float]] = {}
-        self.pending_sets: dict[str, dict[str, float]] = {}
-        self.parked: dict[str, float] = {}
-
-    async def save(self, record: MessageRecord) -> None:
-        expires = time.time() + self._record_ttl(record)
-        self.records[record.id] = (_encode(record), expires)
-        if record.route:
-            for pid in record.provider_ids():
-                self.index[(record.route, pid)] = (record.id, expires)
-            waiting = self.pending_sets.setdefault(record.route, {})
-            if _pending(record):
-                waiting.setdefault(record.id, record.sent_at or record.updated_at)
-            else:
-                waiting.pop(record.id, None)
-        if record.status is MessageStatus.PARKED and record.not_before is not None:
-            self.parked[record.id] = record.not_before
-        else:
-            self.parked.pop(record.id, None)
-
-    async def get(self, message_id: str) -> MessageRecord | None:
-        item = self.records.get(message_id)
-        if item is None:
-            return None
-        if item[1] < time.time():
-            del self.records[message_id]
-            return None
-        return _decode(item[0])
-
-    async def _lookup(self, provider: str, provider_message_id: str) -> str | None:
-        item = self.index.get((provider, provider_message_id))
-        if item is None or item[1] < time.time():
-            return None
-        return item[0]
-
-    async def pending(self, provider: str, limit: int = 100) -> list[MessageRecord]:
-        waiting = self.pending_sets.get(provider, {})
-        out = []
-        for our_id, _ in sorted(waiting.items(), key=lambda kv: kv[1]):
-            record = await self.get(our_id)
-            if record is None or not _pending(record):
-                waiting.pop(our_id, None)
-                continue
-            out.append(record)
-            if len(out) >= limit:
-                break
-        return out
-
-    async def checked(self, provider: str, message_id: str, at: float) -> None:
-        waiting = self.pending_sets.get(provider, {})
-        if message_id in waiting:
-            waiting[message_id] = at
-
-    async def take_due(self, now: float, limit: int = 100, *, lease: float = 300.0) -> list[MessageRecord]:
-        due = sorted((score, our_id) for our_id, score in self.parked.items() if score <= now)[:limit]
-        out = []
-        for _, our_id in due:
-            record = await self.get(our_id)
-            if record is None:
-                self.parked.pop(our_id, None)
-                continue
-            self.parked[our_id] = now + lease
-            out.append(record)
-        return out
-
-    async def unpark(self, message_id: str) -> None:
-        self.parked.pop(message_id, None)
-
-    async def parked_count(self) -> int:
-        return len(self.parked)
-
-    async def close(self) -> None:
-        return None
-
-
-# --- redis ----------------------------------------------------------------------------------
-
-# Lease due members of the parked queue in one step: no two callers get the same message.
-_TAKE_DUE = """
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
-for _, id in ipairs(ids) do redis.call('ZADD', KEYS[1], ARGV[3], id) end
-return ids
-"""
-
-
-class RedisMessageLog(MessageLog):
-    """Redis log on an existing redis.asyncio client, under `prefix`.
-
-    Keys: `{prefix}m:<id>` record (JSON, expires), `{prefix}mi:<provider>:<provider id>` index
-    (expires with the record), `{prefix}mq` parked queue (sorted set, score = not-before),
-    `{prefix}mp:<provider>` pending set (sorted set, score = last checked). The sorted sets do
-    not expire; members whose record has gone are dropped when met.
-    """
-
-    name = "redis"
-
-    def __init__(self, client: aioredis.Redis, prefix: str = "alap:", *, ttl: int = MESSAGE_TTL) -> None:
-        super().__init__(ttl)
-        self.redis = client
-        self.prefix = prefix
-        self._take_due_script = client.register_script(_TAKE_DUE)
-
-    def _key(self, our_id: str) -> str:
-        return f"{self.prefix}m:{our_id}"
-
-    def _index_key(self, provider: str, provider_message_id: str) -> str:
-        return f"{self.prefix}mi:{provider}:{provider_message_id}"
-
-    def _pending_key(self, provider: str) -> str:
-        return f"{self.prefix}mp:{provider}"
-
-    @property
-    def _parked_key(self) -> str:
-        return f"{self.prefix}mq"
-
-    @staticmethod
-    def _guard():
-        return redis_guard()
-
-    async def save(self, record: MessageRecord) -> None:
-        ttl = self._record_ttl(record)
-        async with self._guard():
-            async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.set(self._key(record.id), _encode(record), ex=ttl)
-                if record.route:
-                    for pid in record.provider_ids():
-                        pipe.set(self._index_key(record.route, pid), record.id, ex=ttl)
-                    if _pending(record):
-                        pipe.zadd(self._pending_key(record.route),
-                                  {record.id: record.sent_at or record.updated_at}, nx=True)
-                    else:
-                        pipe.zrem(self._pending_key(record.route), record.id)
-                if record.status is MessageStatus.PARKED and record.not_before is not None:
-                    pipe.zadd(self._parked_key, {record.id: record.not_before})
-                else:
-                    pipe.zrem(self._parked_key, record.id)
-                await pipe.execute()
-
-    async def get(self, message_id: str) -> MessageRecord | None:
-        async with self._guard():
-            return _decode(await self.redis.get(self._key(message_id)))
-
-    async def _lookup(self, provider: str, provider_message_id: str) -> str | None:
-        async with self._guard():
-            value = await self.redis.get(self._index_key(provider, provider_message_id))
-        return value.decode() if isinstance(value, bytes) else value
-
-    async def _records(self, ids: list[Any]) -> list[tuple[str, MessageRecord | None]]:
-        names = [i.decode() if isinstance(i, bytes) else str(i) for i in ids]
-        if not names:
-            return []
-        async with self._guard():
-            keys = [self._key(n) for n in names]
-            # Records live in different cluster slots: a cluster client splits the read per node.
-            mget = getattr(self.redis, "mget_nonatomic", None) or self.redis.mget
-            values = await mget(keys)
-        return [(n, _decode(v)) for n, v in zip(names, values)]
-
-    async def pending(self, provider: str, limit: int = 100) -> list[MessageRecord]:
-        key = self._pending_key(provider)
-        async with self._guard():
-            ids = await self.redis.zrange(key, 0, max(limit, 1) * 2 - 1)
-        out, gone = [], []
-        for our_id, record in await self._records(ids):
-            if record is None or not _pending(record):
-                gone.append(our_id)
-            elif len(out) < limit:
-                out.append(record)
-        if gone:
-            async with self._guard():
-                await self.redis.zrem(key, *gone)
-        return out
-
-    async def checked(self, provider: str, message_id: str, at: float) -> None:
-        async with self._guard():
-            await self.redis.zadd(self._pending_key(provider), {message_id: at}, xx=True)
-
-    async def take_due(self, now: float, limit: int = 100, *, lease: float = 300.0) -> list[MessageRecord]:
-        async with self._guard():
-            ids = await self._take_due_script(keys=[self._parked_key], args=[now, limit, now + lease])
-        out: list[MessageRecord] = []
-        gone: list[str] = []
-        for our_id, record in await self._records(ids):
-            if record is None:
-                gone.append(our_id)
-            else:
-                out.append(record)
-        if gone:
-            async with self._guard():
-                await self.redis.zrem(self._parked_key, *gone)
-        return out
-
-    async def unpark(self, message_id: str) -> None:
-        async with self._guard():
-            await self.redis.zrem(self._parked_key, message_id)
-
-    async def parked_count(self) -> int:
-        async with self._guard():
-            return int(await self.redis.zcard(self._parked_key))
-
-    async def close(self) -> None:
-        return None  # the client belongs to whoever made it (usually the RedisStore)
-
-
-def open_message_log(store: Store | None = None, *, ttl: int = MESSAGE_TTL) -> MessageLog:
-    """The log next to a store: Redis (same client, same prefix) for a RedisStore, else memory."""
-    client = getattr(store, "redis", None)
-    if client is not None:
-        return RedisMessageLog(client, getattr(store, "prefix", "alap:"), ttl=ttl)
-    return MemoryMessageLog(ttl)
-
-
 __all__ = [
-    "FINAL_STATUSES", "MESSAGE_TTL", "MemoryMessageLog", "MessageLog", "MessageRecord", "MessageStatus",
-    "RedisMessageLog", "normalize_status", "open_message_log",
+    "FINAL_STATUSES", "MESSAGE_TTL", "MessageLog", "MessageRecord", "MessageStatus", "decode_message",
+    "encode_message", "is_pending", "normalize_status",
 ]

@@ -29,6 +29,7 @@ from redis.exceptions import NoScriptError
 
 from .base import DEDUPE_TTL, LOCK_TTL, PROFILE_TTL, ResumeKey, ResumeWrite, Store, StoreUnavailable, decode_profile
 from .redis_errors import redis_guard
+from .redis_keyspace import RedisKeyspace, hash_tag
 from .versions import RedisVersions
 
 # The hop protocol of server/store/base.py. The dedupe record (KEYS seen) holds the claim token
@@ -193,12 +194,11 @@ class _NodeScript:
             return await self.client.evalsha(self.sha, len(keys), *keys, *args)
 
 
-class RedisStore(Store):
+class RedisStore(RedisKeyspace, Store):
     name = "redis"
 
     def __init__(self, client: aioredis.Redis, prefix: str = "alap:") -> None:
-        self.redis = client
-        self.prefix = prefix
+        super().__init__(client, prefix)
         self.cluster = is_cluster(client)
         script = (lambda text: _NodeScript(client, text)) if self.cluster else client.register_script
         self._claim_script = script(_CLAIM)
@@ -219,32 +219,29 @@ class RedisStore(Store):
         return cls(connect(url), prefix)
 
     # -- keys ------------------------------------------------------------------------------
+    # A session's keys share its hash tag: the claim and commit scripts touch them together.
     def _session_key(self, sid: str) -> str:
-        return f"{self.prefix}{{{sid}}}:s"
+        return self.key(hash_tag(sid), "s")
 
     def _lock_key(self, sid: str) -> str:
-        return f"{self.prefix}{{{sid}}}:lock"
+        return self.key(hash_tag(sid), "lock")
 
     def _seen_key(self, sid: str, request_id: str | None) -> str:
-        return f"{self.prefix}{{{sid}}}:rq:{request_id or ''}"
+        return self.key(hash_tag(sid), "rq", request_id or "")
 
     def _owner_key(self, sid: str) -> str:
-        return f"{self.prefix}{{{sid}}}:o"
+        return self.key(hash_tag(sid), "o")
 
     def profile_key(self, address: str) -> str:
-        return f"{self.prefix}p:{{{address}}}"
+        return self.key("p", hash_tag(address))
 
     def resume_key(self, key: ResumeKey) -> str:
         """Next to the subscriber's profile (same hash tag): read in the same round trip."""
-        return f"{self.prefix}r:{{{key.subscriber}}}:{key.service}"
+        return self.key("r", hash_tag(key.subscriber), key.service)
 
     @property
     def open_key(self) -> str:
-        return f"{self.prefix}open"
-
-    @staticmethod
-    def _guard():
-        return redis_guard()
+        return self.key("open")
 
     @asynccontextmanager
     async def _cluster_guard(self) -> AsyncIterator[None]:

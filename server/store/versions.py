@@ -89,7 +89,7 @@ class RedisVersions(VersionStore):
         self.store = store
 
     def _key(self, flow: str, version: str) -> str:
-        return f"{self.store.prefix}fv:{flow}:{version}"
+        return self.store.key("fv", flow, version)
 
     async def publish(self, flow, version, data, ttl):
         async with self.store._guard():

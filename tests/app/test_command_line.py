@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import free_port
 
-ALAP = [sys.executable, "-m", "server.cli"]
+ALAP = [sys.executable, "-m", "server"]
 
 
 def env(**extra: str) -> dict[str, str]:

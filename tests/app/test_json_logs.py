@@ -31,7 +31,7 @@ async def test_hop_and_upstream_logs_are_json_masked_and_secret_free(aiohttp_ser
     env.update(SECRETS, PORT=str(port), BDAPPS_APP_ID=app_id,
                BDAPPS_BASE_URL=str(gateway_server.make_url("")).rstrip("/"),
                ECOURIER_BASE_URL=str(ecourier_server.make_url("")).rstrip("/"), ECOURIER_USER_ID="u1")
-    proc = subprocess.Popen([sys.executable, "-m", "server.cli", "serve"], env=env, stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-m", "server", "serve"], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     try:
         async with aiohttp.ClientSession() as http:

@@ -18,7 +18,7 @@ from server.sandbox.faults import Fault, FAULTS_KEY
 
 from ..conftest import free_port
 
-ALAP = [sys.executable, "-m", "server.cli"]
+ALAP = [sys.executable, "-m", "server"]
 APP_ID = "APP_REDACT"
 BDAPPS_PASSWORD = "bd-Redact-Pa55-91"
 REDIS_PASSWORD = "redis-Pa55-for-logs-77"

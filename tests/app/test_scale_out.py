@@ -25,7 +25,7 @@ from server.sandbox.bdapps import CALLBACK, SCREENS, create_bdapps_fake
 
 from tests.conftest import APP_ID, PASSWORD, free_port
 
-ALAP = [sys.executable, "-m", "server.cli"]
+ALAP = [sys.executable, "-m", "server"]
 JOURNEY_LEN = 4
 
 

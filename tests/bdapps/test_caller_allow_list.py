@@ -15,7 +15,7 @@ from server.store.redis_backend import RedisStore
 
 from ..conftest import APP_ID, Stack, free_port, redis_test_store, start_stack
 
-ALAP = [sys.executable, "-m", "server.cli"]
+ALAP = [sys.executable, "-m", "server"]
 
 USSD = {"applicationId": APP_ID, "sessionId": "caller-1", "requestId": "caller-req-1", "ussdOperation": "mo-init",
         "message": "*213#", "sourceAddress": "tel:8801812345678", "encoding": "440", "version": "1.0"}

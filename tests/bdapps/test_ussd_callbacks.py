@@ -8,7 +8,7 @@ import json
 import pytest
 from structlog.testing import capture_logs
 
-from server.bdapps.client import BdappsGateway
+from server.integrations.bdapps import BdappsGateway
 from server.store import Profile
 
 from tests.conftest import APP_ID, PASSWORD, Stack

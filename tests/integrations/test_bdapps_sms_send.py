@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 
-from server.bdapps.client import parse_sms_answer
+from server.integrations.bdapps import parse_sms_answer
 from server.sandbox.bdapps import sms_error
 from tests.conftest import APP_ID, PASSWORD, free_port
 from tests.messaging.test_routing_failover_and_reports import (  # noqa: F401  (mem_env is the shared fixture)

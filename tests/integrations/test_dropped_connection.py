@@ -14,7 +14,8 @@ from server.integrations.dinisoft import DiniSoftClient
 from server.messaging.policy import RoutingPolicy
 from server.messaging.routes import AamarSmsRoute, DiniSoftRoute
 from server.messaging.sender import SmsSender
-from server.store.messages import MemoryMessageLog, MessageStatus
+from server.store.messages import MessageStatus
+from server.store.messages_memory import MemoryMessageLog
 
 from .. import conftest
 from ..helpers.hang_up import HangUpServer

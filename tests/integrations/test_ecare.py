@@ -33,8 +33,8 @@ from server.integrations.ecare import (
     NumberType,
     Operator,
     RechargeState,
-    local_msisdn,
 )
+from server.msisdn import require_local
 from server.sandbox.ecare import ECARE_PATH, create_ecare_fake
 
 SECRET = "s3cr3t-Pa55"
@@ -353,7 +353,7 @@ def test_default_url_is_the_seeds():
     ("01812345678", "01812345678", Operator.ROBI), ("01612345678", "01612345678", Operator.AIRTEL),
     ("01512345678", "01512345678", Operator.TELETALK)])
 def test_msisdn_and_operator(raw, local, operator):
-    assert local_msisdn(raw) == local
+    assert require_local(raw) == local
     assert Operator.for_msisdn(raw) is operator
 
 

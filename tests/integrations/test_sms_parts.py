@@ -1,6 +1,7 @@
 import pytest
 
-from server.integrations.sms_parts import is_gsm7, normalize_msisdn, sms_parts
+from server.integrations.sms_parts import is_gsm7, sms_parts
+from server.msisdn import require_international
 
 BN = "আ"  # one Bengali character (one UTF-16 unit)
 
@@ -46,7 +47,7 @@ def test_sms_parts(text: str, parts: int) -> None:
     "tel: 8801711111111", "tel:8801711111111", "TEL:+8801711111111", " 017-1111-1111 ", "০১৭১১১১১১১১",
 ])
 def test_normalize_msisdn_accepts(raw: str) -> None:
-    assert normalize_msisdn(raw) == "8801711111111"
+    assert require_international(raw) == "8801711111111"
 
 
 @pytest.mark.parametrize("raw", [
@@ -55,4 +56,4 @@ def test_normalize_msisdn_accepts(raw: str) -> None:
 ])
 def test_normalize_msisdn_rejects(raw: str) -> None:
     with pytest.raises(ValueError):
-        normalize_msisdn(raw)
+        require_international(raw)

@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from server.bdapps.client import BdappsGateway
+from server.integrations.bdapps import BdappsGateway
 from server.integrations.aamarsms import AamarSmsClient
 from server.integrations.base import Timeouts
 from server.integrations.dinisoft import DiniSoftClient
@@ -28,7 +28,9 @@ from server.sandbox.bdapps import create_bdapps_fake, sent_sms, sms_error
 from server.sandbox.dinisoft import DINISOFT_STATE, create_dinisoft_fake
 from server.sandbox.faults import FAULTS_KEY, Fault
 from server.store import Profile, Store
-from server.store.messages import MemoryMessageLog, MessageLog, normalize_status, open_message_log
+from server.store import open_message_log
+from server.store.messages import MessageLog, normalize_status
+from server.store.messages_memory import MemoryMessageLog
 from tests.conftest import APP_ID, PASSWORD, free_port
 from tests.conftest import test_settings as make_settings
 

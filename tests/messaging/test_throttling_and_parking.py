@@ -10,7 +10,7 @@ import time
 from server.messaging import MessageStatus, TokenBucket, next_dhaka_day
 from server.sandbox.bdapps import sms_error
 from server.store import Profile
-from server.store.messages import open_message_log
+from server.store import open_message_log
 from tests.messaging.test_routing_failover_and_reports import (  # noqa: F401  (env, mem_env are the shared fixtures)
     MASKED, ROBI, Env, env, mem_env,
 )

@@ -12,7 +12,7 @@ from typing import AsyncIterator
 
 import pytest
 
-from server.recharge import LeaseKeeper, LeaseLost
+from server.recharge import RechargeLeaseKeeper, LeaseLost
 from server.store.ledger import RechargeRecord, RechargeState
 from tests.conftest import redis_test_store
 from tests.recharge.test_saga_failure_points import (  # noqa: F401  (env is the shared fixture)
@@ -97,10 +97,10 @@ async def test_a_worker_whose_lease_ran_out_mid_call_cannot_overwrite_the_new_ow
     await env.fault(DEBIT, mode="delay", seconds=1.2, times=1)
 
     [lease_a] = await env.ledger.claim("A", lease=0.25)
-    task_a = asyncio.create_task(env.saga(worker_id="A").step(record.id, LeaseKeeper(env.ledger, lease_a, 0.25)))
+    task_a = asyncio.create_task(env.saga(worker_id="A").step(record.id, RechargeLeaseKeeper(env.ledger, lease_a, 0.25)))
     await asyncio.sleep(0.35)  # A's call outlives its lease (GC pause, stalled loop, slow upstream...)
     [lease_b] = await env.ledger.claim("B", lease=10)  # ... and B takes the record, as designed
-    task_b = asyncio.create_task(env.saga(worker_id="B").step(record.id, LeaseKeeper(env.ledger, lease_b, 10)))
+    task_b = asyncio.create_task(env.saga(worker_id="B").step(record.id, RechargeLeaseKeeper(env.ledger, lease_b, 10)))
     # A's call is answered E1308 (no balance at that moment) and A, no longer the owner, writes it.
     result_a = await asyncio.gather(task_a, return_exceptions=True)
     await env.balance(PAYER, "100.00")  # the subscriber tops up; B's identical call is then charged

@@ -61,7 +61,7 @@ class WorkerProcess:
     async def start(self) -> "WorkerProcess":
         with self.log_path.open("wb") as out:
             self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "server.cli", "worker", "--id", self.worker_id, env=self.env,
+                sys.executable, "-m", "server", "worker", "--id", self.worker_id, env=self.env,
                 stdout=out, stderr=asyncio.subprocess.STDOUT)
         await wait_until(self._ready, 20, f"worker {self.worker_id} to start")
         return self
@@ -234,7 +234,7 @@ async def test_sigterm_lets_the_step_in_flight_finish(env: Env, workers):
 
 
 async def test_worker_refuses_to_start_without_redis_or_credentials(tmp_path):
-    base = [sys.executable, "-m", "server.cli", "worker"]
+    base = [sys.executable, "-m", "server", "worker"]
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("BDAPPS_", "ALAP_", "ECARE_", "REDIS_URL"))}
     no_redis = await asyncio.create_subprocess_exec(*base, env=clean, stdout=asyncio.subprocess.PIPE,
                                                     stderr=asyncio.subprocess.PIPE)
@@ -306,10 +306,10 @@ async def test_a_lost_lease_stops_the_step_before_its_money_call(env: Env):
     [lease] = await env.ledger.claim("slow", lease=0.1)
     await asyncio.sleep(0.2)  # "slow" stalled past its lease ...
     [taken] = await env.ledger.claim("fast", lease=10)  # ... and "fast" took the record
-    from server.recharge import LeaseKeeper, LeaseLost
+    from server.recharge import RechargeLeaseKeeper, LeaseLost
 
     with pytest.raises(LeaseLost):
-        await env.saga().step(record.id, LeaseKeeper(env.ledger, lease, 10))
+        await env.saga().step(record.id, RechargeLeaseKeeper(env.ledger, lease, 10))
     assert (await env.counts())[DEBIT] == 0  # the stale worker sent nothing
-    result = await env.saga().step(record.id, LeaseKeeper(env.ledger, taken, 10))
+    result = await env.saga().step(record.id, RechargeLeaseKeeper(env.ledger, taken, 10))
     assert result.record.state is S.SUBMITTED and (await env.counts())[DEBIT] == 1

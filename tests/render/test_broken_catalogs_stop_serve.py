@@ -13,7 +13,7 @@ from server.config import REPO_ROOT
 
 from ..conftest import free_port
 
-ALAP = [sys.executable, "-m", "server.cli"]
+ALAP = [sys.executable, "-m", "server"]
 
 
 def serve(locales: Path) -> subprocess.CompletedProcess:

@@ -21,7 +21,7 @@ import pytest
 from tests.sandbox.chromium import CHROMIUM_ARGS, chromium_or_skip
 from tests.conftest import free_port
 
-ALAP = [sys.executable, "-m", "server.cli"]
+ALAP = [sys.executable, "-m", "server"]
 ADDRESS = "tel:8801712000042"
 
 

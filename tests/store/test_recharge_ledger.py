@@ -212,7 +212,7 @@ async def test_redis_ledger_keys_sit_next_to_the_store_and_never_expire(redis_st
 def _alap(*args: str, redis_url: str, prefix: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BDAPPS_", "ALAP_", "REDIS_URL"))}
     env.update(REDIS_URL=redis_url, ALAP_REDIS_PREFIX=prefix)
-    return subprocess.run([sys.executable, "-m", "server.cli", "ledger", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "server", "ledger", *args], capture_output=True, text=True,
                           timeout=30, env=env)
 
 

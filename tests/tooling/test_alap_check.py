@@ -192,7 +192,7 @@ def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess:
     import os
 
     clean = {k: v for k, v in os.environ.items() if not k.startswith("ALAP_")}
-    return subprocess.run([sys.executable, "-m", "server.cli", "check", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "server", "check", *args], capture_output=True, text=True,
                           env={**clean, **env}, timeout=60)
 
 

@@ -55,7 +55,7 @@ async def test_dialogue(runner: Runner, dialogue: Dialogue | ConvTestError) -> N
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ALAP_")}
-    return subprocess.run([sys.executable, "-m", "server.cli", "test", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "server", "test", *args], capture_output=True, text=True,
                           env=env, timeout=120, cwd=Path(__file__).parents[2])
 
 

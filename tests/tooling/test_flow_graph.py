@@ -85,13 +85,13 @@ def test_find_flow_file_by_name_stem_or_path(tmp_path) -> None:
 def test_cli_writes_mermaid_and_dot(tmp_path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ALAP_")}
     out = tmp_path / "demo.dot"
-    run = subprocess.run([sys.executable, "-m", "server.cli", "graph", "demo", "--format", "dot", "-o", str(out)],
+    run = subprocess.run([sys.executable, "-m", "server", "graph", "demo", "--format", "dot", "-o", str(out)],
                          capture_output=True, text=True, env=env, timeout=60)
     assert run.returncode == 0, run.stderr
     assert out.read_text(encoding="utf-8").startswith('digraph "demo"')
-    mermaid = subprocess.run([sys.executable, "-m", "server.cli", "graph", "balance"], capture_output=True,
+    mermaid = subprocess.run([sys.executable, "-m", "server", "graph", "balance"], capture_output=True,
                              text=True, env=env, timeout=60)
     assert mermaid.returncode == 0 and "flowchart TD" in mermaid.stdout
-    missing = subprocess.run([sys.executable, "-m", "server.cli", "graph", "nope"], capture_output=True,
+    missing = subprocess.run([sys.executable, "-m", "server", "graph", "nope"], capture_output=True,
                              text=True, env=env, timeout=60)
     assert missing.returncode == 2 and "no flow 'nope'" in missing.stderr

@@ -3,8 +3,8 @@
 A record is written (state REQUESTED, with BOTH money keys, the CAAS `externalTrxId` and the
 eCare `refid`, already generated) before anything else happens, and every later step writes
 its new state before the outbound call it announces. A retry of a call reuses the key that is
-in the record, so repeating any step can never move money twice (design.md, "Money moves only
-with an identifier written to the ledger before the call").
+in the record, so repeating any step can never move money twice (money moves only with an
+identifier written to the ledger before the call: docs/recharge.md).
 
 States (the saga in server/recharge/saga.py drives them; docs/recharge.md for operators):
 
@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any
 
 from .base import Ledger
 from .memory import MemoryLedger
-from .records import (ACTIVE_STATES, ATTENTION_STATES, FINAL_STATES, HistoryEntry, LeaseLost, LedgerLease, RechargeRecord,
+from .records import (ACTIVE_STATES, ATTENTION_STATES, FINAL_STATES, HistoryEntry, LeaseLost, RechargeLease, RechargeRecord,
                       RechargeState, StateConflict, decode_record, encode_record, new_record, new_record_id)
 from .redis import RedisLedger
 
@@ -80,7 +80,7 @@ def open_ledger(store: Store | None) -> Ledger:
 
 
 __all__ = [
-    "ACTIVE_STATES", "ATTENTION_STATES", "FINAL_STATES", "HistoryEntry", "LeaseLost", "Ledger", "LedgerLease",
+    "ACTIVE_STATES", "ATTENTION_STATES", "FINAL_STATES", "HistoryEntry", "LeaseLost", "Ledger", "RechargeLease",
     "MemoryLedger",
     "RechargeRecord", "RechargeState", "RedisLedger", "StateConflict", "decode_record", "encode_record",
     "new_record", "new_record_id", "open_ledger",

@@ -8,7 +8,7 @@ from typing import Any, Iterable
 import msgspec
 
 from ..base import StoreUnavailable
-from .records import (ACTIVE_STATES, ATTENTION_STATES, LeaseLost, LedgerLease, RechargeRecord, RechargeState,
+from .records import (ACTIVE_STATES, ATTENTION_STATES, LeaseLost, RechargeLease, RechargeRecord, RechargeState,
                       StateConflict, _changed, _numeric_key, _states, new_record_id)
 
 # _swap outcomes
@@ -61,7 +61,7 @@ class Ledger(ABC):
 
     async def transition(self, record_id: str, expected: RechargeState | Iterable[RechargeState],
                          new: RechargeState, note: str = "", *, by: str = "", now: float | None = None,
-                         lease: LedgerLease | None = None, **fields: Any) -> RechargeRecord:
+                         lease: RechargeLease | None = None, **fields: Any) -> RechargeRecord:
         """Compare-and-set the state: from one of `expected` to `new`, appending a timestamped
         history entry (and setting `fields`). Raises StateConflict on another current state.
         With `lease`: written only while that lease is live and ours, else LeaseLost (a fenced
@@ -69,14 +69,14 @@ class Ledger(ABC):
         return await self._write(record_id, _states(expected), RechargeState(new), note, by, now, fields, lease)
 
     async def update(self, record_id: str, expected: RechargeState | Iterable[RechargeState], *,
-                     now: float | None = None, lease: LedgerLease | None = None, **fields: Any) -> RechargeRecord:
+                     now: float | None = None, lease: RechargeLease | None = None, **fields: Any) -> RechargeRecord:
         """Set fields while the record stays in one of `expected` (no history entry); `lease`
         fences the write as in transition()."""
         return await self._write(record_id, _states(expected), None, "", "", now, fields, lease)
 
     async def _write(self, record_id: str, expected: frozenset[RechargeState], new: RechargeState | None,
                      note: str, by: str, now: float | None, fields: dict[str, Any],
-                     lease: LedgerLease | None = None) -> RechargeRecord:
+                     lease: RechargeLease | None = None) -> RechargeRecord:
         if lease is not None and lease.record_id != record_id:
             raise ValueError(f"lease for {lease.record_id} used to write {record_id}")
         owner = lease.owner if lease is not None else None
@@ -117,15 +117,15 @@ class Ledger(ABC):
 
     @abstractmethod
     async def claim(self, worker_id: str, limit: int = 1, lease: float = 60.0,
-                    now: float | None = None) -> list[LedgerLease]:
+                    now: float | None = None) -> list[RechargeLease]:
         """Take up to `limit` due records, each under a lease of `lease` seconds."""
 
     @abstractmethod
-    async def renew(self, lease: LedgerLease, seconds: float) -> LedgerLease | None:
+    async def renew(self, lease: RechargeLease, seconds: float) -> RechargeLease | None:
         """Extend a lease we still hold; None when it expired and may be someone else's."""
 
     @abstractmethod
-    async def release(self, lease: LedgerLease, due_at: float | None) -> bool:
+    async def release(self, lease: RechargeLease, due_at: float | None) -> bool:
         """Give the record back: queued again at `due_at`, or out of the queue (None: the record
         is final and its receipts are out). False when the lease was no longer ours (nothing
         is changed then)."""

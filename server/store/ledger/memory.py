@@ -4,7 +4,8 @@ from __future__ import annotations
 import time
 
 from .base import FENCED, SWAPPED, VERSION_CHANGED, Ledger
-from .records import (LedgerLease, RechargeRecord, RechargeState, _decode, _encode, _owner)
+from .records import (RechargeLease, RechargeRecord, RechargeState, decode_record_or_none, encode_record,
+                      new_lease_owner)
 
 
 class MemoryLedger(Ledger):
@@ -28,13 +29,13 @@ class MemoryLedger(Ledger):
             return "collision", None
         self.keys[record.idempotency_key] = record.id
         self.money_keys |= money
-        self.records[record.id] = _encode(record)
+        self.records[record.id] = encode_record(record)
         if enqueue:
             self.queue[record.id] = time.time()
         return "created", None
 
     async def get(self, record_id: str) -> RechargeRecord | None:
-        return _decode(self.records.get(record_id))
+        return decode_record_or_none(self.records.get(record_id))
 
     async def find(self, idempotency_key: str) -> RechargeRecord | None:
         record_id = self.keys.get(idempotency_key)
@@ -45,14 +46,14 @@ class MemoryLedger(Ledger):
             held = self._lease_live(old.id, time.time())
             if held is None or held[0] != owner:
                 return FENCED
-        current = _decode(self.records.get(old.id))
+        current = decode_record_or_none(self.records.get(old.id))
         if current is None or current.version != old.version:
             return VERSION_CHANGED
-        self.records[old.id] = _encode(new)
+        self.records[old.id] = encode_record(new)
         return SWAPPED
 
     def _all(self) -> list[RechargeRecord]:
-        return [r for r in (_decode(v) for v in self.records.values()) if r is not None]
+        return [r for r in (decode_record_or_none(v) for v in self.records.values()) if r is not None]
 
     async def list(self, state: RechargeState | None = None, limit: int = 100) -> list[RechargeRecord]:
         found = [r for r in self._all() if state is None or r.state is RechargeState(state)]
@@ -79,10 +80,10 @@ class MemoryLedger(Ledger):
         self.queue[record_id] = time.time() if due_at is None else due_at
 
     async def claim(self, worker_id: str, limit: int = 1, lease: float = 60.0,
-                    now: float | None = None) -> list[LedgerLease]:
+                    now: float | None = None) -> list[RechargeLease]:
         at = time.time() if now is None else now
-        owner = _owner(worker_id)
-        out: list[LedgerLease] = []
+        owner = new_lease_owner(worker_id)
+        out: list[RechargeLease] = []
         for record_id, due in sorted(self.queue.items(), key=lambda kv: kv[1]):
             if due > at or len(out) >= limit:
                 break
@@ -90,10 +91,10 @@ class MemoryLedger(Ledger):
                 continue
             self.leases[record_id] = (owner, at + lease)
             self.queue[record_id] = at + lease
-            out.append(LedgerLease(record_id, owner, at + lease))
+            out.append(RechargeLease(record_id, owner, at + lease))
         return out
 
-    async def renew(self, lease: LedgerLease, seconds: float) -> LedgerLease | None:
+    async def renew(self, lease: RechargeLease, seconds: float) -> RechargeLease | None:
         at = time.time()
         held = self._lease_live(lease.record_id, at)
         if held is None or held[0] != lease.owner:
@@ -101,9 +102,9 @@ class MemoryLedger(Ledger):
         self.leases[lease.record_id] = (lease.owner, at + seconds)
         if lease.record_id in self.queue:
             self.queue[lease.record_id] = max(self.queue[lease.record_id], at + seconds)
-        return LedgerLease(lease.record_id, lease.owner, at + seconds)
+        return RechargeLease(lease.record_id, lease.owner, at + seconds)
 
-    async def release(self, lease: LedgerLease, due_at: float | None) -> bool:
+    async def release(self, lease: RechargeLease, due_at: float | None) -> bool:
         held = self._lease_live(lease.record_id, time.time())
         if held is None or held[0] != lease.owner:
             return False

@@ -1,15 +1,17 @@
 """Recharge records: states, the record and its history, JSON codec, and `new_record`."""
 from __future__ import annotations
 
-import re
 import secrets
 import time
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from enum import Enum
 from typing import Any, Iterable
 
 import msgspec
+
+from server.money import parse_taka
+from server.msisdn import is_local
 
 class RechargeState(str, Enum):
     REQUESTED = "REQUESTED"  # written by the USSD action; keys generated; nothing called yet
@@ -121,18 +123,18 @@ class RechargeRecord(msgspec.Struct, kw_only=True):
         return since
 
 
-_encode = msgspec.json.encode
 _decoder = msgspec.json.Decoder(RechargeRecord)
 
 
-def _decode(data: bytes | str | None) -> RechargeRecord | None:
+def decode_record_or_none(data: bytes | str | None) -> RechargeRecord | None:
+    """None for a missing (empty) value, else the record."""
     if not data:
         return None
     return _decoder.decode(data)
 
 
 def encode_record(record: RechargeRecord) -> bytes:
-    return _encode(record)
+    return msgspec.json.encode(record)
 
 
 def decode_record(data: bytes | str) -> RechargeRecord:
@@ -140,9 +142,6 @@ def decode_record(data: bytes | str) -> RechargeRecord:
 
 
 # --- record creation -------------------------------------------------------------------------
-
-_LOCAL_MSISDN = re.compile(r"^01[3-9]\d{8}$")
-
 
 def _numeric_key() -> str:
     """19 digits: epoch milliseconds (13) + 6 random digits. Fits a signed 64-bit integer (the
@@ -168,20 +167,13 @@ def new_record(*, idempotency_key: str, payer: str, payer_msisdn: str | None, re
     if not payer or not payer.strip():
         raise ValueError("payer is required")
     recipient = recipient.strip()
-    if not _LOCAL_MSISDN.match(recipient):
+    if not is_local(recipient):
         raise ValueError(f"recipient must be 01XXXXXXXXX, got {recipient!r}")
     if payer_msisdn is not None:
         payer_msisdn = payer_msisdn.strip()
-        if not _LOCAL_MSISDN.match(payer_msisdn):
+        if not is_local(payer_msisdn):
             raise ValueError(f"payer_msisdn must be 01XXXXXXXXX or None, got {payer_msisdn!r}")
-    if isinstance(amount, (float, bool)):
-        raise TypeError("amount must be Decimal, int or str, not float")
-    try:
-        value = Decimal(str(amount))
-    except InvalidOperation:
-        raise ValueError(f"amount is not a number: {amount!r}") from None
-    if not value.is_finite() or value <= 0 or value != value.to_integral_value():
-        raise ValueError(f"amount must be a positive whole number of taka: {amount!r}")
+    value = parse_taka(amount, whole=True)
     if not str(operator).strip() or not str(number_type).strip():
         raise ValueError("operator and number_type are required")
     at = time.time() if now is None else now
@@ -226,7 +218,7 @@ def _changed(record: RechargeRecord, now: float, new_state: RechargeState | None
 
 
 @dataclass(frozen=True)
-class LedgerLease:
+class RechargeLease:
     """The right to work on one record until `expires_at` (renew it before long calls)."""
 
     record_id: str
@@ -238,7 +230,7 @@ class LedgerLease:
         return self.owner.rsplit("|", 1)[0]
 
 
-def _owner(worker_id: str) -> str:
+def new_lease_owner(worker_id: str) -> str:
     if "|" in worker_id:
         raise ValueError("a worker id cannot contain '|'")
     return f"{worker_id}|{secrets.token_hex(6)}"

@@ -4,9 +4,10 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..redis_errors import redis_guard
+from ..redis_keyspace import RedisKeyspace, hash_tag
 from .base import Ledger
-from .records import (LedgerLease, RechargeRecord, RechargeState, _decode, _encode, _owner)
+from .records import (RechargeLease, RechargeRecord, RechargeState, decode_record_or_none, encode_record,
+                      new_lease_owner)
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
@@ -82,7 +83,7 @@ return added
 """
 
 
-class RedisLedger(Ledger):
+class RedisLedger(RedisKeyspace, Ledger):
     """The ledger on an existing redis.asyncio client (the RedisStore's), under `prefix`."""
 
     name = "redis"
@@ -90,9 +91,8 @@ class RedisLedger(Ledger):
     def __init__(self, client: aioredis.Redis, prefix: str = "alap:") -> None:
         from ..redis_backend import _NodeScript, is_cluster
 
-        self.redis = client
-        self.prefix = prefix
-        self.base = f"{prefix}{{ledger}}:"
+        super().__init__(client, prefix)
+        self.base = self.key(hash_tag("ledger"), "")  # one slot for every ledger key
         script = (lambda text: _NodeScript(client, text)) if is_cluster(client) else client.register_script
         self._insert_script = script(_INSERT)
         self._swap_script = script(_SWAP)
@@ -121,10 +121,6 @@ class RedisLedger(Ledger):
         return f"{self.base}l:"
 
     @staticmethod
-    def _guard():
-        return redis_guard()
-
-    @staticmethod
     def _text(value: Any) -> str:
         return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -133,7 +129,7 @@ class RedisLedger(Ledger):
         keys = [f"{self.base}k:{record.idempotency_key}", self._record_key(record.id), self._state_key(record.state),
                 self._all_key, self._queue_key, f"{self.base}x:{record.external_trx_id}",
                 f"{self.base}f:{record.refid}"]
-        args = [record.id, _encode(record), record.state.value, record.version, repr(record.created_at),
+        args = [record.id, encode_record(record), record.state.value, record.version, repr(record.created_at),
                 "1" if enqueue else "0", repr(time.time())]
         async with self._guard():
             result = await self._insert_script(keys=keys, args=args)
@@ -143,7 +139,7 @@ class RedisLedger(Ledger):
     async def get(self, record_id: str) -> RechargeRecord | None:
         async with self._guard():
             data = await self.redis.hget(self._record_key(record_id), "data")
-        return _decode(data)
+        return decode_record_or_none(data)
 
     async def find(self, idempotency_key: str) -> RechargeRecord | None:
         async with self._guard():
@@ -153,7 +149,7 @@ class RedisLedger(Ledger):
     async def _swap(self, old: RechargeRecord, new: RechargeRecord, owner: str | None = None) -> int:
         keys = [self._record_key(old.id), self._state_key(old.state), self._state_key(new.state),
                 self._lease_prefix + old.id]
-        args = [str(old.version), _encode(new), new.state.value, str(new.version), old.id, repr(old.created_at),
+        args = [str(old.version), encode_record(new), new.state.value, str(new.version), old.id, repr(old.created_at),
                 owner or ""]
         async with self._guard():
             return int(await self._swap_script(keys=keys, args=args))
@@ -166,7 +162,7 @@ class RedisLedger(Ledger):
                 for record_id in ids:
                     pipe.hget(self._record_key(self._text(record_id)), "data")
                 values = await pipe.execute()
-        return [r for r in (_decode(v) for v in values) if r is not None]
+        return [r for r in (decode_record_or_none(v) for v in values) if r is not None]
 
     async def list(self, state: RechargeState | None = None, limit: int = 100) -> list[RechargeRecord]:
         key = self._all_key if state is None else self._state_key(state)
@@ -192,25 +188,25 @@ class RedisLedger(Ledger):
             await self.redis.zadd(self._queue_key, {record_id: time.time() if due_at is None else due_at})
 
     async def claim(self, worker_id: str, limit: int = 1, lease: float = 60.0,
-                    now: float | None = None) -> list[LedgerLease]:
+                    now: float | None = None) -> list[RechargeLease]:
         at = time.time() if now is None else now
-        owner = _owner(worker_id)
+        owner = new_lease_owner(worker_id)
         lease_ms = max(1, int(lease * 1000))
         async with self._guard():
             ids = await self._claim_script(keys=[self._queue_key],
                                            args=[repr(at), limit, lease_ms, owner, self._lease_prefix,
                                                  limit * 4 + 16])
-        return [LedgerLease(self._text(i), owner, at + lease) for i in ids]
+        return [RechargeLease(self._text(i), owner, at + lease) for i in ids]
 
-    async def renew(self, lease: LedgerLease, seconds: float) -> LedgerLease | None:
+    async def renew(self, lease: RechargeLease, seconds: float) -> RechargeLease | None:
         until = time.time() + seconds
         async with self._guard():
             ok = await self._renew_script(keys=[self._lease_prefix + lease.record_id, self._queue_key],
                                           args=[lease.owner, max(1, int(seconds * 1000)), lease.record_id,
                                                 repr(until)])
-        return LedgerLease(lease.record_id, lease.owner, until) if ok else None
+        return RechargeLease(lease.record_id, lease.owner, until) if ok else None
 
-    async def release(self, lease: LedgerLease, due_at: float | None) -> bool:
+    async def release(self, lease: RechargeLease, due_at: float | None) -> bool:
         async with self._guard():
             return bool(await self._release_script(
                 keys=[self._lease_prefix + lease.record_id, self._queue_key],

@@ -1,4 +1,5 @@
-"""BDApps status codes (seed 004, appendix A)."""
+"""BDApps status codes (appendix A of the BDApps API; docs/upstreams.md): the MT client
+(integrations/bdapps.py) and CAAS (integrations/caas.py) read them the same way."""
 from __future__ import annotations
 
 SUCCESS = "S1000"

@@ -1,5 +1,14 @@
-"""Profile changes a turn asks for (language, SMS opt-out), shared by the USSD and SMS paths."""
+"""What the BDApps services do after the HTTP answer (the ack), shared by USSD, SMS and push:
+
+- `spawn`: the rest of the work runs as a task kept in the service's set, which the shutdown
+  drains (app.py) so an acknowledged hop is never dropped;
+- `apply_profile_changes`: the profile changes a turn asks for (language, SMS opt-out), once
+  its session is saved.
+"""
 from __future__ import annotations
+
+import asyncio
+from typing import Any, Coroutine
 
 import structlog
 
@@ -7,6 +16,13 @@ from ..engine.engine import Reply
 from ..store import Store, StoreUnavailable
 
 log = structlog.get_logger("alap.profiles")
+
+
+def spawn(tasks: set[asyncio.Task], work: Coroutine[Any, Any, None]) -> asyncio.Task:
+    task = asyncio.create_task(work)
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
+    return task
 
 
 async def apply_profile_changes(store: Store, key: str, reply: Reply) -> None:

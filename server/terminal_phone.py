@@ -1,5 +1,6 @@
-"""`alap sim`: a terminal phone. It dials through the sandbox gateway of a running `alap dev`,
-so every hop goes through the real callback route and `/ussd/send`."""
+"""`alap sim` and `alap push`: a terminal phone (the web one is server/sandbox/web_phone.py).
+It dials through the sandbox gateway of a running `alap dev`, so every hop goes through the
+real callback route and `/ussd/send`."""
 from __future__ import annotations
 
 import sys

@@ -17,10 +17,10 @@ import aiohttp
 import msgspec
 import structlog
 
-from ..integrations.delivery import classify, never_sent
-from ..integrations.sms_parts import is_gsm7
 from ..metrics import observe_upstream
-from .codes import SUCCESS, is_retryable
+from .bdapps_codes import SUCCESS, is_retryable
+from .delivery import classify, never_sent
+from .sms_parts import is_gsm7
 
 log = structlog.get_logger("alap.bdapps")
 
@@ -119,7 +119,7 @@ class SmsSendResult:
     @property
     def message_ids(self) -> tuple[str, ...]:
         """Message ids of accepted destinations; the requestId when the gateway gave none
-        (delivery reports carry the requestId, which equals the messageId in the seed)."""
+        (delivery reports carry the requestId, which equals the messageId in the API document)."""
         ids = tuple(d.message_id for d in self.destinations if d.ok and d.message_id)
         if not ids and self.ok and self.request_id:
             return (self.request_id,)
@@ -259,7 +259,7 @@ class BdappsGateway:
 
 
 def _get(obj: dict[str, Any], *names: str) -> Any:
-    """Case- and spelling-tolerant field lookup (the seed writes statusCode, StatusCode,
+    """Case- and spelling-tolerant field lookup (the API document writes statusCode, StatusCode,
     DesinationResponses...)."""
     wanted = {n.lower() for n in names}
     for key, value in obj.items():
@@ -277,7 +277,7 @@ def _text(value: Any) -> str | None:
 
 def _destination_entries(answer: dict[str, Any]) -> list[dict[str, Any]]:
     entries = _get(answer, "destinationResponses", "desinationResponses", "destinationResponse")
-    if isinstance(entries, dict):  # {"DestinationResponse": [...]} in the seed's table
+    if isinstance(entries, dict):  # {"DestinationResponse": [...]} in the API document's table
         entries = _get(entries, "destinationResponse", "destinationResponses")
         if isinstance(entries, dict):
             entries = [entries]
