@@ -22,6 +22,7 @@ from ..render import system
 from ..render.budget import encoding_for
 from ..integrations.bdapps import BdappsGateway
 from ..store import Claim, ForeignSession, HopSuperseded, LockTimeout, SessionLease, Store, StoreUnavailable
+from ..store.funnel import FunnelHop, day_of, hop_counts
 from .payloads import UssdReceive, msisdn_of, subscriber_key
 from .after_ack import apply_profile_changes, spawn
 from .resume import Resumes, is_offer
@@ -110,6 +111,7 @@ class UssdService:
     async def _turn(self, mo: UssdReceive, lease: SessionLease) -> Reply:
         profile_of = subscriber_key(mo.sourceAddress)
         subscriber = Subscriber(mo.sessionId, mo.sourceAddress, msisdn_of(mo.sourceAddress))
+        before: tuple[str, str] | None = None
         if mo.ussdOperation == "mo-init":
             offer = self.resumes.offer(self.engine, lease.resume, mo) if lease.resume else None
             if offer is not None:  # a re-dial after a dropped call: continue or start again?
@@ -129,11 +131,15 @@ class UssdService:
                 await self.store.release(lease)
                 profile = await self.store.get_profile(profile_of)
                 return self.engine.system_reply(profile.lang or self.default_language, system.SESSION_ENDED)
+            before = (session.flow, session.state)
             reply = await self.engine.advance(session, subscriber, mo.message, deadline=lease.turn_deadline)
         data = None if reply.final else encode_session(session)
         answered = mo.ussdOperation == "mo-cont"
+        funnel = hop_counts(before, reply.entered, None if reply.final else (session.flow, session.state),
+                            reply.ended or ("error" if reply.final else None), subscriber=profile_of)
         resume = self.resumes.record(self.engine, session, reply, mo.sourceAddress, data)
-        if not await self.store.commit(lease, data, self.session_ttl, answered=answered, resume=resume):
+        if not await self.store.commit(lease, data, self.session_ttl, answered=answered, funnel=funnel,
+                                       resume=resume):
             # The lock ran out and the state was not saved: a screen that waits for input would
             # be answered against a state the next hop cannot find. End the session instead.
             log.error("ussd_lock_lost", session_id=mo.sessionId)
@@ -143,7 +149,7 @@ class UssdService:
 
     async def _offer(self, lease: SessionLease, data: bytes, reply: Reply, *, answered: bool) -> Reply:
         """Save the resume offer as this session's state (like any state: not saved, no screen
-        that waits for input)."""
+        that waits for input). It is no state of a flow: the funnel counts nothing."""
         if not await self.store.commit(lease, data, self.session_ttl, answered=answered):
             log.error("ussd_lock_lost", session_id=lease.session_id)
             return self.engine.system_reply(self.default_language, system.SERVICE_BUSY, "error")
@@ -152,6 +158,7 @@ class UssdService:
     async def _forget(self, lease: SessionLease, mo: UssdReceive) -> None:
         try:
             await self.store.commit(lease, None, self.session_ttl, answered=True,
+                                    funnel=FunnelHop(day_of(), subscriber_key(mo.sourceAddress)),
                                     resume=self.resumes.forget(self.engine, mo, lease))
         except (StoreUnavailable, HopSuperseded):
             pass

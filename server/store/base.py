@@ -37,6 +37,8 @@ from typing import TYPE_CHECKING, Literal
 
 import msgspec
 
+from .funnel import FunnelCounts, FunnelHop
+
 if TYPE_CHECKING:
     from .versions import VersionStore
 
@@ -177,17 +179,20 @@ class Store(ABC):
             delay = min(delay * 2, 0.05)
 
     async def commit(self, lease: SessionLease, session: bytes | None, ttl: int, *, answered: bool | None = None,
-                     resume: ResumeWrite | None = None) -> bool:
+                     funnel: FunnelHop | None = None, resume: ResumeWrite | None = None) -> bool:
         """Save the session (None deletes it), mark the lease's request done and release the
         lock. False when the lock had expired (nothing was written); HopSuperseded when a
         redelivery of the request took the hop over (nothing was written: it sends the screen).
 
         `answered` (USSD sessions only) also keeps the session in the open-sessions index:
         whether the subscriber has replied at least once tells an abandoned session from one
-        that timed out on its first screen (see `sweep_expired`). `resume` writes or forgets a
-        resume record in the same round trip, only when the session was saved (a commit that
-        lost its lock leaves no stale record behind)."""
-        outcome = await self._commit(lease, session, ttl, answered, resume)
+        that timed out on its first screen (see `sweep_expired`).
+
+        `funnel` (server/store/funnel.py) is added to the day's funnel counters in the same step,
+        only when the session is saved. `resume` writes or forgets a resume record in the same
+        round trip, only when the session is saved (a commit that lost its lock leaves no stale
+        record behind)."""
+        outcome = await self._commit(lease, session, ttl, answered, funnel, resume)
         if outcome == "superseded":
             raise HopSuperseded(lease.session_id)
         return outcome == "saved"
@@ -231,7 +236,7 @@ class Store(ABC):
 
     @abstractmethod
     async def _commit(self, lease: SessionLease, session: bytes | None, ttl: int, answered: bool | None,
-                      resume: ResumeWrite | None) -> str: ...
+                      funnel: FunnelHop | None = None, resume: ResumeWrite | None = None) -> str: ...
 
     @abstractmethod
     async def _release(self, lease: SessionLease) -> str: ...
@@ -260,7 +265,19 @@ class Store(ABC):
     @abstractmethod
     async def sweep_expired(self) -> tuple[int, int]:
         """Take the sessions that expired without a final screen out of the index, each exactly
-        once across processes: (timed out on the first screen, abandoned after a reply)."""
+        once across processes: (timed out on the first screen, abandoned after a reply). Each is
+        also counted as abandoned at its state in the funnel of the day of its last hop."""
+
+    async def funnel(self, flow: str, days: list[str]) -> FunnelCounts:
+        """A flow's funnel counters summed over `days` (YYYYMMDD)."""
+        return FunnelCounts.from_fields(await self._funnel_hashes(flow, days))
+
+    @abstractmethod
+    async def live_session(self, subscriber: str) -> str | None:
+        """The id of the subscriber's open USSD session, if any (kept by commits with a funnel)."""
+
+    @abstractmethod
+    async def _funnel_hashes(self, flow: str, days: list[str]) -> list[dict]: ...
 
     @abstractmethod
     async def ping(self) -> bool: ...

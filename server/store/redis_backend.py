@@ -28,6 +28,8 @@ from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError
 
 from .base import DEDUPE_TTL, LOCK_TTL, PROFILE_TTL, ResumeKey, ResumeWrite, Store, StoreUnavailable, decode_profile
+from .funnel import RETENTION_SECONDS
+from .redis_funnel import FUNNEL_COMMIT, FUNNEL_SWEEP, RedisFunnel
 from .redis_errors import redis_guard
 from .redis_keyspace import RedisKeyspace, hash_tag
 from .versions import RedisVersions
@@ -85,17 +87,22 @@ _COMMIT_TRACKED = _COMMIT_SAVE + """
 if ARGV[6] ~= '' then
   if ARGV[2] == '' then redis.call('ZREM', KEYS[5], ARGV[6]) else redis.call('ZADD', KEYS[5], ARGV[7], ARGV[6]) end
 end
-return 'saved'
+""" + FUNNEL_COMMIT + """return 'saved'
 """
 
-# Single node, a hop that keeps or forgets a resume record (server/bdapps/resume.py): the commit
-# above, run as a function, then the record (the last key; data and TTL the last two arguments,
-# '' forgets it) written only when the session was saved. Same round trip, no stale record.
-_COMMIT_TRACKED_RESUME = "local function commit()\n" + _COMMIT_TRACKED + """end
+# Single node, a hop that keeps or forgets a resume record (server/bdapps/resume.py): the record
+# (the last key; data and TTL the last two arguments, '' forgets it) is taken off KEYS and ARGV,
+# the commit above runs as a function on what is left (it reads #KEYS and #ARGV), and the record
+# is written only when the session was saved. Same round trip, no stale record.
+_COMMIT_TRACKED_RESUME = """
+local resume_key, resume_ttl = table.remove(KEYS), table.remove(ARGV)
+local resume_data = table.remove(ARGV)
+local function commit()
+""" + _COMMIT_TRACKED + """end
 local outcome = commit()
 if outcome == 'saved' then
-  local data, ttl = ARGV[#ARGV - 1], ARGV[#ARGV]
-  if data == '' then redis.call('DEL', KEYS[#KEYS]) else redis.call('SET', KEYS[#KEYS], data, 'EX', ttl) end
+  if resume_data == '' then redis.call('DEL', resume_key)
+  else redis.call('SET', resume_key, resume_data, 'EX', resume_ttl) end
 end
 return outcome
 """
@@ -104,7 +111,7 @@ return outcome
 _SWEEP = """
 local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, 10000)
 for i = 1, #gone, 2 do redis.call('ZREM', KEYS[1], gone[i]) end
-return gone
+""" + FUNNEL_SWEEP + """return gone
 """
 
 # KEYS lock, seen   ARGV token, '1' when a request is marked
@@ -194,7 +201,7 @@ class _NodeScript:
             return await self.client.evalsha(self.sha, len(keys), *keys, *args)
 
 
-class RedisStore(RedisKeyspace, Store):
+class RedisStore(RedisFunnel, RedisKeyspace, Store):
     name = "redis"
 
     def __init__(self, client: aioredis.Redis, prefix: str = "alap:") -> None:
@@ -316,7 +323,7 @@ class RedisStore(RedisKeyspace, Store):
             return status, None, None
         return "ok", result[1], profile
 
-    async def _commit(self, lease, session, ttl, answered, resume):
+    async def _commit(self, lease, session, ttl, answered, funnel=None, resume=None):
         sid = lease.session_id
         keys = [self._lock_key(sid), self._session_key(sid), self._seen_key(sid, lease.request_id),
                 self._owner_key(sid)]
@@ -326,7 +333,8 @@ class RedisStore(RedisKeyspace, Store):
         async with self._guard():
             if not self.cluster:
                 tracked = ["", 0] if answered is None else [sid, score]
-                keys, args = [*keys, self.open_key], [*args, *tracked]
+                funnel_keys, funnel_args = self._funnel_script_args(funnel, answered is not None)
+                keys, args = [*keys, self.open_key, *funnel_keys], [*args, *tracked, *funnel_args]
                 if resume is not None:
                     return _text(await self._commit_resume_script(keys=[*keys, self.resume_key(resume.key)],
                                                                   args=[*args, resume.data or b"", resume.ttl]))
@@ -337,6 +345,8 @@ class RedisStore(RedisKeyspace, Store):
                     await self.redis.zrem(self.open_key, sid)
                 else:
                     await self.redis.zadd(self.open_key, {sid: score})
+            if outcome == "saved" and funnel is not None:
+                await self._count_cluster(sid, funnel, answered is not None and session is not None, ttl)
             return outcome
 
     async def _commit_cluster(self, keys: list[str], args: list[Any], resume: ResumeWrite | None) -> str:
@@ -364,7 +374,12 @@ class RedisStore(RedisKeyspace, Store):
 
     async def sweep_expired(self) -> tuple[int, int]:
         async with self._guard():
-            gone = await self._sweep_script(keys=[self.open_key], args=[time.time()])
+            if self.cluster:
+                gone = await self._sweep_script(keys=[self.open_key], args=[time.time()])
+                await self._abandon_cluster([m.decode() if isinstance(m, bytes) else m for m in gone[0::2]])
+            else:
+                gone = await self._sweep_script(keys=[self.open_key, self.waiting_key],
+                                                args=[time.time(), RETENTION_SECONDS])
         scores = [float(score) for score in gone[1::2]]
         abandoned = sum(1 for score in scores if score % 1 >= 0.25)
         return len(scores) - abandoned, abandoned
