@@ -1,5 +1,5 @@
-"""The `alap` command line: serve, dev, sim, push, check, test, graph, translate, new, worker,
-ledger. Every command works from a flow project's folder (`alap new`) with no environment
+"""The `alap` command line: serve, dev, sim, push, check, test, graph, translate, new, flows,
+worker, ledger. Every command works from a flow project's folder (`alap new`) with no environment
 variables: flows, templates, locales and tests/flows are the folder's (server/config.py)."""
 from __future__ import annotations
 
@@ -186,6 +186,20 @@ def cmd_push(args: argparse.Namespace) -> int:
     return asyncio.run(run_push(args.url, token, args.address, args.flow, variables))
 
 
+def cmd_flows(args: argparse.Namespace) -> int:
+    from .store import StoreUnavailable
+    from .tooling.flow_versions import flows_report
+
+    settings = load_settings()
+    try:
+        return asyncio.run(flows_report(settings, sys.stdout, as_json=args.json))
+    except FlowErrors as exc:
+        print(str(exc), file=sys.stderr)
+        return _fail(f"{len(exc.problems)} problem(s) in flows")
+    except StoreUnavailable as exc:
+        return _fail(f"REDIS_URL is unreachable ({exc})")
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     from .logs import setup_logging
     from .recharge.worker import check_worker_settings, run_worker
@@ -272,6 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
                                      "runs on the installed package")
     new.add_argument("directory", help="the folder to create (must not exist, or be empty)")
     new.set_defaults(func=cmd_new)
+    flows = sub.add_parser("flows", help="each flow's current and older live versions, with their session counts")
+    flows.add_argument("--json", action="store_true", help="JSON instead of a table")
+    flows.set_defaults(func=cmd_flows)
     worker = sub.add_parser("worker", help="run the recharge worker (the durable money queue in Redis)")
     worker.add_argument("--id", default=None, help="this worker's id, unique among live workers "
                                                    "(default: ALAP_WORKER_ID, $DYNO or host:pid)")

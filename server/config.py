@@ -118,6 +118,7 @@ class Settings(BaseSettings):
 
     admin_token: str | None = Field(None, validation_alias="ALAP_ADMIN_TOKEN", repr=False)
     session_ttl: int = Field(180, ge=10, le=86400, validation_alias="ALAP_SESSION_TTL")
+    resume_window: int = Field(120, ge=0, le=86400, validation_alias="ALAP_RESUME_WINDOW")
     sms_session_ttl: int = Field(900, ge=30, le=7 * 86400, validation_alias="ALAP_SMS_SESSION_TTL")
     sms_routes: str = Field("bdapps,aamarsms,dinisoft", validation_alias="ALAP_SMS_ROUTES")
     sms_rate: float = Field(10.0, ge=0, le=1000, validation_alias="ALAP_SMS_RATE")

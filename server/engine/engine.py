@@ -1,5 +1,6 @@
 """One turn: subscriber input -> new state + screen. No HTTP, no Redis: the caller loads the
-session, calls `start` or `advance`, saves the session and sends `Reply.text`.
+session, calls `start` or `advance`, saves the session and sends `Reply.text`. A session runs on
+the flow versions it is pinned to (engine/pinning.py), whatever was deployed since.
 
 A turn has one deadline (a `time.monotonic()` value the caller passes; the USSD transport
 derives it from its session lock, server/store/base.py `SessionLease.turn_deadline`): every action of
@@ -24,9 +25,11 @@ from .actions import ActionContext, ActionRegistry, ActionResult
 from .loader import normalise_keyword
 from .machine import FlowMachine
 from .model import Flow, Option, Route, State
+from .pinning import FlowVersions
 from .session import Session
 from .money import as_money, money_vars
 from .validators import Invalid, validate_input
+from .versions import FlowRuntime, VersionUnavailable
 
 log = structlog.get_logger("alap.engine")
 
@@ -75,7 +78,8 @@ class Engine:
         self.unicode = unicode
         self.default_language = default_language
         self.flows = {f.name: f for f in flows}
-        self.machines = {f.name: FlowMachine(f, renderer.evaluate) for f in flows}
+        self.versions = FlowVersions(flows, renderer, actions)
+        self.machines: dict[str, FlowMachine] = {n: rt.machine for n, rt in self.versions.current.items()}
         self.by_code = {code: f for f in flows for code in f.codes}
         defaults = [f for f in flows if f.default] or flows
         self.default_flow = defaults[0]
@@ -89,6 +93,11 @@ class Engine:
         keyword = normalise_keyword(word)
         return self.by_keyword.get(keyword), keyword, args.strip()
 
+    def dialled(self, message: str) -> tuple[Flow, list[str]]:
+        """The flow a dialled USSD string starts, and the shortcut's extra inputs."""
+        code, inputs = parse_dialled(message)
+        return self.by_code.get(code) or self.default_flow, inputs
+
     # -- entry points -------------------------------------------------------------------------
     async def start(self, subscriber: Subscriber, message: str, language: str | None,
                     *, channel: str = "ussd", flow_name: str | None = None,
@@ -98,7 +107,7 @@ class Engine:
         session = Session(flow=flow.name, root=flow.name, state=flow.start,
                           lang=language or self.default_language, channel=channel,
                           vars=dict(variables or {}), history=[])
-        turn = _Turn(self, flow, session, subscriber, deadline)
+        turn = _Turn(self, self.versions.get(session, flow.name), session, subscriber, deadline)
         await turn.enter(flow.start)
         for segment in inputs[:MAX_SHORTCUT_SEGMENTS]:  # shortcut dialling: replay segments as typed inputs
             if turn.final or turn.notice or turn.ended_text or turn.out_of_time():
@@ -108,13 +117,55 @@ class Engine:
 
     async def advance(self, session: Session, subscriber: Subscriber, text: str,
                       *, deadline: float | None = None) -> Reply:
-        flow = self.flows.get(session.flow)
-        if flow is None or session.state not in flow.states:
-            # The flow changed under a live session (hot reload): end it cleanly.
-            return self.system_reply(session.lang, system.SESSION_ENDED)
-        turn = _Turn(self, flow, session, subscriber, deadline)
-        await turn.handle(text)
+        """One input on a live session, on the flow versions the session is pinned to."""
+        try:
+            turn = await self._resume_turn(session, subscriber, deadline)
+            await turn.handle(text)
+        except VersionUnavailable as exc:
+            return self._version_lost(session, exc)
         return turn.reply()
+
+    async def show(self, session: Session, subscriber: Subscriber) -> Reply:
+        """The screen a session is on (its state and page), again: continuing a dropped call."""
+        try:
+            turn = await self._resume_turn(session, subscriber, None)
+        except VersionUnavailable as exc:
+            return self._version_lost(session, exc)
+        return turn.reply()
+
+    def resumable(self, session: Session) -> bool:
+        """Whether a call dropped on this screen may be offered to continue: `resume:` of the
+        flow and of the state (both default to true), and not on the first page of the dialled
+        flow's first screen (continuing there would be starting again)."""
+        try:
+            flow = self.versions.get(session, session.flow).flow
+        except VersionUnavailable:
+            return False
+        state = flow.states.get(session.state)
+        if session.flow == session.root and session.state == flow.start and session.page == 0:
+            return False
+        return flow.resume and state is not None and state.resume
+
+    async def _resume_turn(self, session: Session, subscriber: Subscriber, deadline: float | None) -> _Turn:
+        await self.versions.load(session.ver)
+        runtime = self.versions.get(session, session.flow)
+        if session.state not in runtime.flow.states:  # a session saved before versions were pinned
+            raise VersionUnavailable(f"flow {session.flow} has no state {session.state}")
+        return _Turn(self, runtime, session, subscriber, deadline)
+
+    def _version_lost(self, session: Session, exc: VersionUnavailable) -> Reply:
+        log.warning("session_version_unavailable", flow=session.flow, state=session.state,
+                    version=session.ver.get(session.flow), reason=str(exc))
+        return self.system_reply(session.lang, system.SESSION_ENDED, "error")
+
+    def system_menu(self, language: str, options: list[str], notice: str | None = None) -> Reply:
+        """A menu of the engine's own lines (msgids), numbered from 1; not final."""
+        lines = [self.renderer.render_text(language, notice, {})] if notice else []
+        lines += [f"{n}. {self.renderer.render_text(language, msgid, {})}" for n, msgid in enumerate(options, 1)]
+        text = "\n".join(lines)
+        if not self.unicode and not text.isascii():
+            return self.system_menu("en", options, notice)
+        return Reply(text=text, final=False)
 
     def system_reply(self, language: str, msgid: str, ended: str | None = None, channel: str = "ussd") -> Reply:
         text = self.renderer.render_text(language, msgid, {})
@@ -126,12 +177,11 @@ class Engine:
 class _Turn:
     """The work of one hop on one session."""
 
-    def __init__(self, engine: Engine, flow: Flow, session: Session, subscriber: Subscriber,
+    def __init__(self, engine: Engine, runtime: FlowRuntime, session: Session, subscriber: Subscriber,
                  deadline: float | None = None) -> None:
         self.engine = engine
         self.deadline = deadline
-        self.flow = flow
-        self.machine = engine.machines[flow.name]
+        self._use(runtime)
         self.session = session
         self.subscriber = subscriber
         # An error line shown above the screen: (msgid or Jinja source, extra context).
@@ -294,9 +344,11 @@ class _Turn:
         raise RuntimeError(f"flow {self.flow.name}: more than {_MAX_AUTO_STEPS} routers/actions in a row")
 
     def _switch(self, flow_name: str) -> None:
-        self.flow = self.engine.flows[flow_name]
-        self.machine = self.engine.machines[flow_name]
+        self._use(self.engine.versions.get(self.session, flow_name))
         self.session.flow = flow_name
+
+    def _use(self, runtime: FlowRuntime) -> None:
+        self.flow, self.machine, self.renderer = runtime.flow, runtime.machine, runtime.renderer
 
     async def _run_action(self, state: State) -> str:
         spec = self.engine.actions.get(state.action or "")
@@ -335,7 +387,7 @@ class _Turn:
         out = {}
         for key, value in args.items():
             if isinstance(value, str) and ("{{" in value or "{%" in value):
-                value = self.engine.renderer.render_arg(self.session.lang, value, self.context())
+                value = self.renderer.render_arg(self.session.lang, value, self.context())
             out[key] = value
         return out
 
@@ -345,7 +397,7 @@ class _Turn:
         shown: list[tuple[str, Option]] = []
         number = 0
         for option in state.options:
-            if option.when and not self.engine.renderer.evaluate(option.when, ctx):
+            if option.when and not self.renderer.evaluate(option.when, ctx):
                 continue
             if option.key is None:
                 number += 1
@@ -370,7 +422,7 @@ class _Turn:
                      ended="completed" if final else None, opted_out=self.opted_out)
 
     def _screen(self, lang: str) -> str:
-        renderer = self.engine.renderer
+        renderer = self.renderer
         state = self.state
         ctx = self.context({"lang": lang})
         notice = None

@@ -16,14 +16,14 @@ from ..render.environment import Renderer
 from .actions import ActionRegistry
 from .errors import FlowErrors, FlowProblem, Mark
 from .model import Flow, Navigation, State
-from .state_parser import MAX_ACTION_TIMEOUT, Collector, display_path, parse_state
+from .state_parser import MAX_ACTION_TIMEOUT, Collector, display_path, flag, parse_state
 from .suggest import did_you_mean, reject_unknown_keys
 from .yamlmarks import MarkedDict, load_marked
 
 __all__ = ["MAX_ACTION_TIMEOUT", "load_flow_dir", "normalise_keyword", "parse_flow"]
 
 _TOP = ("flow", "code", "codes", "start", "default", "states", "navigation", "sample", "channels", "description",
-        "keywords", "interrupt", "sms_default")
+        "keywords", "interrupt", "sms_default", "resume")
 _NAVIGATION = ("back", "home", "more")
 
 
@@ -75,6 +75,7 @@ def parse_flow(path: Path, text: str, renderer: Renderer, registry: ActionRegist
         sample=dict(data.get("sample") or {}), mark=data.mark,
         keywords=tuple(normalise_keyword(str(k)) for k in keywords),
         interrupt=bool(data.get("interrupt", False)), sms_default=bool(data.get("sms_default", False)),
+        resume=flag(data, "resume", problems), yaml=text,
     )
     if isinstance(data.get("sample"), MarkedDict):
         flow.sample_marks = {str(k): data["sample"].mark_of(k) for k in data["sample"]}

@@ -68,6 +68,8 @@ class State:
     # no page of its own to turn to: an action's list paged by the flow (docs/flows.md)
     more: Route | None = None
     back: Route | None = None
+    # `resume: false`: a call dropped on this screen is not offered to continue (bdapps/resume.py)
+    resume: bool = True
     # marks of referenced names, for error reporting
     ref_marks: dict[str, Mark] = field(default_factory=dict)
 
@@ -103,3 +105,5 @@ class Flow:
     sample: dict[str, Any] = field(default_factory=dict)
     sample_marks: dict[str, Mark] = field(default_factory=dict)  # where each `sample:` key is written
     mark: Mark | None = None
+    resume: bool = True  # `resume: false`: no screen of this flow is offered to continue
+    yaml: str = ""  # the file's text as loaded: part of the flow's version (engine/versions.py)

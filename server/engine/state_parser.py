@@ -15,7 +15,7 @@ from .suggest import article, did_you_mean, reject_unknown_keys
 from .validators import VALIDATOR_PARAMS, Validator, build_validator
 from .yamlmarks import MarkedDict, MarkedList
 
-_COMMON = {"kind", "text", "template", "pages"}
+_COMMON = {"kind", "text", "template", "pages", "resume"}
 # `more` / `back`: where 98 / 0 go on a list an action pages through (docs/flows.md, "Navigation").
 _PAGING = {"more", "back"}
 _FIELDS = {
@@ -39,6 +39,15 @@ class Collector:
 
     def add(self, mark: Mark, message: str) -> None:
         self.problems.append(FlowProblem(mark, message))
+
+
+def flag(node: MarkedDict, key: str, problems: Collector, default: bool = True) -> bool:
+    """A true/false field (`resume:`), reported at its line when it is anything else."""
+    value = node.get(key, default)
+    if not isinstance(value, bool):
+        problems.add(node.value_mark(key), f"'{key}' must be true or false")
+        return default
+    return value
 
 
 def display_path(path: Path) -> str:
@@ -118,7 +127,7 @@ def parse_state(name: str, node: Any, mark: Mark, problems: Collector, renderer:
                      f"state '{name}': unknown kind {kind!r}{hint or ''} (one of {', '.join(KINDS)})")
         return None
     reject_unknown_keys(node, sorted(_FIELDS[kind]), f"state '{name}': unknown field '{{key}}' for {article(kind)} state", problems.add)
-    state = State(name=name, kind=kind, mark=mark)
+    state = State(name=name, kind=kind, mark=mark, resume=flag(node, "resume", problems))
     if kind in ("menu", "input", "end"):
         state.text = _text(node, problems, required=True, renderer=renderer)
         pages = node.get("pages", None)

@@ -34,17 +34,23 @@ class TextError(Exception):
 
 class Renderer:
     def __init__(self, templates_dir: Path, locales_dir: Path, languages: tuple[str, ...] = LANGUAGES,
-                 *, strict: bool = False) -> None:
+                 *, strict: bool = False, catalogs: dict[str, LoadedCatalog] | None = None,
+                 templates: jinja2.BaseLoader | None = None) -> None:
+        """`catalogs` and `templates` replace the files (a stored flow version brings its own,
+        engine/versions.py); by default both are read from the folders."""
         self.templates_dir = Path(templates_dir)
         self.locales_dir = Path(locales_dir)
         self.languages = languages
-        # The project's catalogs, then the engine's (server/render/catalogs.py): project first.
-        self.catalogs: dict[str, LoadedCatalog] = {lang: load_catalog(self.locales_dir, lang) for lang in languages}
+        # The project's catalogs (or a stored flow version's), then the engine's
+        # (server/render/catalogs.py) as their fallback: the project's entries win.
+        self.catalogs: dict[str, LoadedCatalog] = catalogs or {
+            lang: load_catalog(self.locales_dir, lang) for lang in languages}
         self.engine_catalogs: dict[str, LoadedCatalog] = {}
         if self.locales_dir.resolve() != ENGINE_LOCALES:
             self.engine_catalogs = {lang: load_catalog(ENGINE_LOCALES, lang) for lang in languages}
         for lang, engine_catalog in self.engine_catalogs.items():
             self.catalogs[lang].translations.add_fallback(engine_catalog.translations)
+        self._loader = templates or jinja2.FileSystemLoader(self.templates_dir)
         undefined = jinja2.StrictUndefined if strict else jinja2.ChainableUndefined
         self.envs = {lang: self._make_env(lang, undefined) for lang in languages}
         # Conditions are language-neutral expressions over session variables.
@@ -57,7 +63,7 @@ class Renderer:
 
     def _make_env(self, lang: str, undefined: type[jinja2.Undefined]) -> jinja2.Environment:
         env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(self.templates_dir),
+            loader=self._loader,
             extensions=["jinja2.ext.i18n"],
             autoescape=False,
             trim_blocks=True,
