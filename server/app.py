@@ -12,12 +12,13 @@ import aiohttp
 import structlog
 from aiohttp import web
 
-from . import metrics
+from . import flow_publishing, metrics
 from .actions import build_registry
 from .admin import add_admin
 from .bdapps.callers import CALLER_POLICY, CallerPolicy, check_caller
 from .integrations.bdapps import BdappsGateway
 from .bdapps.push import ADMIN_TOKEN, PUSH_SERVICE, PushService, push_ussd
+from .bdapps.resume import Resumes
 from .bdapps.routes import APP_ID, DELIVERY_REPORTS, SMS_SERVICE, USSD_SERVICE, add_routes
 from .bdapps.sms import SmsService
 from .broadcast.redis_store import open_broadcast_store
@@ -71,6 +72,7 @@ def create_app(settings: Settings, *, store: Store | None = None, engine: Engine
     app[STORE] = store or open_store(settings.redis_url, settings.redis_prefix)
     app[LEDGER] = open_ledger(app[STORE])
     app[ENGINE] = engine or build_engine(settings, registry, app[UPSTREAMS], app[LEDGER])
+    flow_publishing.attach(app[ENGINE], app[STORE])
     app[APP_ID] = settings.bdapps_app_id
     app[ADMIN_TOKEN] = settings.admin_token or ""
     app.cleanup_ctx.append(_resources)
@@ -126,13 +128,15 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     engine, store = app[ENGINE], app[STORE]
     sender = build_sms_sender(settings, http, store, gateway=gateway)
     app[SMS_SENDER] = sender
-    app[USSD_SERVICE] = UssdService(engine, store, gateway, settings.session_ttl, settings.default_language)
+    app[USSD_SERVICE] = UssdService(engine, store, gateway, settings.session_ttl, settings.default_language,
+                                    resumes=Resumes(settings.resume_window, settings.session_ttl))
     app[SMS_SERVICE] = SmsService(engine, store, reply=lambda to, text: sender.send(to, text, kind="reply"),
                                   session_ttl=settings.sms_session_ttl, default_language=settings.default_language)
     app[PUSH_SERVICE] = PushService(engine, store, gateway, lambda to, text: sender.send(to, text, kind="notice"),
                                     settings.session_ttl, settings.default_language)
     # Reports of broadcast recipients update the broadcast's totals (server/broadcast/reports.py).
     app[DELIVERY_REPORTS] = delivery_report_hook(sender, open_broadcast_store(store))
+    await flow_publishing.publish(engine, store, flow_publishing.version_ttl(settings))
     yield
     await _drain_hops(app)
     await sender.aclose()
@@ -159,6 +163,7 @@ async def _messaging_jobs(app: web.Application) -> AsyncIterator[None]:
             except Exception:  # a passing store/upstream problem: try again next round
                 structlog.get_logger("alap.jobs").exception("messaging_job_failed")
             await sweep_sessions(app[STORE])
+            await keep_versions(app)
 
     task = asyncio.create_task(loop())
     yield
@@ -180,8 +185,20 @@ async def sweep_sessions(store: Store) -> None:
         metrics.SESSIONS_ENDED.labels("abandoned").inc(abandoned)
 
 
-def install_engine(app: web.Application, engine: Engine) -> None:
-    """Hot reload: every service takes the new engine for its next turn."""
+async def keep_versions(app: web.Application) -> None:
+    """Keep the flow versions this process runs in the store (server/flow_publishing.py)."""
+    try:
+        engine = app[USSD_SERVICE].engine if USSD_SERVICE in app else app[ENGINE]  # after a hot reload too
+        await flow_publishing.keep(engine, app[STORE], flow_publishing.version_ttl(app[SETTINGS]))
+    except Exception:
+        structlog.get_logger("alap.jobs").exception("flow_versions_keep_failed")
+
+
+async def install_engine(app: web.Application, engine: Engine) -> None:
+    """Hot reload: publish the new versions, then every service takes the new engine for its
+    next turn; sessions started on a replaced version stay on it (the store keeps it)."""
+    flow_publishing.attach(engine, app[STORE])
+    await flow_publishing.publish(engine, app[STORE], flow_publishing.version_ttl(app[SETTINGS]))
     for key in (USSD_SERVICE, SMS_SERVICE, PUSH_SERVICE):
         if key in app:
             app[key].engine = engine
