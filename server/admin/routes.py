@@ -141,7 +141,8 @@ async def index(request: web.Request) -> web.Response:
     console = request.app[CONSOLE]
     return page(request, "index.html", flows=await views.flow_rows(_engine(request), console.store),
                 ledger=await views.ledger_counts(console.ledger), active=await console.store.count_active(),
-                attention=ATTENTION_STATES, resume=views.RESUME_COUNTED)
+                attention=ATTENTION_STATES, resume=views.RESUME_COUNTED,
+                broadcasts=await views.broadcast_rows(console.store))
 
 
 @guarded

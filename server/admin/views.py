@@ -112,3 +112,21 @@ async def subscriber_view(store: Store, ledger: Ledger, msisdn: str, address: st
                if msisdn in (r.payer_msisdn, r.recipient) or "".join(r.payer.split()) == address]
     return SubscriberView(msisdn, address, profile, session, session_id if session else None, variables,
                           records[:RECENT_RECHARGES])
+
+
+# -- broadcasts -----------------------------------------------------------------------------------
+
+BROADCASTS_SHOWN = 20
+
+
+async def broadcast_rows(store: Store) -> list[Any]:
+    """The newest broadcasts with their progress (server/broadcast/store.py totals)."""
+    from ..broadcast.redis_store import open_broadcast_store
+
+    broadcasts = open_broadcast_store(store)
+    rows = []
+    for name in (await broadcasts.names())[:BROADCASTS_SHOWN]:
+        found = await broadcasts.get(name)
+        if found is not None:
+            rows.append(found)
+    return rows

@@ -152,3 +152,24 @@ async def test_bengali_after_the_browser_with_bengali_digits(aiohttp_server, red
         assert '<html lang="en">' in page and '<b class="started">12</b>' in page
         status, page = await get(stack, "/admin/flows/nope", headers={**BASIC, "Accept-Language": "bn"})
         assert status == 404 and "“nope” নামে কোনো ফ্লো নেই।" in page
+
+
+async def test_the_index_shows_each_broadcasts_progress(aiohttp_server, redis_url):
+    from server.broadcast.redis_store import open_broadcast_store
+    from server.broadcast.store import Spec
+
+    async with console(aiohttp_server, redis_url) as stack:
+        status, page = await get(stack, "/admin")
+        assert status == 200 and "No broadcasts." in page
+        broadcasts = open_broadcast_store(stack.store)
+        await broadcasts.create(Spec(name="parcels<b>", kind="sms", text="hi", fingerprint="f", created_at=1.0))
+        await broadcasts.append("parcels<b>", [f"tel:88018100000{i:02d}" for i in range(5)], [])
+        await broadcasts.loaded("parcels<b>", 5, 0, "ready", None)
+        await broadcasts.acquire("parcels<b>", "one", now=1.0)
+        await broadcasts.begin("parcels<b>", "one", [0, 1, 2], now=1.0)
+        await broadcasts.finish("parcels<b>", "one", [(0, "S"), (1, "O"), (2, "S")], 3, now=1.0)
+        status, page = await get(stack, "/admin")
+        row = re.search(r'<tr data-broadcast="parcels&lt;b&gt;">(.*?)</tr>', page, re.S).group(1)
+        assert "parcels&lt;b&gt;" in row and "<b>" not in row  # escaped
+        cells = dict(re.findall(r'class="n ([a-z-]+)">(\d+)<', row))
+        assert cells == {"total": "5", "sent": "2", "delivered": "0", "failed": "0", "opted-out": "1", "pending": "2"}
