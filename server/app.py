@@ -14,7 +14,8 @@ from aiohttp import web
 
 from . import metrics
 from .actions import build_registry
-from .bdapps.callers import CALLER_POLICY, CallerPolicy, check_caller
+from .bdapps.admission import RESERVED_CONNECTIONS, HopGate
+from .bdapps.callers import CALLER_POLICY, CallerPolicy
 from .integrations.bdapps import BdappsGateway
 from .bdapps.push import ADMIN_TOKEN, PUSH_SERVICE, PushService, push_ussd
 from .bdapps.routes import APP_ID, DELIVERY_REPORTS, SMS_SERVICE, USSD_SERVICE, add_routes
@@ -61,11 +62,12 @@ def build_engine(settings: Settings, registry: ActionRegistry | None = None,
 
 def create_app(settings: Settings, *, store: Store | None = None, engine: Engine | None = None,
                registry: ActionRegistry | None = None, upstreams: Upstreams | None = None) -> web.Application:
-    app = web.Application(client_max_size=64 * 1024, middlewares=[count_callbacks, check_caller])
+    app = web.Application(client_max_size=64 * 1024)
     app[SETTINGS] = settings
     app[CALLER_POLICY] = CallerPolicy.from_settings(settings.bdapps_allowed_ips, settings.trusted_proxies)
     app[UPSTREAMS] = upstreams or Upstreams.from_settings(settings)
-    app[STORE] = store or open_store(settings.redis_url, settings.redis_prefix)
+    app[STORE] = store or open_store(settings.redis_url, settings.redis_prefix,
+                                     max_connections=settings.max_hops_in_flight + RESERVED_CONNECTIONS)
     app[LEDGER] = open_ledger(app[STORE])
     app[ENGINE] = engine or build_engine(settings, registry, app[UPSTREAMS], app[LEDGER])
     app[APP_ID] = settings.bdapps_app_id
@@ -78,27 +80,6 @@ def create_app(settings: Settings, *, store: Store | None = None, engine: Engine
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_endpoint)
     return app
-
-
-@web.middleware
-async def count_callbacks(request: web.Request, handler):
-    """Callbacks by route and HTTP status (BDApps routes only: the rest is not traffic). The
-    route label is the route's template, never the raw path, so a scan of made-up paths adds
-    no series: all of them are counted as `unmatched`."""
-    if not request.path.startswith("/bdapps/"):
-        return await handler(request)
-    resource = request.match_info.route.resource
-    route = resource.canonical if resource is not None else metrics.UNMATCHED_ROUTE
-    status = 500
-    try:
-        response = await handler(request)
-        status = response.status
-        return response
-    except web.HTTPException as exc:
-        status = exc.status
-        raise
-    finally:
-        metrics.CALLBACKS.labels(route, str(status)).inc()
 
 
 async def metrics_endpoint(request: web.Request) -> web.Response:
@@ -116,7 +97,8 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     engine, store = app[ENGINE], app[STORE]
     sender = build_sms_sender(settings, http, store, gateway=gateway)
     app[SMS_SENDER] = sender
-    app[USSD_SERVICE] = UssdService(engine, store, gateway, settings.session_ttl, settings.default_language)
+    app[USSD_SERVICE] = UssdService(engine, store, gateway, settings.session_ttl, settings.default_language,
+                                    gate=HopGate(settings.max_hops_in_flight))
     app[SMS_SERVICE] = SmsService(engine, store, reply=lambda to, text: sender.send(to, text, kind="reply"),
                                   session_ttl=settings.sms_session_ttl, default_language=settings.default_language)
     app[PUSH_SERVICE] = PushService(engine, store, gateway, lambda to, text: sender.send(to, text, kind="notice"),

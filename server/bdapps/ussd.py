@@ -21,6 +21,7 @@ from ..render import system
 from ..render.budget import encoding_for
 from ..integrations.bdapps import BdappsGateway
 from ..store import Claim, ForeignSession, HopSuperseded, LockTimeout, SessionLease, Store, StoreUnavailable
+from .admission import HopGate
 from .payloads import UssdReceive, msisdn_of, subscriber_key
 from .after_ack import apply_profile_changes, spawn
 
@@ -47,23 +48,37 @@ class UssdService:
     default_language: str
     tasks: set[asyncio.Task] = field(default_factory=set)
     stats: HopStats = field(default_factory=HopStats)
+    gate: HopGate = field(default_factory=HopGate)
 
     async def receive(self, mo: UssdReceive) -> bool:
         """Claim the hop. True when it was accepted (a background task now owns it), False for a
-        duplicate delivery. Raises StoreUnavailable when the store cannot be reached, and
-        ForeignSession when the session belongs to another subscriber (nothing was changed)."""
-        owner = subscriber_key(mo.sourceAddress)
-        profile_of = owner if mo.ussdOperation == "mo-init" else None
-        claim = await self.store.claim(mo.sessionId, mo.requestId, owner=owner, profile_of=profile_of)
-        if claim.status == "foreign":
-            log.warning("ussd_foreign_session", session_id=mo.sessionId, address=mo.sourceAddress)
-            raise ForeignSession(mo.sessionId)
-        if claim.status == "duplicate":
-            self.stats.duplicates += 1
-            log.info("ussd_duplicate", session_id=mo.sessionId, request_id=mo.requestId)
-            return False
-        spawn(self.tasks, self._hop(mo, claim, time.perf_counter()))
-        return True
+        duplicate delivery. Raises Overloaded, before anything is stored, when the worker has
+        its limit of hops in flight (server/bdapps/admission.py); StoreUnavailable when the
+        store cannot be reached, and ForeignSession when the session belongs to another
+        subscriber (nothing was changed)."""
+        started = time.perf_counter()
+        self.gate.enter()
+        accepted = False
+        try:
+            owner = subscriber_key(mo.sourceAddress)
+            profile_of = owner if mo.ussdOperation == "mo-init" else None
+            claim = await self.store.claim(mo.sessionId, mo.requestId, owner=owner, profile_of=profile_of)
+            if claim.status == "foreign":
+                log.warning("ussd_foreign_session", session_id=mo.sessionId, address=mo.sourceAddress)
+                raise ForeignSession(mo.sessionId)
+            if claim.status == "duplicate":
+                self.stats.duplicates += 1
+                log.info("ussd_duplicate", session_id=mo.sessionId, request_id=mo.requestId)
+                return False
+            spawn(self.tasks, self._hop(mo, claim, started)).add_done_callback(self._hop_done)
+            accepted = True
+            return True
+        finally:
+            if not accepted:
+                self.gate.leave()
+
+    def _hop_done(self, _task: asyncio.Task) -> None:
+        self.gate.leave()
 
     async def drain(self, timeout: float) -> None:
         """Let in-flight hops finish (graceful shutdown)."""
