@@ -16,7 +16,7 @@ from . import metrics
 from .actions import build_registry
 from .bdapps.admission import RESERVED_CONNECTIONS, HopGate
 from .bdapps.callers import CALLER_POLICY, CallerPolicy
-from .integrations.bdapps import BdappsGateway
+from .integrations.bdapps import BdappsGateway, gateway_session
 from .bdapps.push import ADMIN_TOKEN, PUSH_SERVICE, PushService, push_ussd
 from .bdapps.routes import APP_ID, DELIVERY_REPORTS, SMS_SERVICE, USSD_SERVICE, add_routes
 from .bdapps.sms import SmsService
@@ -93,7 +93,10 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     # Made here, after any fork, so each worker process has its own pool.
     http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200, keepalive_timeout=30))
     app[HTTP] = http
-    gateway = BdappsGateway(settings.bdapps_base_url, settings.bdapps_app_id, settings.bdapps_password, http)
+    # BDApps' /ussd/send and /sms/send on a client of their own: a hop holds one connection at
+    # most, so hops never wait for one (server/bdapps/admission.py).
+    bdapps_http = gateway_session(settings.max_hops_in_flight + RESERVED_CONNECTIONS)
+    gateway = BdappsGateway(settings.bdapps_base_url, settings.bdapps_app_id, settings.bdapps_password, bdapps_http)
     engine, store = app[ENGINE], app[STORE]
     sender = build_sms_sender(settings, http, store, gateway=gateway)
     app[SMS_SENDER] = sender
@@ -108,6 +111,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     await _drain_hops(app)
     await sender.aclose()
     await http.close()
+    await bdapps_http.close()
     await app[UPSTREAMS].aclose()
     await app[STORE].close()
 

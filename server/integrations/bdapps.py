@@ -1,10 +1,16 @@
 """The BDApps MT client: `/ussd/send` and `/sms/send`.
 
-It is on every hop's path, so it uses one pooled keep-alive aiohttp session per process.
+It is on every hop's path, so it uses one pooled keep-alive aiohttp session per process
+(`gateway_session`), and everything a send needs but its body is built once.
 A send is retried only when it cannot have been delivered twice or the gateway says so:
 retryable BDApps codes (appendix A) and requests that never left. A timeout or a dropped
 connection after the request was written is logged and not retried: the screen may already be
 on the phone (one rule for USSD and SMS: server/integrations/delivery.py).
+
+A screen the gateway refuses with a retryable code is sent again up to 5 more times, the waits
+doubling from 50 ms, as long as the next attempt starts within `RETRY_BUDGET` of the first:
+the subscriber is waiting for it, and a run of refusals (5% of sends refused in the soak,
+bench/soak.py) must not cost a screen.
 """
 from __future__ import annotations
 
@@ -16,6 +22,7 @@ from typing import Any, Literal
 import aiohttp
 import msgspec
 import structlog
+from yarl import URL
 
 from ..metrics import observe_upstream
 from .bdapps_codes import SUCCESS, is_retryable
@@ -126,16 +133,32 @@ class SmsSendResult:
         return ids
 
 
+RETRY_BUDGET = 2.0  # s from a screen's first attempt within which another may start
+_JSON = {"Content-Type": "application/json"}
+
+
+def gateway_session(connections: int) -> aiohttp.ClientSession:
+    """The keep-alive client for BDApps' send endpoints. No cookie jar (BDApps sets no cookies,
+    and aiohttp consults its jar on every request and answer), and no compression asked for,
+    so none to undo."""
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=connections, keepalive_timeout=30),
+                                 cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False,
+                                 skip_auto_headers=("Accept-Encoding",))
+
+
 class BdappsGateway:
     def __init__(self, base_url: str, app_id: str, password: str, session: aiohttp.ClientSession,
-                 *, attempts: int = 3, backoff: float = 0.1, timeout: float = 3.0) -> None:
+                 *, attempts: int = 6, backoff: float = 0.05, timeout: float = 3.0,
+                 retry_budget: float = RETRY_BUDGET) -> None:
         self.base_url = base_url.rstrip("/")
         self.app_id = app_id
         self.password = password
         self.http = session
         self.attempts = attempts
         self.backoff = backoff
+        self.retry_budget = retry_budget
         self.timeout = aiohttp.ClientTimeout(total=timeout, connect=1.0)
+        self._ussd_url = URL(self.base_url + "/ussd/send")
 
     async def send_ussd(self, session_id: str, destination: str, message: str, operation: str,
                         encoding: str) -> SendResult:
@@ -149,12 +172,12 @@ class BdappsGateway:
             "message": message,
             "encoding": encoding,
         }
-        return await self._post("/ussd/send", body, session_id=session_id)
+        return await self._post("/ussd/send", self._ussd_url, body, session_id=session_id)
 
-    async def _post(self, path: str, body: dict[str, Any], **log_fields: Any) -> SendResult:
+    async def _post(self, path: str, url: URL, body: dict[str, Any], **log_fields: Any) -> SendResult:
         payload = msgspec.json.encode(body)
-        url = self.base_url + path
         result = SendResult(False, "unsent")
+        first = time.perf_counter()
         for attempt in range(1, self.attempts + 1):
             started = time.perf_counter()
             result = await self._post_once(url, payload, attempt)
@@ -167,15 +190,16 @@ class BdappsGateway:
             retryable = is_retryable(result.status_code) or never_sent(result.status_code)
             log.warning("bdapps_send_failed", path=path, status_code=result.status_code, detail=result.detail,
                         attempt=attempt, retryable=retryable, latency_ms=latency, **log_fields)
-            if not retryable or attempt == self.attempts:
+            delay = self.backoff * 2 ** (attempt - 1)
+            if (not retryable or attempt == self.attempts
+                    or time.perf_counter() + delay - first > self.retry_budget):
                 return result
-            await asyncio.sleep(self.backoff * attempt)
+            await asyncio.sleep(delay)
         return result
 
-    async def _post_once(self, url: str, payload: bytes, attempt: int) -> SendResult:
+    async def _post_once(self, url: URL, payload: bytes, attempt: int) -> SendResult:
         try:
-            async with self.http.post(url, data=payload, timeout=self.timeout,
-                                      headers={"Content-Type": "application/json"}) as response:
+            async with self.http.post(url, data=payload, timeout=self.timeout, headers=_JSON) as response:
                 raw = await response.read()
                 if response.status >= 400:
                     return SendResult(False, f"http_{response.status}", attempts=attempt)

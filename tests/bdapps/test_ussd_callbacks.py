@@ -187,7 +187,7 @@ async def test_send_connection_refused_is_retried(stack: Stack):
 
     gateway = BdappsGateway(f"http://127.0.0.1:{free_port()}", APP_ID, PASSWORD, stack.http, backoff=0.01)
     result = await gateway.send_ussd("s", "tel:8801812345678", "hi", "mt-cont", "440")
-    assert not result.ok and result.status_code == "connect" and result.attempts == 3
+    assert not result.ok and result.status_code == "connect" and result.attempts == 6
 
 
 async def test_healthz(stack: Stack):
