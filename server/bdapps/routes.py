@@ -3,11 +3,11 @@ once, and hand the work to the services; they know nothing of flows.
 
 The caller check and the callback count live in the routes themselves (`_bdapps_route`)
 rather than in aiohttp middlewares, which would run on every request of every route and cost
-each hop two more coroutine layers; the metric's children are bound once per route and status.
+each hop two more coroutine layers.
 A path under /bdapps/ that no route serves is answered and counted by `_unmatched`."""
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable
+from typing import Awaitable, Callable
 
 import msgspec
 import structlog
@@ -97,14 +97,6 @@ async def sms_report(request: web.Request) -> web.Response:
 def _bdapps_route(route: str, handler: Handler) -> Handler:
     """`handler` behind the caller allow-list (server/bdapps/callers.py), every answer counted
     by route template and HTTP status."""
-    counters: dict[int, Any] = {}  # status -> its bound child of metrics.CALLBACKS
-
-    def count(status: int) -> None:
-        counter = counters.get(status)
-        if counter is None:
-            counter = counters[status] = metrics.CALLBACKS.labels(route, str(status))
-        counter.inc()
-
     async def handle(request: web.Request) -> web.StreamResponse:
         status = 500
         try:
@@ -115,7 +107,7 @@ def _bdapps_route(route: str, handler: Handler) -> Handler:
             status = exc.status
             raise
         finally:
-            count(status)
+            metrics.callbacks(route, str(status)).inc()
 
     return handle
 

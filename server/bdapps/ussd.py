@@ -155,11 +155,11 @@ class UssdService:
             self.stats.sent += 1
         else:
             self.stats.send_failures += 1
-        metrics.HOP_SECONDS.labels(mo.ussdOperation).observe(elapsed)
+        metrics.hop_seconds(mo.ussdOperation).observe(elapsed)
         for flow, state in reply.entered:
-            metrics.STATE_ENTRIES.labels(flow, state).inc()
+            metrics.state_entries(flow, state).inc()
         if reply.ended:
-            metrics.SESSIONS_ENDED.labels(reply.ended).inc()
+            metrics.sessions_ended(reply.ended).inc()
         flow, state = reply.entered[-1] if reply.entered else (None, None)
         log.info("ussd_hop", session_id=mo.sessionId, address=mo.sourceAddress, operation=mo.ussdOperation,
                  flow=flow, state=state, reply=operation, ended=reply.ended, sent=result.ok,
