@@ -96,7 +96,8 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     # BDApps' /ussd/send and /sms/send on a client of their own: a hop holds one connection at
     # most, so hops never wait for one (server/bdapps/admission.py).
     bdapps_http = gateway_session(settings.max_hops_in_flight + RESERVED_CONNECTIONS)
-    gateway = BdappsGateway(settings.bdapps_base_url, settings.bdapps_app_id, settings.bdapps_password, bdapps_http)
+    gateway = BdappsGateway(settings.bdapps_base_url, settings.bdapps_app_id, settings.bdapps_password, bdapps_http,
+                            connections=settings.max_hops_in_flight + RESERVED_CONNECTIONS)
     engine, store = app[ENGINE], app[STORE]
     sender = build_sms_sender(settings, http, store, gateway=gateway)
     app[SMS_SENDER] = sender
@@ -112,6 +113,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     await sender.aclose()
     await http.close()
     await bdapps_http.close()
+    await gateway.aclose()
     await app[UPSTREAMS].aclose()
     await app[STORE].close()
 
