@@ -38,7 +38,7 @@ def parse_routes(value: str | Iterable[str]) -> tuple[str, ...]:
     return tuple(names)
 
 
-DEFAULT_MAX_HOPS_IN_FLIGHT = 64  # per worker: ALAP_MAX_HOPS_IN_FLIGHT (server/bdapps/admission.py)
+DEFAULT_MAX_HOPS_IN_FLIGHT = 48  # per worker: ALAP_MAX_HOPS_IN_FLIGHT (server/bdapps/admission.py)
 
 
 class ConfigError(Exception):

@@ -6,6 +6,11 @@ redelivers it later: under overload a subscriber gets a fast refusal that BDApps
 instead of an ack followed by a "service busy" screen or by nothing, and the hops already
 accepted keep their latency (they do not queue behind work the worker cannot finish in time).
 
+The default (48, `ALAP_MAX_HOPS_IN_FLIGHT`) is about what one worker core serves in 25 ms of
+queueing (1,500-2,000 hops/s), with room above the shared benchmark's 32 users: a smaller
+bound keeps accepted hops faster under overload (bench/overload.py), a larger one lets a
+worker queue work it cannot finish in time.
+
 The limit also sizes the pools a hop draws from (server/app.py): a hop holds at most one Redis
 connection and one `/ussd/send` connection at a time, so with the Redis pool and the send
 client's connector sized as `limit` plus a reserve for everything else, hops alone can never
