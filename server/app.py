@@ -14,6 +14,7 @@ from aiohttp import web
 
 from . import metrics
 from .actions import build_registry
+from .admin import add_admin
 from .bdapps.admission import RESERVED_CONNECTIONS, HopGate
 from .bdapps.callers import CALLER_POLICY, CallerPolicy
 from .integrations.bdapps import BdappsGateway, gateway_session
@@ -30,7 +31,7 @@ from .messaging import SmsSender, build_sms_sender
 from .render.budget import Budget
 from .render.catalogs import load_problems
 from .render.environment import Renderer
-from .store import Store, open_store
+from .store import Store, StoreUnavailable, open_store
 from .store.ledger import Ledger, open_ledger
 from .upstreams import Upstreams
 
@@ -79,12 +80,19 @@ def create_app(settings: Settings, *, store: Store | None = None, engine: Engine
     app.router.add_post("/push/ussd", push_ussd)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_endpoint)
+    add_admin(app, settings.admin_token, app[STORE], app[LEDGER])
     return app
 
 
 async def metrics_endpoint(request: web.Request) -> web.Response:
-    active = await request.app[STORE].count_active()
-    body, content_type = metrics.exposition(active)
+    store = request.app[STORE]
+    up = await store.ping()
+    active, ledger = None, None
+    if up:  # a down store still scrapes, with alap_store_up 0 (docs/prometheus/alerts.yml)
+        with contextlib.suppress(StoreUnavailable):
+            active = await store.count_active()
+            ledger = {state.value: n for state, n in (await request.app[LEDGER].counts()).items()}
+    body, content_type = metrics.exposition(active, store_up=up, ledger=ledger)
     return web.Response(body=body, headers={"Content-Type": content_type})
 
 

@@ -47,10 +47,11 @@ class Redactor:
                 for k, v in event.items()}
 
 
-# Fields whose values Alap itself chose (event names, timestamps, levels, flow and state names
-# from the loaded flows, the operations a payload was checked against): no number or secret can
-# be in them, so the redactor passes them over. Anything a caller or upstream sent is cleaned.
-_OWN_FIELDS = frozenset({"event", "level", "timestamp", "logger", "operation", "reply", "flow", "state", "ended"})
+# Fields whose values Alap itself chose (timestamps, levels, flow and state names from the
+# loaded flows, the operations a payload was checked against): no number or secret can be in
+# them, so the redactor passes them over. Anything else is cleaned, the event too (`alap dev`
+# writes free text there).
+_OWN_FIELDS = frozenset({"level", "timestamp", "logger", "operation", "reply", "flow", "state", "ended"})
 
 
 redactor = Redactor()

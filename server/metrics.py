@@ -96,19 +96,34 @@ def observe_upstream(upstream: str, seconds: float, error_code: str | None) -> N
 
 
 class _ActiveSessions:
-    """A scrape-time gauge: the value is read from the store just before exposition."""
+    """Scrape-time gauges: the values are read from the store just before exposition."""
 
-    def __init__(self, value: float) -> None:
+    def __init__(self, value: float | None, store_up: bool | None = None,
+                 ledger: dict[str, int] | None = None) -> None:
         self.value = value
+        self.store_up = store_up
+        self.ledger = ledger
 
     def collect(self):
-        gauge = GaugeMetricFamily("alap_sessions_active", "USSD sessions currently open (all processes)")
-        gauge.add_metric([], self.value)
-        yield gauge
+        if self.value is not None:
+            gauge = GaugeMetricFamily("alap_sessions_active", "USSD sessions currently open (all processes)")
+            gauge.add_metric([], self.value)
+            yield gauge
+        if self.store_up is not None:
+            up = GaugeMetricFamily("alap_store_up", "1 when the session store (Redis) answers, else 0")
+            up.add_metric([], 1.0 if self.store_up else 0.0)
+            yield up
+        if self.ledger is not None:
+            records = GaugeMetricFamily("alap_ledger_records", "Recharge ledger records by state", labels=["state"])
+            for state, count in sorted(self.ledger.items()):
+                records.add_metric([state], count)
+            yield records
 
 
-def exposition(active_sessions: float | None) -> tuple[bytes, str]:
-    """The /metrics body: this process's (or every worker's) samples plus the active gauge."""
+def exposition(active_sessions: float | None, *, store_up: bool | None = None,
+               ledger: dict[str, int] | None = None) -> tuple[bytes, str]:
+    """The /metrics body: this process's (or every worker's) samples plus the scrape-time
+    gauges (open sessions, store reachability, ledger records by state)."""
     registry = CollectorRegistry()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         multiprocess.MultiProcessCollector(registry)
@@ -117,9 +132,9 @@ def exposition(active_sessions: float | None) -> tuple[bytes, str]:
         from prometheus_client import REGISTRY
 
         body = generate_latest(REGISTRY)
-    if active_sessions is not None:
+    if active_sessions is not None or store_up is not None or ledger is not None:
         extra = CollectorRegistry()
-        extra.register(_ActiveSessions(active_sessions))  # type: ignore[arg-type]
+        extra.register(_ActiveSessions(active_sessions, store_up, ledger))  # type: ignore[arg-type]
         body += generate_latest(extra)
     return body, CONTENT_TYPE_LATEST
 

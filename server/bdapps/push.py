@@ -27,6 +27,7 @@ from ..engine.session import encode_session
 from ..render.budget import encoding_for
 from ..integrations.bdapps import BdappsGateway
 from ..store import Store, StoreUnavailable
+from ..store.funnel import FunnelHop, day_of, hop_counts
 from .after_ack import spawn
 from .payloads import (TEMPORARY_ERROR, InvalidRequest, NonEmpty, decode, invalid_body, msisdn_of,
                        subscriber_key)
@@ -62,8 +63,10 @@ class PushService:
         subscriber = Subscriber(session_id, request.address, msisdn_of(request.address))
         session, reply = await self.engine.start(subscriber, "", language, flow_name=request.flow,
                                                  variables=request.vars, deadline=claim.lease.turn_deadline)
+        funnel = hop_counts(None, reply.entered, None if reply.final else (session.flow, session.state), reply.ended,
+                            subscriber=key)
         await self.store.commit(claim.lease, None if reply.final else encode_session(session), self.session_ttl,
-                                answered=False)
+                                answered=False, funnel=funnel)
         spawn(self.tasks, self._send(session_id, request.address, reply.text, reply.final))
         return session_id
 
@@ -77,7 +80,9 @@ class PushService:
                     detail=result.detail, fallback="sms")
         try:
             lease = await self.store.acquire(session_id)
-            await self.store.commit(lease, None, self.session_ttl, answered=False)  # no USSD session will follow
+            # No USSD session will follow; the funnel forgets where it waited (no abandonment counted).
+            await self.store.commit(lease, None, self.session_ttl, answered=False,
+                                    funnel=FunnelHop(day_of(), subscriber_key(address)))
         except Exception as exc:  # the session then simply expires with its TTL
             log.warning("push_session_not_closed", session_id=session_id, error=f"{type(exc).__name__}: {exc}")
         try:

@@ -21,6 +21,7 @@ from ..render import system
 from ..render.budget import encoding_for
 from ..integrations.bdapps import BdappsGateway
 from ..store import Claim, ForeignSession, HopSuperseded, LockTimeout, SessionLease, Store, StoreUnavailable
+from ..store.funnel import FunnelHop, day_of, hop_counts
 from .admission import HopGate
 from .payloads import UssdReceive, msisdn_of, subscriber_key
 from .after_ack import apply_profile_changes, spawn
@@ -113,12 +114,13 @@ class UssdService:
             log.exception("ussd_hop_failed", session_id=mo.sessionId)
             reply = self.engine.system_reply(self.default_language, system.SYSTEM_ERROR, "error")
             if lease is not None:
-                await self._forget(lease)
+                await self._forget(lease, mo)
         await self._send(mo, reply, started)
 
     async def _turn(self, mo: UssdReceive, lease: SessionLease) -> Reply:
         profile_of = subscriber_key(mo.sourceAddress)
         subscriber = Subscriber(mo.sessionId, mo.sourceAddress, msisdn_of(mo.sourceAddress))
+        before: tuple[str, str] | None = None
         if mo.ussdOperation == "mo-init":
             language = lease.profile.lang if lease.profile else None
             session, reply = await self.engine.start(subscriber, mo.message, language or self.default_language,
@@ -129,10 +131,13 @@ class UssdService:
                 await self.store.release(lease)
                 profile = await self.store.get_profile(profile_of)
                 return self.engine.system_reply(profile.lang or self.default_language, system.SESSION_ENDED)
+            before = (session.flow, session.state)
             reply = await self.engine.advance(session, subscriber, mo.message, deadline=lease.turn_deadline)
         data = None if reply.final else encode_session(session)
         answered = mo.ussdOperation == "mo-cont"
-        if not await self.store.commit(lease, data, self.session_ttl, answered=answered):
+        funnel = hop_counts(before, reply.entered, None if reply.final else (session.flow, session.state),
+                            reply.ended or ("error" if reply.final else None), subscriber=profile_of)
+        if not await self.store.commit(lease, data, self.session_ttl, answered=answered, funnel=funnel):
             # The lock ran out and the state was not saved: a screen that waits for input would
             # be answered against a state the next hop cannot find. End the session instead.
             log.error("ussd_lock_lost", session_id=mo.sessionId)
@@ -140,9 +145,10 @@ class UssdService:
         await apply_profile_changes(self.store, profile_of, reply)
         return reply
 
-    async def _forget(self, lease: SessionLease) -> None:
+    async def _forget(self, lease: SessionLease, mo: UssdReceive) -> None:
         try:
-            await self.store.commit(lease, None, self.session_ttl, answered=True)
+            await self.store.commit(lease, None, self.session_ttl, answered=True,
+                                    funnel=FunnelHop(day_of(), subscriber_key(mo.sourceAddress)))
         except (StoreUnavailable, HopSuperseded):
             pass
 

@@ -36,7 +36,8 @@ _HEADERS = {
     "Cache-Control": "no-store",
     # Everything is same-origin: the page works on a machine with no internet.
     "Content-Security-Policy": ("default-src 'none'; script-src 'self'; style-src 'self'; "
-                                "connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'"),
+                                "connect-src 'self'; img-src data:; font-src 'self'; base-uri 'none'; "
+                                "form-action 'none'"),
     "X-Content-Type-Options": "nosniff",
 }
 

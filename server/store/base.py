@@ -33,6 +33,8 @@ from typing import Literal
 
 import msgspec
 
+from .funnel import FunnelCounts, FunnelHop
+
 LOCK_TTL = 5.0  # seconds; a turn must finish inside it (SessionLease.turn_deadline), below the USSD budget
 SAVE_ROOM = 1.0  # seconds a lease keeps for its commit: one round trip (the Redis socket timeout)
 LOCK_WAIT = 4.5  # how long a second hop of one session waits for the first
@@ -152,15 +154,19 @@ class Store(ABC):
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.05)
 
-    async def commit(self, lease: SessionLease, session: bytes | None, ttl: int, *, answered: bool | None = None) -> bool:
+    async def commit(self, lease: SessionLease, session: bytes | None, ttl: int, *, answered: bool | None = None,
+                     funnel: FunnelHop | None = None) -> bool:
         """Save the session (None deletes it), mark the lease's request done and release the
         lock. False when the lock had expired (nothing was written); HopSuperseded when a
         redelivery of the request took the hop over (nothing was written: it sends the screen).
 
         `answered` (USSD sessions only) also keeps the session in the open-sessions index:
         whether the subscriber has replied at least once tells an abandoned session from one
-        that timed out on its first screen (see `sweep_expired`)."""
-        outcome = await self._commit(lease, session, ttl, answered)
+        that timed out on its first screen (see `sweep_expired`).
+
+        `funnel` (server/store/funnel.py) is added to the day's funnel counters in the same step,
+        only when the session is saved."""
+        outcome = await self._commit(lease, session, ttl, answered, funnel)
         if outcome == "superseded":
             raise HopSuperseded(lease.session_id)
         return outcome == "saved"
@@ -203,7 +209,8 @@ class Store(ABC):
                     profile_of: str | None) -> tuple[str, bytes | None, Profile | None]: ...
 
     @abstractmethod
-    async def _commit(self, lease: SessionLease, session: bytes | None, ttl: int, answered: bool | None) -> str: ...
+    async def _commit(self, lease: SessionLease, session: bytes | None, ttl: int, answered: bool | None,
+                      funnel: FunnelHop | None = None) -> str: ...
 
     @abstractmethod
     async def _release(self, lease: SessionLease) -> str: ...
@@ -228,7 +235,19 @@ class Store(ABC):
     @abstractmethod
     async def sweep_expired(self) -> tuple[int, int]:
         """Take the sessions that expired without a final screen out of the index, each exactly
-        once across processes: (timed out on the first screen, abandoned after a reply)."""
+        once across processes: (timed out on the first screen, abandoned after a reply). Each is
+        also counted as abandoned at its state in the funnel of the day of its last hop."""
+
+    async def funnel(self, flow: str, days: list[str]) -> FunnelCounts:
+        """A flow's funnel counters summed over `days` (YYYYMMDD)."""
+        return FunnelCounts.from_fields(await self._funnel_hashes(flow, days))
+
+    @abstractmethod
+    async def live_session(self, subscriber: str) -> str | None:
+        """The id of the subscriber's open USSD session, if any (kept by commits with a funnel)."""
+
+    @abstractmethod
+    async def _funnel_hashes(self, flow: str, days: list[str]) -> list[dict]: ...
 
     @abstractmethod
     async def ping(self) -> bool: ...

@@ -6,9 +6,11 @@ Entries expire like Redis keys: read as absent once their time has passed, and s
 from __future__ import annotations
 
 import time
+from collections import Counter
 from typing import Callable
 
 from .base import DEDUPE_TTL, LOCK_TTL, PROFILE_TTL, Profile, SessionLease, Store, decode_profile, encode_profile
+from .funnel import RETENTION_DAYS, FunnelHop, days_back, today
 
 SWEEP_EVERY = 30.0  # seconds between sweeps of expired entries
 
@@ -57,6 +59,9 @@ class MemoryStore(Store):
         self.seen = _Expiring(clock)
         self.profiles = _Expiring(clock)
         self.open: dict[str, tuple[float, bool]] = {}  # session -> (expires, answered)
+        self.funnels: dict[tuple[str, str], Counter] = {}  # (flow, day) -> counters (funnel.py)
+        self.waiting: dict[str, tuple[str, str, str]] = {}  # open session -> (flow, day, state)
+        self.live = _Expiring(clock)  # subscriber -> their open session id
         self._next_sweep = clock() + SWEEP_EVERY
 
     def _sweep(self) -> None:
@@ -64,7 +69,7 @@ class MemoryStore(Store):
         if now < self._next_sweep:
             return
         self._next_sweep = now + SWEEP_EVERY
-        for entries in (self.sessions, self.owners, self.locks, self.seen, self.profiles):
+        for entries in (self.sessions, self.owners, self.locks, self.seen, self.profiles, self.live):
             entries.sweep(now)
 
     def _profile(self, address: str | None) -> Profile | None:
@@ -99,7 +104,7 @@ class MemoryStore(Store):
         self.locks.put(session_id, token, LOCK_TTL)
         return "ok", self.sessions.get_live(session_id), self._profile(profile_of)
 
-    async def _commit(self, lease: SessionLease, session, ttl, answered):
+    async def _commit(self, lease: SessionLease, session, ttl, answered, funnel=None):
         self._sweep()
         sid = lease.session_id
         seen_key = f"{sid}\x00{lease.request_id}"
@@ -111,6 +116,7 @@ class MemoryStore(Store):
             self.sessions.pop(sid, None)
             self.owners.pop(sid, None)
             self.open.pop(sid, None)
+            self.waiting.pop(sid, None)
         else:
             self.sessions.put(sid, session, ttl)
             if lease.owner:
@@ -120,6 +126,8 @@ class MemoryStore(Store):
         del self.locks[sid]
         if lease.request_id:
             self.seen.keep_ttl(seen_key, DONE)
+        if funnel is not None:
+            self._count(sid, funnel, tracked=answered is not None and session is not None)
         return "saved"
 
     async def _release(self, lease: SessionLease):
@@ -132,6 +140,33 @@ class MemoryStore(Store):
         if self.locks.get_live(sid) == lease.token:
             del self.locks[sid]
         return "released"
+
+    # -- funnel (server/store/funnel.py) ---------------------------------------------------------
+    def _count(self, session_id: str, funnel: FunnelHop, tracked: bool) -> None:
+        for flow, name in funnel.increments:
+            self._funnel(flow, funnel.day)[name] += 1
+        if tracked and funnel.waiting_in is not None:
+            flow, state = funnel.waiting_in
+            self.waiting[session_id] = (flow, funnel.day, state)
+            self.live.put(funnel.subscriber, session_id, self.open[session_id][0] - self.clock())
+        else:
+            self.waiting.pop(session_id, None)
+            if self.live.get_live(funnel.subscriber) == session_id:
+                del self.live[funnel.subscriber]
+
+    async def live_session(self, subscriber: str) -> str | None:
+        return self.live.get_live(subscriber)
+
+    def _funnel(self, flow: str, day: str) -> Counter:
+        if (flow, day) not in self.funnels:
+            kept = set(days_back(today(), RETENTION_DAYS + 1))
+            for key in [k for k in self.funnels if k[1] not in kept]:
+                del self.funnels[key]
+            self.funnels[(flow, day)] = Counter()
+        return self.funnels[(flow, day)]
+
+    async def _funnel_hashes(self, flow, days):
+        return [dict(self.funnels.get((flow, day), {})) for day in days]
 
     async def _get_profile(self, address):
         return self.profiles.get_live(address)
@@ -157,6 +192,12 @@ class MemoryStore(Store):
         gone = [(sid, answered) for sid, (expires, answered) in self.open.items() if expires <= now]
         for sid, _ in gone:
             del self.open[sid]
+            waiting = self.waiting.pop(sid, None)
+            if waiting is not None:
+                flow, day, state = waiting
+                counters = self._funnel(flow, day)
+                counters["abandoned"] += 1
+                counters[f"a:{state}"] += 1
         abandoned = sum(1 for _, answered in gone if answered)
         return len(gone) - abandoned, abandoned
 

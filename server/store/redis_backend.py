@@ -28,6 +28,8 @@ from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError
 
 from .base import DEDUPE_TTL, LOCK_TTL, PROFILE_TTL, Store, StoreUnavailable, decode_profile
+from .funnel import RETENTION_SECONDS
+from .redis_funnel import FUNNEL_COMMIT, FUNNEL_SWEEP, RedisFunnel
 from .redis_errors import redis_guard
 from .redis_keyspace import RedisKeyspace, hash_tag
 from .redis_line import RedisLine
@@ -85,14 +87,14 @@ _COMMIT_TRACKED = _COMMIT_SAVE + """
 if ARGV[6] ~= '' then
   if ARGV[2] == '' then redis.call('ZREM', KEYS[5], ARGV[6]) else redis.call('ZADD', KEYS[5], ARGV[7], ARGV[6]) end
 end
-return 'saved'
+""" + FUNNEL_COMMIT + """return 'saved'
 """
 
 # Pop the sessions whose expiry passed: each is counted by exactly one process.
 _SWEEP = """
 local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, 10000)
 for i = 1, #gone, 2 do redis.call('ZREM', KEYS[1], gone[i]) end
-return gone
+""" + FUNNEL_SWEEP + """return gone
 """
 
 # KEYS lock, seen   ARGV token, '1' when a request is marked
@@ -209,7 +211,7 @@ class _LineScript:
         raise AssertionError("unreachable")
 
 
-class RedisStore(RedisKeyspace, Store):
+class RedisStore(RedisFunnel, RedisKeyspace, Store):
     name = "redis"
 
     def __init__(self, client: aioredis.Redis, prefix: str = "alap:") -> None:
@@ -311,7 +313,7 @@ class RedisStore(RedisKeyspace, Store):
             return status, None, None
         return "ok", result[1], profile
 
-    async def _commit(self, lease, session, ttl, answered):
+    async def _commit(self, lease, session, ttl, answered, funnel=None):
         sid = lease.session_id
         keys = [self._lock_key(sid), self._session_key(sid), self._seen_key(sid, lease.request_id),
                 self._owner_key(sid)]
@@ -321,13 +323,17 @@ class RedisStore(RedisKeyspace, Store):
         async with self._guard():
             if not self.cluster:
                 tracked = ["", 0] if answered is None else [sid, score]
-                return _text(await self._commit_script(keys=[*keys, self.open_key], args=[*args, *tracked]))
+                funnel_keys, funnel_args = self._funnel_script_args(funnel, answered is not None)
+                return _text(await self._commit_script(keys=[*keys, self.open_key, *funnel_keys],
+                                                       args=[*args, *tracked, *funnel_args]))
             outcome = _text(await self._commit_script(keys=keys, args=args))
             if outcome == "saved" and answered is not None:
                 if session is None:
                     await self.redis.zrem(self.open_key, sid)
                 else:
                     await self.redis.zadd(self.open_key, {sid: score})
+            if outcome == "saved" and funnel is not None:
+                await self._count_cluster(sid, funnel, answered is not None and session is not None, ttl)
             return outcome
 
     async def count_active(self) -> int:
@@ -336,7 +342,12 @@ class RedisStore(RedisKeyspace, Store):
 
     async def sweep_expired(self) -> tuple[int, int]:
         async with self._guard():
-            gone = await self._sweep_script(keys=[self.open_key], args=[time.time()])
+            if self.cluster:
+                gone = await self._sweep_script(keys=[self.open_key], args=[time.time()])
+                await self._abandon_cluster([m.decode() if isinstance(m, bytes) else m for m in gone[0::2]])
+            else:
+                gone = await self._sweep_script(keys=[self.open_key, self.waiting_key],
+                                                args=[time.time(), RETENTION_SECONDS])
         scores = [float(score) for score in gone[1::2]]
         abandoned = sum(1 for score in scores if score % 1 >= 0.25)
         return len(scores) - abandoned, abandoned

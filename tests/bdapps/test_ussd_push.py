@@ -30,6 +30,7 @@ async def test_push_starts_a_flow_that_mo_cont_continues(sms_stack):
     assert screen["ussdOperation"] == "mt-init" and screen["sessionId"] == session_id
     assert screen["message"] == "Your parcel ECR1022001175478 is out for delivery.\n1. Track\n2. Call agent"
     sms_stack.gateway[SCREENS][session_id].get_nowait()  # the phone has shown the pushed screen
+    assert await sms_stack.store.live_session(ADDRESS) == session_id  # the console's subscriber page finds it
     reply = await sms_stack.reply({"sessionId": session_id, "address": ADDRESS}, "2")
     assert reply["ussdOperation"] == "mt-fin" and reply["message"] == "Call your delivery agent at 01712345678."
 async def test_push_refused_by_the_gateway_goes_out_by_sms(sms_stack):
@@ -42,6 +43,7 @@ async def test_push_refused_by_the_gateway_goes_out_by_sms(sms_stack):
             break
         await asyncio.sleep(0.01)
     assert sent_sms(sms_stack.gateway)[0]["message"].startswith("আপনার পার্সেল ECR1 ডেলিভারির পথে।")
+    assert await sms_stack.store.live_session(ADDRESS) is None  # no open USSD session is left to show
 @pytest.mark.parametrize("token, body, status", [
     ("wrong", {"address": ADDRESS, "flow": "parcel_notice"}, 401),
     (None, {"address": ADDRESS, "flow": "parcel_notice"}, 401),

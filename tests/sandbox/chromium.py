@@ -17,3 +17,12 @@ CHROMIUM_ARGS = [
 def chromium_or_skip() -> str:
     """The path of Debian's Chromium; skips the test with one line (fails under CI) without it."""
     return require(CHROMIUM, "chromium", "the web simulator's browser test")
+
+
+def bengali_web_font_loaded(page) -> bool:
+    """The shipped Noto Sans Bengali (server/fonts/) was fetched from /fonts/ and is in use."""
+    return page.evaluate("""async () => {
+        await document.fonts.load('16px "Noto Sans Bengali"', 'আলাপ');
+        return [...document.fonts].some(f => f.family.replace(/"/g, '') === 'Noto Sans Bengali'
+                                             && f.status === 'loaded');
+    }""")

@@ -18,7 +18,7 @@ from typing import Iterator
 import httpx
 import pytest
 
-from tests.sandbox.chromium import CHROMIUM_ARGS, chromium_or_skip
+from tests.sandbox.chromium import CHROMIUM_ARGS, bengali_web_font_loaded, chromium_or_skip
 from tests.conftest import free_port
 
 ALAP = [sys.executable, "-m", "server"]
@@ -158,6 +158,7 @@ def test_dial_the_demo_in_bengali_then_switch_to_english(dev_server, browser):
     settle(page)
     assert "আলাপে স্বাগতম" in assert_labels(page, 80, "UCS-2 (16)")
     assert_waiting(page)
+    assert bengali_web_font_loaded(page)
     press_keys(page, "2", send_with="#send")
     amount_prompt = assert_labels(page, 80, "UCS-2 (16)")
     assert "আলাপে স্বাগতম" not in amount_prompt

@@ -19,6 +19,7 @@ import redis as sync_redis
 
 from server.sandbox.bdapps import CALLBACK
 from server.store import Profile, StoreUnavailable
+from server.store.funnel import day_of
 from server.store.redis_backend import RedisStore, connect
 
 from tests.store import test_store_contract as contract
@@ -227,6 +228,11 @@ async def test_full_hops_through_the_app_on_a_cluster(aiohttp_server, cluster, c
         await stack.settle()
         async with stack.http.get(f"{stack.app_url}/healthz") as resp:
             assert resp.status == 200 and (await resp.json())["store"] == "redis"
+        # The funnel counters (written after the commit on a cluster: other slots) add up too.
+        funnel = await cluster_store.funnel("demo", [day_of()])
+        assert funnel.completed == 12 and funnel.entered["split_result"] == 12
+        assert funnel.started == 14 and funnel.entered["main"] == 15  # 14 dials, back to main once
+        assert await cluster_store.live_session("tel:8801500000099")
     finally:
         await stack.http.close()
 
