@@ -9,8 +9,8 @@ fifth of a worker's CPU under load. A script call needs none of them:
   re-sent claim whose first copy ran would be taken for a duplicate (server/store/base.py);
 - the timeout is one `asyncio.timeout` around the whole exchange (no task);
 - a connection that failed or was cancelled mid-exchange is disconnected (a late reply must
-  never be read as the next command's) and reconnects on its next use; an idle one that went
-  stale is caught by redis-py's health check (a PING after `health_check_interval`).
+  never be read as the next command's) and reconnects on its next use; an idle one the server
+  closed (a Redis restart) is reconnected before it is used.
 
 At most `size` connections exist, and a caller past that waits for one to come back instead of
 failing (never a MaxConnectionsError). Hops are bounded per worker (server/bdapps/admission.py)
@@ -43,6 +43,8 @@ class RedisLine:
         returned as its exception (ResponseError, NoScriptError); a transport failure raises."""
         async with self._free:
             conn = self._idle.pop() if self._idle else self._make()
+            if _closed_by_server(conn):  # e.g. Redis restarted while it was idle: reconnect first
+                await conn.disconnect(nowait=True)
             try:
                 async with asyncio.timeout(self.timeout):
                     if len(commands) == 1:
@@ -68,3 +70,10 @@ class RedisLine:
         idle, self._idle = self._idle, []
         for conn in idle:
             await conn.disconnect()
+
+
+def _closed_by_server(conn: AbstractConnection) -> bool:
+    """Whether the server has closed this idle connection (asyncio saw its EOF). redis-py's
+    own pool probes with a read before every command; the stream's EOF flag costs nothing."""
+    reader = getattr(conn, "_reader", None)
+    return reader is not None and reader.at_eof()
