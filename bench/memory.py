@@ -4,11 +4,15 @@
 
 Part 1 (the store). A throwaway redis-server; for each scenario the database is emptied, the
 keys are written through the real RedisStore exactly as hops leave them (claim: dedupe key +
-lock + load; commit: session JSON and its owner with their TTL, request marked done, lock
-released), and the INFO used_memory delta
-is printed per 10,000 sessions and per session. Session JSON comes from the real engine
-running the demo flow (`encode_session` of a session mid-flow). Addresses have the length of
-BDApps' masked ids, session and request ids the length of real ones; default key prefix.
+lock + load, with the resume record read on mo-init; commit: session JSON and its owner with
+their TTL, request marked done, lock released, the open-sessions index updated, and the resume
+record written or forgotten as server/bdapps/resume.py decides), and the INFO used_memory delta
+is printed per 10,000 sessions and per session. The published flow versions (every shipped
+flow, as `alap serve` publishes them) are written inside the measured window of the session
+scenarios, so their bytes are counted, shared out over the sessions. Session JSON comes from
+the real engine running the demo flow (`encode_session` of a session mid-flow). Addresses have
+the length of BDApps' masked ids, session and request ids the length of real ones; default key
+prefix.
 
 Part 2 (the process). `alap serve` with WEB_CONCURRENCY workers against the same Redis and a
 minimal gateway in this process; RSS and PSS (/proc) of the master and each worker at idle,
@@ -40,12 +44,16 @@ from server.bdapps.payloads import msisdn_of  # noqa: E402
 from server.config import load_settings  # noqa: E402
 from server.engine.engine import Subscriber  # noqa: E402
 from server.engine.session import encode_session  # noqa: E402
+from server.engine.versions import encode_source  # noqa: E402
 from server.store import Profile  # noqa: E402
+from server.store.base import ResumeKey, ResumeWrite  # noqa: E402
 from server.store.redis_backend import RedisStore, connect  # noqa: E402
 from server.upstreams import Upstreams  # noqa: E402
 
 APP_ID, PASSWORD = "APP_MEMORY", "memory-password"
 TTL = 180
+RESUME_WINDOW = 120
+VERSION_TTL = TTL + RESUME_WINDOW + 60
 
 
 def free_port() -> int:
@@ -66,20 +74,22 @@ def request_id(i: int, hop: int) -> str:
     return f"{101911071630080060 + i * 10 + hop}"  # 18 digits
 
 
-async def demo_sessions() -> list[bytes]:
+async def demo_sessions() -> tuple[list[tuple[bytes, bool]], dict[tuple[str, str], bytes]]:
     """The demo's session JSON after hop 1, 2 and 3 of the bill splitter (main menu,
-    ask_total, ask_people with the amount in vars)."""
+    ask_total, ask_people with the amount in vars), each with whether it is resumable (then the
+    hop also writes the resume record); and every flow version as `alap serve` publishes it."""
     settings = load_settings()
     upstreams = Upstreams.from_settings(settings)
     engine = build_engine(settings, upstreams=upstreams)
     subscriber = Subscriber(session_id(0), address(0), msisdn_of(address(0)))
     session, _ = await engine.start(subscriber, "*213#", "bn")
-    states = [encode_session(session)]
+    states = [(encode_session(session), engine.resumable(session))]
     for message in ("2", "1250"):
         await engine.advance(session, subscriber, message)
-        states.append(encode_session(session))
+        states.append((encode_session(session), engine.resumable(session)))
     await upstreams.aclose()
-    return states
+    versions = {(name, rt.version): encode_source(rt.source) for name, rt in engine.versions.current.items()}
+    return states, versions
 
 
 async def used_memory(client: aioredis.Redis) -> int:
@@ -91,16 +101,23 @@ async def in_batches(count: int, batch: int, work) -> None:
         await asyncio.gather(*(work(i) for i in range(start, min(count, start + batch))))
 
 
-async def store_scenarios(redis_url: str, sessions: int, states: list[bytes]) -> dict[str, float]:
+async def store_scenarios(redis_url: str, sessions: int, states: list[tuple[bytes, bool]],
+                          versions: dict[tuple[str, str], bytes]) -> dict[str, float]:
     # One connection, one call at a time: each connection costs Redis a client buffer that
     # grows and shrinks with traffic, and would blur a delta of a few hundred bytes per key.
     store = RedisStore(connect(redis_url, max_connections=1))
     client = store.redis
     per_session: dict[str, float] = {}
 
-    async def measure(name: str, work) -> None:
+    async def publish_versions() -> None:
+        for (flow, version), data in versions.items():
+            await store.versions.publish(flow, version, data, VERSION_TTL)
+
+    async def measure(name: str, work, *, with_versions: bool = True) -> None:
         await client.flushall()
         before = await used_memory(client)
+        if with_versions:
+            await publish_versions()
         for i in range(sessions):
             await work(i)
         delta = await used_memory(client) - before
@@ -110,26 +127,39 @@ async def store_scenarios(redis_url: str, sessions: int, states: list[bytes]) ->
               f"   ({keys:,} keys)", flush=True)
 
     async def hops(i: int, count: int, final: bool = False) -> None:
+        resume_key = ResumeKey(address(i), "demo")
         for hop in range(count):
             claim = await store.claim(session_id(i), request_id(i, hop), owner=address(i),
-                                      profile_of=address(i) if hop == 0 else None)
+                                      profile_of=address(i) if hop == 0 else None,
+                                      resume_of=resume_key if hop == 0 else None)
             assert claim.status == "ok", claim
             last = final and hop == count - 1
-            await store.commit(claim.lease, None if last else states[min(hop, len(states) - 1)], TTL)
+            data, resumable = states[min(hop, len(states) - 1)]
+            data = None if last else data
+            resume = ResumeWrite(resume_key, data if resumable else None, TTL + RESUME_WINDOW)
+            await store.commit(claim.lease, data, TTL, answered=hop > 0, resume=resume)
 
-    print(f"Redis used_memory, through RedisStore (session JSON {', '.join(str(len(s)) for s in states)} bytes):")
+    total_versions = sum(len(data) for data in versions.values())
+    print(f"Redis used_memory, through RedisStore (session JSON {', '.join(str(len(s)) for s, _ in states)} bytes; "
+          f"{len(versions)} published flow versions, {total_versions:,} bytes of JSON, counted in the session rows):")
     await measure("live session after 1 hop (menu)", lambda i: hops(i, 1))
     await measure("live session after 3 hops (mid-flow)", lambda i: hops(i, 3))
     await measure("ended session, 4 hops (dedupe keys, 10 min)", lambda i: hops(i, 4, final=True))
     await measure("subscriber profile (language chosen)",
-                  lambda i: store.set_profile(address(i), Profile(lang="en")))
+                  lambda i: store.set_profile(address(i), Profile(lang="en")), with_versions=False)
 
     lock_token = "0123456789abcdef"
 
     async def locked(i: int) -> None:
         await client.set(store._lock_key(session_id(i)), lock_token, px=5000)
 
-    await measure("hop in flight (session lock, 5 s at most)", locked)
+    await measure("hop in flight (session lock, 5 s at most)", locked, with_versions=False)
+    await client.flushall()
+    before = await used_memory(client)
+    await publish_versions()
+    shared = await used_memory(client) - before
+    print(f"  {'the published flow versions alone':<46} {shared / 1e6:7.2f} MB in all ({len(versions)} versions;"
+          f" twice that during a deploy)")
 
     # one key of each kind, as Redis accounts it
     await client.flushall()
@@ -137,6 +167,7 @@ async def store_scenarios(redis_url: str, sessions: int, states: list[bytes]) ->
     await store.set_profile(address(0), Profile(lang="en"))
     usage = []
     for label, key in (("session", store._session_key(session_id(0))),
+                       ("resume record", store.resume_key(ResumeKey(address(0), "demo"))),
                        ("dedupe", store._seen_key(session_id(0), request_id(0, 0))),
                        ("profile", store.profile_key(address(0)))):
         usage.append(f"{label} {await client.memory_usage(key)} B ({key})")
@@ -314,11 +345,11 @@ async def main() -> None:
         await probe.aclose()
         print(f"redis {info['redis_version']} ({memory.get('mem_allocator')}), "
               f"{args.sessions:,} sessions per scenario\n")
-        states = await demo_sessions()
+        states, versions = await demo_sessions()
         if args.skip_store:
             await process_figures(redis_url, args.sessions, args.workers, args.concurrency, tmp)
             return
-        per = await store_scenarios(redis_url, args.sessions, states)
+        per = await store_scenarios(redis_url, args.sessions, states, versions)
         live, ended, profile = (per["live session after 3 hops (mid-flow)"],
                                 per["ended session, 4 hops (dedupe keys, 10 min)"],
                                 per["subscriber profile (language chosen)"])

@@ -12,15 +12,18 @@ import aiohttp
 import structlog
 from aiohttp import web
 
-from . import metrics
+from . import flow_publishing, metrics
 from .actions import build_registry
 from .admin import add_admin
 from .bdapps.admission import RESERVED_CONNECTIONS, HopGate
 from .bdapps.callers import CALLER_POLICY, CallerPolicy
 from .integrations.bdapps import BdappsGateway, gateway_session
 from .bdapps.push import ADMIN_TOKEN, PUSH_SERVICE, PushService, push_ussd
+from .bdapps.resume import Resumes
 from .bdapps.routes import APP_ID, DELIVERY_REPORTS, SMS_SERVICE, USSD_SERVICE, add_routes
 from .bdapps.sms import SmsService
+from .broadcast.redis_store import open_broadcast_store
+from .broadcast.reports import delivery_report_hook
 from .bdapps.ussd import UssdService
 from .config import Settings
 from .engine.actions import ActionRegistry
@@ -71,6 +74,7 @@ def create_app(settings: Settings, *, store: Store | None = None, engine: Engine
                                      max_connections=settings.max_hops_in_flight + RESERVED_CONNECTIONS)
     app[LEDGER] = open_ledger(app[STORE])
     app[ENGINE] = engine or build_engine(settings, registry, app[UPSTREAMS], app[LEDGER])
+    flow_publishing.attach(app[ENGINE], app[STORE])
     app[APP_ID] = settings.bdapps_app_id
     app[ADMIN_TOKEN] = settings.admin_token or ""
     app.cleanup_ctx.append(_resources)
@@ -110,12 +114,15 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     sender = build_sms_sender(settings, http, store, gateway=gateway)
     app[SMS_SENDER] = sender
     app[USSD_SERVICE] = UssdService(engine, store, gateway, settings.session_ttl, settings.default_language,
+                                    resumes=Resumes(settings.resume_window, settings.session_ttl),
                                     gate=HopGate(settings.max_hops_in_flight))
     app[SMS_SERVICE] = SmsService(engine, store, reply=lambda to, text: sender.send(to, text, kind="reply"),
                                   session_ttl=settings.sms_session_ttl, default_language=settings.default_language)
     app[PUSH_SERVICE] = PushService(engine, store, gateway, lambda to, text: sender.send(to, text, kind="notice"),
                                     settings.session_ttl, settings.default_language)
-    app[DELIVERY_REPORTS] = sender.delivery_report
+    # Reports of broadcast recipients update the broadcast's totals (server/broadcast/reports.py).
+    app[DELIVERY_REPORTS] = delivery_report_hook(sender, open_broadcast_store(store))
+    await flow_publishing.publish(engine, store, flow_publishing.version_ttl(settings))
     yield
     await _drain_hops(app)
     await sender.aclose()
@@ -144,6 +151,7 @@ async def _messaging_jobs(app: web.Application) -> AsyncIterator[None]:
             except Exception:  # a passing store/upstream problem: try again next round
                 structlog.get_logger("alap.jobs").exception("messaging_job_failed")
             await sweep_sessions(app[STORE])
+            await keep_versions(app)
 
     task = asyncio.create_task(loop())
     yield
@@ -165,8 +173,20 @@ async def sweep_sessions(store: Store) -> None:
         metrics.SESSIONS_ENDED.labels("abandoned").inc(abandoned)
 
 
-def install_engine(app: web.Application, engine: Engine) -> None:
-    """Hot reload: every service takes the new engine for its next turn."""
+async def keep_versions(app: web.Application) -> None:
+    """Keep the flow versions this process runs in the store (server/flow_publishing.py)."""
+    try:
+        engine = app[USSD_SERVICE].engine if USSD_SERVICE in app else app[ENGINE]  # after a hot reload too
+        await flow_publishing.keep(engine, app[STORE], flow_publishing.version_ttl(app[SETTINGS]))
+    except Exception:
+        structlog.get_logger("alap.jobs").exception("flow_versions_keep_failed")
+
+
+async def install_engine(app: web.Application, engine: Engine) -> None:
+    """Hot reload: publish the new versions, then every service takes the new engine for its
+    next turn; sessions started on a replaced version stay on it (the store keeps it)."""
+    flow_publishing.attach(engine, app[STORE])
+    await flow_publishing.publish(engine, app[STORE], flow_publishing.version_ttl(app[SETTINGS]))
     for key in (USSD_SERVICE, SMS_SERVICE, PUSH_SERVICE):
         if key in app:
             app[key].engine = engine

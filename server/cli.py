@@ -1,4 +1,6 @@
-"""The `alap` command line: serve, dev, sim, push, check, test, graph, worker, ledger."""
+"""The `alap` command line: serve, dev, sim, push, check, test, graph, translate, new, flows,
+worker, ledger, broadcast. Every command works from a flow project's folder (`alap new`) with no
+environment variables: flows, templates, locales and tests/flows are the folder's (server/config.py)."""
 from __future__ import annotations
 
 import argparse
@@ -89,7 +91,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_test(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .config import REPO_ROOT
+    from .config import project_root
     from .tooling.convtest import default_files, run_files
 
     settings = load_settings()
@@ -103,9 +105,9 @@ def cmd_test(args: argparse.Namespace) -> int:
         import structlog
 
         structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.CRITICAL))
-    files = [Path(f) for f in args.files] or default_files(REPO_ROOT)
+    files = [Path(f) for f in args.files] or default_files(project_root())
     if not files:
-        return _fail("no conversation test files (tests/flows/*.yaml) found")
+        return _fail(f"no conversation test files in {project_root() / 'tests' / 'flows'} (*.yaml)")
     try:
         return asyncio.run(run_files(settings, files, keyword=args.k, verbose=args.verbose))
     except FlowErrors as exc:  # the flows under test do not load: nothing can run
@@ -143,6 +145,24 @@ def cmd_graph(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_translate(args: argparse.Namespace) -> int:
+    from .tooling.translate import translate
+
+    settings = load_settings()
+    print(translate(settings.flows_dir, settings.templates_dir, settings.locales_dir, engine=args.engine))
+    return 0
+
+
+def cmd_new(args: argparse.Namespace) -> int:
+    from .tooling.scaffold import ScaffoldError, scaffold
+
+    try:
+        print(scaffold(args.directory))
+    except ScaffoldError as exc:
+        return _fail(str(exc))
+    return 0
+
+
 def cmd_sim(args: argparse.Namespace) -> int:
     from .terminal_phone import run_sim, run_sms
 
@@ -164,6 +184,20 @@ def cmd_push(args: argparse.Namespace) -> int:
     if not token:
         return _fail("ALAP_ADMIN_TOKEN (or --token) is needed to push")
     return asyncio.run(run_push(args.url, token, args.address, args.flow, variables))
+
+
+def cmd_flows(args: argparse.Namespace) -> int:
+    from .store import StoreUnavailable
+    from .tooling.flow_versions import flows_report
+
+    settings = load_settings()
+    try:
+        return asyncio.run(flows_report(settings, sys.stdout, as_json=args.json))
+    except FlowErrors as exc:
+        print(str(exc), file=sys.stderr)
+        return _fail(f"{len(exc.problems)} problem(s) in flows")
+    except StoreUnavailable as exc:
+        return _fail(f"REDIS_URL is unreachable ({exc})")
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -202,12 +236,15 @@ def cmd_ledger(args: argparse.Namespace) -> int:
         return _fail(f"the ledger's Redis is unreachable ({exc})")
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """Every command and option, each with its help text (tests/tooling/test_project_scaffold.py)."""
     parser = argparse.ArgumentParser(prog="alap", description="USSD and SMS conversational app server")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("serve", help="production server on PORT").set_defaults(func=cmd_serve)
-    dev = sub.add_parser("dev", help="server + sandbox fakes, in-memory store unless REDIS_URL")
-    dev.add_argument("--port", type=int, default=None)
+    sub.add_parser("serve", help="production server on PORT (gunicorn, WEB_CONCURRENCY workers); refuses to "
+                                 "start on a bad setting or any `alap check` error").set_defaults(func=cmd_serve)
+    dev = sub.add_parser("dev", help="server + sandbox fakes, in-memory store unless REDIS_URL; reloads flows, "
+                                     "templates and catalogs on save (a check error keeps the last good version)")
+    dev.add_argument("--port", type=int, default=None, help="listen port (default: PORT, else 8080)")
     dev.set_defaults(func=cmd_dev)
     check = sub.add_parser("check", help="validate flows, templates and catalogs")
     check.add_argument("--format", choices=("text", "json"), default="text",
@@ -215,35 +252,50 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--strict", action="store_true", help="exit non-zero on warnings too")
     check.set_defaults(func=cmd_check)
     sim = sub.add_parser("sim", help="a terminal phone dialling a running `alap dev`")
-    sim.add_argument("--url", default="http://127.0.0.1:8080")
+    sim.add_argument("--url", default="http://127.0.0.1:8080",
+                     help="the running `alap dev` to dial (default: %(default)s)")
     sim.add_argument("--address", default="tel:8801812345678", help="the subscriber address to dial from")
     sim.add_argument("--code", default="*213#", help="the USSD code (shortcuts like *213*1# work)")
     sim.add_argument("--script", default=None, help="comma-separated replies to send without prompting")
     sim.add_argument("--sms", default=None, metavar="TEXT", help="text this SMS (e.g. 'TRACK ECR...') and show the reply")
     sim.set_defaults(func=cmd_sim)
     push = sub.add_parser("push", help="start a flow on a subscriber's phone (USSD mt-init, SMS fallback)")
-    push.add_argument("--url", default="http://127.0.0.1:8080")
+    push.add_argument("--url", default="http://127.0.0.1:8080", help="the running Alap server (default: %(default)s)")
     push.add_argument("--address", required=True, help="the subscriber address, e.g. tel:8801812345678")
     push.add_argument("--flow", required=True, help="the flow to start, e.g. parcel_notice")
     push.add_argument("--var", action="append", default=[], help="a flow variable as name=value (repeatable)")
     push.add_argument("--token", default=None, help="the admin token (default: ALAP_ADMIN_TOKEN)")
     push.set_defaults(func=cmd_push)
     test = sub.add_parser("test", help="run conversation tests (YAML dialogues) against the flows")
-    test.add_argument("files", nargs="*", help="test files (default: tests/flows/*.yaml)")
+    test.add_argument("files", nargs="*", help="test files (default: the project's tests/flows/*.yaml)")
     test.add_argument("-k", default=None, help="only dialogues whose name contains this text")
     test.add_argument("-v", "--verbose", action="store_true", help="list passing dialogues too")
     test.set_defaults(func=cmd_test)
     graph = sub.add_parser("graph", help="draw a flow's states and transitions")
     graph.add_argument("flow", help="a flow name (demo) or a flow file (flows/demo.yaml)")
-    graph.add_argument("--format", choices=("mermaid", "dot"), default="mermaid")
+    graph.add_argument("--format", choices=("mermaid", "dot"), default="mermaid",
+                       help="mermaid (for Markdown, the default) or dot (Graphviz)")
     graph.add_argument("-o", "--output", default=None, help="write to this file instead of stdout")
     graph.set_defaults(func=cmd_graph)
+    translate = sub.add_parser("translate", help="extract the project's texts into locales/messages.pot and merge "
+                                                 "them into every catalog, saying what is new, fuzzy or obsolete")
+    translate.add_argument("--engine", action="store_true",
+                           help="the engine's own catalogs in the package instead (for Alap's maintainers)")
+    translate.set_defaults(func=cmd_translate)
+    new = sub.add_parser("new", help="scaffold a flow project (flows, templates, locales, tests, Procfile) that "
+                                     "runs on the installed package")
+    new.add_argument("directory", help="the folder to create (must not exist, or be empty)")
+    new.set_defaults(func=cmd_new)
+    flows = sub.add_parser("flows", help="each flow's current and older live versions, with their session counts")
+    flows.add_argument("--json", action="store_true", help="JSON instead of a table")
+    flows.set_defaults(func=cmd_flows)
     worker = sub.add_parser("worker", help="run the recharge worker (the durable money queue in Redis)")
     worker.add_argument("--id", default=None, help="this worker's id, unique among live workers "
                                                    "(default: ALAP_WORKER_ID, $DYNO or host:pid)")
     worker.set_defaults(func=cmd_worker)
     ledger = sub.add_parser("ledger", help="the recharge ledger: list, show ID, resolve ID --note ...")
-    ledger.add_argument("action", nargs="?", choices=("list", "show", "resolve"), default="list")
+    ledger.add_argument("action", nargs="?", choices=("list", "show", "resolve"), default="list",
+                        help="list records (default), show one, or resolve one")
     ledger.add_argument("id", nargs="?", default=None, help="a record ID (show, resolve)")
     ledger.add_argument("--state", default=None, help="only records in this state (e.g. REFUND_REQUIRED)")
     ledger.add_argument("--limit", type=int, default=50, help="at most this many records (newest first)")
@@ -251,7 +303,16 @@ def main(argv: list[str] | None = None) -> int:
     ledger.add_argument("--by", default=None, help="resolve: who did it")
     ledger.add_argument("--json", action="store_true", help="JSON instead of a table")
     ledger.set_defaults(func=cmd_ledger)
-    args = parser.parse_args(argv)
+    from .broadcast.arguments import add_broadcast_parser
+
+    add_broadcast_parser(sub)
+    for choice in sub._choices_actions:  # `alap CMD --help` opens with what the command does
+        sub.choices[choice.dest].description = choice.help
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except ConfigError as exc:

@@ -14,6 +14,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
+
+def project_root() -> Path:
+    """The flow project the command runs in: the current folder when it has a `flows/` folder
+    (a project made by `alap new`, or this repository), else this repository (the demo)."""
+    here = Path.cwd()
+    return here if (here / "flows").is_dir() else REPO_ROOT
+
 ECARE_DEFAULT_URL = "http://118.179.129.98/myportal/api/rechargeapi/recharge_api_thirdparty.php"
 
 
@@ -77,7 +84,9 @@ def mask_url(url: str) -> str:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, case_sensitive=True)
+    # `.env` in the current folder (a project's, see `alap new`) fills what the environment lacks.
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, case_sensitive=True,
+                                      env_file=".env", env_file_encoding="utf-8")
 
     port: int = Field(8080, ge=1, le=65535, validation_alias="PORT")
     redis_url: str | None = Field(None, validation_alias="REDIS_URL")
@@ -105,12 +114,14 @@ class Settings(BaseSettings):
     dinisoft_secret_key: str = Field("", validation_alias="DINISOFT_SECRET_KEY", repr=False)
     dinisoft_caller_id: str = Field("", validation_alias="DINISOFT_CALLER_ID")
 
-    flows_dir: Path = Field(REPO_ROOT / "flows", validation_alias="ALAP_FLOWS_DIR")
-    templates_dir: Path = Field(REPO_ROOT / "templates", validation_alias="ALAP_TEMPLATES_DIR")
-    locales_dir: Path = Field(REPO_ROOT / "locales", validation_alias="ALAP_LOCALES_DIR")
+    flows_dir: Path = Field(default_factory=lambda: project_root() / "flows", validation_alias="ALAP_FLOWS_DIR")
+    templates_dir: Path = Field(default_factory=lambda: project_root() / "templates",
+                                validation_alias="ALAP_TEMPLATES_DIR")
+    locales_dir: Path = Field(default_factory=lambda: project_root() / "locales", validation_alias="ALAP_LOCALES_DIR")
 
     admin_token: str | None = Field(None, validation_alias="ALAP_ADMIN_TOKEN", repr=False)
     session_ttl: int = Field(180, ge=10, le=86400, validation_alias="ALAP_SESSION_TTL")
+    resume_window: int = Field(120, ge=0, le=86400, validation_alias="ALAP_RESUME_WINDOW")
     sms_session_ttl: int = Field(900, ge=30, le=7 * 86400, validation_alias="ALAP_SMS_SESSION_TTL")
     sms_routes: str = Field("bdapps,aamarsms,dinisoft", validation_alias="ALAP_SMS_ROUTES")
     sms_rate: float = Field(10.0, ge=0, le=1000, validation_alias="ALAP_SMS_RATE")

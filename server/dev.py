@@ -9,7 +9,8 @@ import asyncio
 
 from aiohttp import web
 
-from .app import LEDGER, SETTINGS, SMS_SENDER, UPSTREAMS, build_engine, create_app, install_engine
+from .app import ENGINE, LEDGER, SETTINGS, SMS_SENDER, UPSTREAMS, build_engine, create_app, install_engine
+from .engine.engine import Engine
 from .recharge.saga import RechargeSaga
 from .recharge.saga_policy import SagaPolicy
 from .recharge.worker import RechargeWorker
@@ -19,7 +20,8 @@ from .config import Settings
 from .sandbox.bdapps import create_bdapps_fake
 from .sandbox.ecare import ECARE_PATH, create_ecare_fake
 from .sandbox.ecourier import create_ecourier_fake
-from .sandbox.web_phone import add_simulator
+from .sandbox.web_phone import SIMULATOR_PATH, add_simulator
+from .tooling.check import require_servable
 
 SANDBOX_APP_ID = "APP_000001"
 SANDBOX_PASSWORD = "sandbox-password"
@@ -39,19 +41,31 @@ def dev_settings(settings: Settings) -> Settings:
 
 
 def create_dev_app(settings: Settings) -> web.Application:
+    """Raises FlowErrors when the flows do not pass `alap check` (errors, not warnings)."""
     settings = dev_settings(settings)
     app = create_app(settings)
+    require_servable(settings, app[ENGINE].actions)
+
+    def rebuild() -> Engine:  # the same rules as at start: a check error keeps the last good engine
+        engine = build_engine(settings, upstreams=app[UPSTREAMS], ledger=app[LEDGER])
+        require_servable(settings, engine.actions)
+        return engine
+
     app.cleanup_ctx.append(_recharge_worker)
     app.cleanup_ctx.append(watch(
         [settings.flows_dir, settings.templates_dir, settings.locales_dir],
-        rebuild=lambda: build_engine(settings, upstreams=app[UPSTREAMS], ledger=app[LEDGER]),
-        install=lambda engine: install_engine(app, engine)))
+        rebuild=rebuild, install=lambda engine: install_engine(app, engine)))
+    app.router.add_get("/", _to_simulator)
     callback = f"http://127.0.0.1:{settings.port}/bdapps/ussd"
     app.add_subapp("/sandbox/bdapps/", create_bdapps_fake(callback, settings.bdapps_app_id, settings.bdapps_password))
     app.add_subapp("/sandbox/ecourier/", create_ecourier_fake("sandbox-key", "sandbox-secret", "sandbox-user"))
     app.add_subapp("/sandbox/ecare/", create_ecare_fake("sandbox", "sandbox-pass"))
     add_simulator(app, (settings.budget_ascii, settings.budget_unicode))
     return app
+
+
+async def _to_simulator(request: web.Request) -> web.Response:
+    raise web.HTTPFound(SIMULATOR_PATH)
 
 
 async def _recharge_worker(app: web.Application):

@@ -29,6 +29,9 @@ SESSIONS_ENDED = Counter("alap_sessions_ended_total",
                          "USSD sessions ended, by reason (completed, timed_out, abandoned, error)", ["reason"])
 STATE_ENTRIES = Counter("alap_flow_state_entries_total", "Entries into each state of each flow (the funnel)",
                         ["flow", "state"])
+RESUMES = Counter("alap_resumes_total",
+                  "Dropped USSD calls offered to continue on re-dial, by the flow and state they dropped on "
+                  "and outcome (offered, accepted, declined)", ["flow", "state", "outcome"])
 
 
 UNMATCHED_ROUTE = "unmatched"

@@ -1,12 +1,13 @@
 """Hot reload for `alap dev`: flows, templates and catalogs are watched (mtime polling, no
-extra dependency); a good edit replaces the engine for the next hop, a bad edit prints its
-problems and keeps the last good version."""
+extra dependency); a good edit replaces the engine for the next hop (sessions already running stay on
+the flow versions they started on: server/flow_publishing.py), a bad edit prints its problems
+and keeps the last good version."""
 from __future__ import annotations
 
 import asyncio
 import sys
 from pathlib import Path
-from typing import AsyncIterator, Callable
+from typing import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
@@ -26,7 +27,7 @@ def snapshot(folders: list[Path]) -> dict[Path, float]:
     return files
 
 
-def watch(folders: list[Path], rebuild: Callable[[], Engine], install: Callable[[Engine], None],
+def watch(folders: list[Path], rebuild: Callable[[], Engine], install: Callable[[Engine], Awaitable[None]],
           out=sys.stdout) -> Callable[[web.Application], AsyncIterator[None]]:
     """A cleanup context that polls `folders` and swaps the engine on a good change."""
 
@@ -39,11 +40,12 @@ def watch(folders: list[Path], rebuild: Callable[[], Engine], install: Callable[
                 continue
             seen = now
             try:
-                engine = rebuild()
+                # In a thread: `alap check` behind the rebuild takes seconds; hops go on meanwhile.
+                engine = await asyncio.to_thread(rebuild)
             except FlowErrors as exc:
                 print(f"alap dev: reload failed, keeping the last good flows:\n{exc}", file=out, flush=True)
                 continue
-            install(engine)
+            await install(engine)
             print(f"alap dev: reloaded {len(engine.flows)} flow(s)", file=out, flush=True)
 
     async def context(app: web.Application) -> AsyncIterator[None]:

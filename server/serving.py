@@ -121,15 +121,17 @@ def check_workers(settings: Settings, workers: int) -> None:
 
 def check_app(settings: Settings) -> None:
     """Build the app exactly as each worker will (every flow, template and catalog is loaded
-    and checked: raises FlowErrors), check that every msgid the flows show is translated in
-    every shipped language (a Bengali subscriber must never get English because a catalog is
-    incomplete), then close the clients it made. They never connected (connections open on
-    first use, in the workers' `_resources`), and none survives into the fork."""
+    and checked: raises FlowErrors), run `alap check`'s gate on it (server/tooling/check.py:
+    an untranslated msgid, an undefined variable, a screen that shows no option... a Bengali
+    subscriber must never get English or a broken screen), then close the clients it made.
+    They never connected (connections open on first use, in the workers' `_resources`), and
+    none survives into the fork."""
     from .app import ENGINE, STORE, UPSTREAMS, create_app
     from .engine.errors import FlowErrors
+    from .tooling.check import serving_problems
 
     app = create_app(settings)
-    problems = engine_catalog_problems(app[ENGINE])
+    problems = serving_problems(settings, app[ENGINE].actions)
 
     async def close() -> None:
         await app[UPSTREAMS].aclose()
@@ -138,21 +140,6 @@ def check_app(settings: Settings) -> None:
     asyncio.run(close())
     if problems:
         raise FlowErrors(problems)
-
-
-def engine_catalog_problems(engine: Any) -> list[Any]:
-    """Every msgid of the loaded flows, templates and engine texts that a shipped catalog lacks
-    (missing, fuzzy or untranslated), as FlowProblems at the msgid's place."""
-    from .engine.errors import FlowProblem, Mark
-    from .render.catalogs import CatalogMsgid, catalog_problems
-    from .tooling.check import flow_msgids, system_msgids, template_msgids
-
-    renderer = engine.renderer
-    found = [m for flow in engine.flows.values() for m in flow_msgids(flow, renderer)]
-    found += list(template_msgids(renderer)) + list(system_msgids())
-    msgids = [CatalogMsgid(m.msgid, m.mark.file, m.mark.line, m.mark.col, m.what) for m in found]
-    return [FlowProblem(Mark(p.file, p.line, p.col), p.message)
-            for p in catalog_problems(renderer.catalogs, msgids, renderer.locales_dir)]
 
 
 # -- metrics across processes ------------------------------------------------------------------

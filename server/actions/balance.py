@@ -42,4 +42,4 @@ async def query_balance(caas: CaasClient, ctx: ActionContext) -> ActionResult:
 
 def register_balance_actions(registry: ActionRegistry, caas: CaasClient) -> None:
     registry.register("balance.query", partial(query_balance, caas), outcomes=BALANCE_OUTCOMES,
-                      description="the subscriber's chargeable balance (CAAS)")
+                      description="the subscriber's chargeable balance (CAAS)", params=())

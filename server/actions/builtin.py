@@ -39,9 +39,10 @@ async def opt_in(ctx: ActionContext) -> ActionResult:
 
 def register_builtin(registry: ActionRegistry) -> None:
     registry.register("set_language", set_language, outcomes=("ok", "invalid"),
-                      description="save the subscriber's language")
+                      description="save the subscriber's language", params=("language",))
     registry.register("operator.detect", detect_operator, outcomes=("ok", "unknown"),
-                      description="operator of a Bangladeshi mobile number by its prefix")
+                      description="operator of a Bangladeshi mobile number by its prefix",
+                      params=("number",))
     registry.register("vars.set", set_vars, description="set session variables from args")
-    registry.register("subscriber.opt_out", opt_out, description="SMS STOP: opt out of messages")
-    registry.register("subscriber.opt_in", opt_in, description="SMS START: opt back in")
+    registry.register("subscriber.opt_out", opt_out, description="SMS STOP: opt out of messages", params=())
+    registry.register("subscriber.opt_in", opt_in, description="SMS START: opt back in", params=())

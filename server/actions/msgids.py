@@ -1,5 +1,5 @@
 """Values that actions put in session variables and flows show through `_()`: operator names,
-eCourier statuses, eCare number types. Marked here so `pybabel extract` keeps their
+eCourier statuses, eCare number types. Marked here so `alap translate --engine` keeps their
 translations (nothing else in the code spells them as literals)."""
 from __future__ import annotations
 

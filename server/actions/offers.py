@@ -97,8 +97,8 @@ async def pick_offer(ctx: ActionContext) -> ActionResult:
 
 def register_offer_actions(registry: ActionRegistry, ecare: ECareClient) -> None:
     registry.register("offers.list", partial(list_offers, ecare), outcomes=LIST_OUTCOMES,
-                      description="eCare offer packs on sale, in pages")
+                      description="eCare offer packs on sale, in pages", params=("per_page",))
     registry.register("offers.page", turn_page, outcomes=("ok", "invalid"),
-                      description="show another page of offer packs")
+                      description="show another page of offer packs", params=("page",))
     registry.register("offers.pick", pick_offer, outcomes=("ok", "invalid"),
-                      description="choose a pack on the page showing")
+                      description="choose a pack on the page showing", params=("index",))

@@ -134,8 +134,10 @@ async def history_page(ctx: ActionContext) -> ActionResult:
 
 def register_parcel_actions(registry: ActionRegistry, ecourier: ECourierClient) -> None:
     registry.register("parcel.track", partial(track, ecourier), outcomes=TRACK_OUTCOMES,
-                      description="track an eCourier parcel by ECR id or order id")
+                      description="track an eCourier parcel by ECR id or order id",
+                      params=("reference", "per_page"))
     registry.register("parcel.pick", pick, outcomes=("ok", "invalid"),
-                      description="choose one of several parcels matching an order id")
+                      description="choose one of several parcels matching an order id",
+                      params=("index",))
     registry.register("parcel.history_page", history_page, outcomes=("ok", "invalid"),
-                      description="show another page of the parcel's history")
+                      description="show another page of the parcel's history", params=("page",))

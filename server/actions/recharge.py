@@ -51,4 +51,5 @@ def register_recharge_actions(registry: ActionRegistry, ledger: Callable[[], Led
         return ActionResult(vars={"recharge_id": record.id})
 
     registry.register("recharge.request", request, outcomes=OUTCOMES,
-                      description="write a recharge to the ledger and queue it for the worker")
+                      description="write a recharge to the ledger and queue it for the worker",
+                      params=("amount", "recipient", "operator", "number_type"))

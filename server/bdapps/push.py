@@ -55,20 +55,35 @@ class PushService:
 
     async def push(self, request: PushRequest) -> str:
         """Start the flow; returns the session id. The screen goes out in the background."""
+        session_id, text, final = await self.open_session(request.address, request.flow, request.vars)
+        spawn(self.tasks, self._send(session_id, request.address, text, final))
+        return session_id
+
+    async def open_session(self, address: str, flow: str, variables: dict[str, Any], *,
+                           language: str | None = None) -> tuple[str, str, bool]:
+        """Start `flow` for `address` and save its session: (session id, first screen, final?).
+        The caller sends the screen (`mt-init`, or `mt-fin` when final). Broadcasts use this too
+        (server/broadcast/ussd_runner.py)."""
         session_id = "push-" + secrets.token_hex(8)
-        key = subscriber_key(request.address)
+        key = subscriber_key(address)
         claim = await self.store.claim(session_id, session_id, owner=key, profile_of=key)
         assert claim.lease is not None  # a fresh id cannot be busy or seen
-        language = (claim.lease.profile.lang if claim.lease.profile else None) or self.default_language
-        subscriber = Subscriber(session_id, request.address, msisdn_of(request.address))
-        session, reply = await self.engine.start(subscriber, "", language, flow_name=request.flow,
-                                                 variables=request.vars, deadline=claim.lease.turn_deadline)
+        language = language or (claim.lease.profile.lang if claim.lease.profile else None) or self.default_language
+        subscriber = Subscriber(session_id, address, msisdn_of(address))
+        session, reply = await self.engine.start(subscriber, "", language, flow_name=flow, variables=variables,
+                                                 deadline=claim.lease.turn_deadline)
         funnel = hop_counts(None, reply.entered, None if reply.final else (session.flow, session.state), reply.ended,
                             subscriber=key)
         await self.store.commit(claim.lease, None if reply.final else encode_session(session), self.session_ttl,
                                 answered=False, funnel=funnel)
-        spawn(self.tasks, self._send(session_id, request.address, reply.text, reply.final))
-        return session_id
+        return session_id, reply.text, reply.final
+
+    async def close_session(self, session_id: str, address: str) -> None:
+        """The gateway refused the push: no USSD session will follow; the funnel forgets where it
+        waited (no abandonment counted)."""
+        lease = await self.store.acquire(session_id)
+        await self.store.commit(lease, None, self.session_ttl, answered=False,
+                                funnel=FunnelHop(day_of(), subscriber_key(address)))
 
     async def _send(self, session_id: str, address: str, text: str, final: bool) -> None:
         result = await self.gateway.send_ussd(session_id, address, text, "mt-fin" if final else "mt-init",
@@ -79,10 +94,7 @@ class PushService:
         log.warning("push_refused", session_id=session_id, status_code=result.status_code,
                     detail=result.detail, fallback="sms")
         try:
-            lease = await self.store.acquire(session_id)
-            # No USSD session will follow; the funnel forgets where it waited (no abandonment counted).
-            await self.store.commit(lease, None, self.session_ttl, answered=False,
-                                    funnel=FunnelHop(day_of(), subscriber_key(address)))
+            await self.close_session(session_id, address)
         except Exception as exc:  # the session then simply expires with its TTL
             log.warning("push_session_not_closed", session_id=session_id, error=f"{type(exc).__name__}: {exc}")
         try:

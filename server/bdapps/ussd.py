@@ -4,7 +4,8 @@ through `/ussd/send`.
 
 Order matters: the session is saved before the screen goes out, so the subscriber's next
 reply (which can only come after they saw the screen) always finds the new state; a state that
-could not be saved ends the session with a "service busy" screen instead.
+could not be saved ends the session with a "service busy" screen instead. A re-dial after a
+dropped call may first be offered to continue (server/bdapps/resume.py).
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from ..store.funnel import FunnelHop, day_of, hop_counts
 from .admission import HopGate
 from .payloads import UssdReceive, msisdn_of, subscriber_key
 from .after_ack import apply_profile_changes, spawn
+from .resume import Resumes, is_offer
 
 log = structlog.get_logger("alap.ussd")
 
@@ -47,6 +49,7 @@ class UssdService:
     gateway: BdappsGateway
     session_ttl: int
     default_language: str
+    resumes: Resumes = Resumes(window=0, session_ttl=0)
     tasks: set[asyncio.Task] = field(default_factory=set)
     stats: HopStats = field(default_factory=HopStats)
     gate: HopGate = field(default_factory=HopGate)
@@ -62,8 +65,11 @@ class UssdService:
         accepted = False
         try:
             owner = subscriber_key(mo.sourceAddress)
-            profile_of = owner if mo.ussdOperation == "mo-init" else None
-            claim = await self.store.claim(mo.sessionId, mo.requestId, owner=owner, profile_of=profile_of)
+            initial = mo.ussdOperation == "mo-init"
+            profile_of = owner if initial else None
+            resume_of = self.resumes.key_for_dial(self.engine, mo) if initial else None
+            claim = await self.store.claim(mo.sessionId, mo.requestId, owner=owner, profile_of=profile_of,
+                                           resume_of=resume_of)
             if claim.status == "foreign":
                 log.warning("ussd_foreign_session", session_id=mo.sessionId, address=mo.sourceAddress)
                 raise ForeignSession(mo.sessionId)
@@ -122,9 +128,18 @@ class UssdService:
         subscriber = Subscriber(mo.sessionId, mo.sourceAddress, msisdn_of(mo.sourceAddress))
         before: tuple[str, str] | None = None
         if mo.ussdOperation == "mo-init":
+            offer = self.resumes.offer(self.engine, lease.resume, mo) if lease.resume else None
+            if offer is not None:  # a re-dial after a dropped call: continue or start again?
+                return await self._offer(lease, *offer, answered=False)
             language = lease.profile.lang if lease.profile else None
             session, reply = await self.engine.start(subscriber, mo.message, language or self.default_language,
                                                      deadline=lease.turn_deadline)
+        elif is_offer(lease.session):
+            chosen, reply = await self.resumes.answer(self.engine, lease.session, subscriber, mo.message,
+                                                      deadline=lease.turn_deadline)
+            if chosen is None:  # not 1 or 2: the offer again
+                return await self._offer(lease, lease.session, reply, answered=True)
+            session = chosen
         else:
             session = decode_session(lease.session)
             if session is None:
@@ -137,7 +152,9 @@ class UssdService:
         answered = mo.ussdOperation == "mo-cont"
         funnel = hop_counts(before, reply.entered, None if reply.final else (session.flow, session.state),
                             reply.ended or ("error" if reply.final else None), subscriber=profile_of)
-        if not await self.store.commit(lease, data, self.session_ttl, answered=answered, funnel=funnel):
+        resume = self.resumes.record(self.engine, session, reply, mo.sourceAddress, data)
+        if not await self.store.commit(lease, data, self.session_ttl, answered=answered, funnel=funnel,
+                                       resume=resume):
             # The lock ran out and the state was not saved: a screen that waits for input would
             # be answered against a state the next hop cannot find. End the session instead.
             log.error("ussd_lock_lost", session_id=mo.sessionId)
@@ -145,10 +162,19 @@ class UssdService:
         await apply_profile_changes(self.store, profile_of, reply)
         return reply
 
+    async def _offer(self, lease: SessionLease, data: bytes, reply: Reply, *, answered: bool) -> Reply:
+        """Save the resume offer as this session's state (like any state: not saved, no screen
+        that waits for input). It is no state of a flow: the funnel counts nothing."""
+        if not await self.store.commit(lease, data, self.session_ttl, answered=answered):
+            log.error("ussd_lock_lost", session_id=lease.session_id)
+            return self.engine.system_reply(self.default_language, system.SERVICE_BUSY, "error")
+        return reply
+
     async def _forget(self, lease: SessionLease, mo: UssdReceive) -> None:
         try:
             await self.store.commit(lease, None, self.session_ttl, answered=True,
-                                    funnel=FunnelHop(day_of(), subscriber_key(mo.sourceAddress)))
+                                    funnel=FunnelHop(day_of(), subscriber_key(mo.sourceAddress)),
+                                    resume=self.resumes.forget(self.engine, mo, lease))
         except (StoreUnavailable, HopSuperseded):
             pass
 

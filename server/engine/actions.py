@@ -37,20 +37,26 @@ class ActionSpec:
     fn: ActionFn
     outcomes: frozenset[str]
     description: str = ""
+    # The `args` it reads; a flow passing any other is an error at load. None: not declared
+    # (any args pass, e.g. `vars.set`, whose args are the variables it sets).
+    params: frozenset[str] | None = None
 
 
 class ActionRegistry:
     def __init__(self) -> None:
         self._specs: dict[str, ActionSpec] = {}
 
-    def register(self, name: str, fn: ActionFn, outcomes: Iterable[str] = ("ok",), description: str = "") -> None:
-        self._specs[name] = ActionSpec(name, fn, frozenset(outcomes), description)
+    def register(self, name: str, fn: ActionFn, outcomes: Iterable[str] = ("ok",), description: str = "",
+                 params: Iterable[str] | None = None) -> None:
+        self._specs[name] = ActionSpec(name, fn, frozenset(outcomes), description,
+                                       None if params is None else frozenset(params))
 
-    def action(self, name: str, outcomes: Iterable[str] = ("ok",)) -> Callable[[ActionFn], ActionFn]:
+    def action(self, name: str, outcomes: Iterable[str] = ("ok",),
+               params: Iterable[str] | None = None) -> Callable[[ActionFn], ActionFn]:
         """Decorator form of `register`."""
 
         def wrap(fn: ActionFn) -> ActionFn:
-            self.register(name, fn, outcomes, (fn.__doc__ or "").strip().split("\n")[0])
+            self.register(name, fn, outcomes, (fn.__doc__ or "").strip().split("\n")[0], params)
             return fn
 
         return wrap

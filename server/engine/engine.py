@@ -1,5 +1,6 @@
 """One turn: subscriber input -> new state + screen. No HTTP, no Redis: the caller loads the
-session, calls `start` or `advance`, saves the session and sends `Reply.text`.
+session, calls `start` or `advance`, saves the session and sends `Reply.text`. A session runs on
+the flow versions it is pinned to (engine/pinning.py), whatever was deployed since.
 
 A turn has one deadline (a `time.monotonic()` value the caller passes; the USSD transport
 derives it from its session lock, server/store/base.py `SessionLease.turn_deadline`): every action of
@@ -16,15 +17,19 @@ from typing import Any
 import structlog
 
 from ..render import system
-from ..render.budget import Budget, paginate
 from ..msisdn import normalise_digits
+from ..render.budget import Budget
+from ..render.screen import ScreenLines, nav_lines
 from ..render.environment import Renderer
 from .actions import ActionContext, ActionRegistry, ActionResult
 from .loader import normalise_keyword
 from .machine import FlowMachine
-from .model import Flow, Option, State
+from .model import Flow, Option, Route, State
+from .pinning import FlowVersions
 from .session import Session
+from .money import as_money, money_vars
 from .validators import Invalid, validate_input
+from .versions import FlowRuntime, VersionUnavailable
 
 log = structlog.get_logger("alap.engine")
 
@@ -73,18 +78,25 @@ class Engine:
         self.unicode = unicode
         self.default_language = default_language
         self.flows = {f.name: f for f in flows}
-        self.machines = {f.name: FlowMachine(f, renderer.evaluate) for f in flows}
+        self.versions = FlowVersions(flows, renderer, actions)
+        self.machines: dict[str, FlowMachine] = {n: rt.machine for n, rt in self.versions.current.items()}
         self.by_code = {code: f for f in flows for code in f.codes}
         defaults = [f for f in flows if f.default] or flows
         self.default_flow = defaults[0]
         self.by_keyword = {k: f for f in flows for k in f.keywords}
         self.sms_default = next((f for f in flows if f.sms_default), None)
+        self.money_vars = money_vars(flows)
 
     def match_keyword(self, text: str) -> tuple[Flow | None, str, str]:
         """(flow, keyword, args) for an SMS: the first word picks the flow; the rest are its args."""
         word, _, args = normalise_digits(text.strip()).partition(" ")
         keyword = normalise_keyword(word)
         return self.by_keyword.get(keyword), keyword, args.strip()
+
+    def dialled(self, message: str) -> tuple[Flow, list[str]]:
+        """The flow a dialled USSD string starts, and the shortcut's extra inputs."""
+        code, inputs = parse_dialled(message)
+        return self.by_code.get(code) or self.default_flow, inputs
 
     # -- entry points -------------------------------------------------------------------------
     async def start(self, subscriber: Subscriber, message: str, language: str | None,
@@ -95,7 +107,7 @@ class Engine:
         session = Session(flow=flow.name, root=flow.name, state=flow.start,
                           lang=language or self.default_language, channel=channel,
                           vars=dict(variables or {}), history=[])
-        turn = _Turn(self, flow, session, subscriber, deadline)
+        turn = _Turn(self, self.versions.get(session, flow.name), session, subscriber, deadline)
         await turn.enter(flow.start)
         for segment in inputs[:MAX_SHORTCUT_SEGMENTS]:  # shortcut dialling: replay segments as typed inputs
             if turn.final or turn.notice or turn.ended_text or turn.out_of_time():
@@ -105,13 +117,55 @@ class Engine:
 
     async def advance(self, session: Session, subscriber: Subscriber, text: str,
                       *, deadline: float | None = None) -> Reply:
-        flow = self.flows.get(session.flow)
-        if flow is None or session.state not in flow.states:
-            # The flow changed under a live session (hot reload): end it cleanly.
-            return self.system_reply(session.lang, system.SESSION_ENDED)
-        turn = _Turn(self, flow, session, subscriber, deadline)
-        await turn.handle(text)
+        """One input on a live session, on the flow versions the session is pinned to."""
+        try:
+            turn = await self._resume_turn(session, subscriber, deadline)
+            await turn.handle(text)
+        except VersionUnavailable as exc:
+            return self._version_lost(session, exc)
         return turn.reply()
+
+    async def show(self, session: Session, subscriber: Subscriber) -> Reply:
+        """The screen a session is on (its state and page), again: continuing a dropped call."""
+        try:
+            turn = await self._resume_turn(session, subscriber, None)
+        except VersionUnavailable as exc:
+            return self._version_lost(session, exc)
+        return turn.reply()
+
+    def resumable(self, session: Session) -> bool:
+        """Whether a call dropped on this screen may be offered to continue: `resume:` of the
+        flow and of the state (both default to true), and not on the first page of the dialled
+        flow's first screen (continuing there would be starting again)."""
+        try:
+            flow = self.versions.get(session, session.flow).flow
+        except VersionUnavailable:
+            return False
+        state = flow.states.get(session.state)
+        if session.flow == session.root and session.state == flow.start and session.page == 0:
+            return False
+        return flow.resume and state is not None and state.resume
+
+    async def _resume_turn(self, session: Session, subscriber: Subscriber, deadline: float | None) -> _Turn:
+        await self.versions.load(session.ver)
+        runtime = self.versions.get(session, session.flow)
+        if session.state not in runtime.flow.states:  # a session saved before versions were pinned
+            raise VersionUnavailable(f"flow {session.flow} has no state {session.state}")
+        return _Turn(self, runtime, session, subscriber, deadline)
+
+    def _version_lost(self, session: Session, exc: VersionUnavailable) -> Reply:
+        log.warning("session_version_unavailable", flow=session.flow, state=session.state,
+                    version=session.ver.get(session.flow), reason=str(exc))
+        return self.system_reply(session.lang, system.SESSION_ENDED, "error")
+
+    def system_menu(self, language: str, options: list[str], notice: str | None = None) -> Reply:
+        """A menu of the engine's own lines (msgids), numbered from 1; not final."""
+        lines = [self.renderer.render_text(language, notice, {})] if notice else []
+        lines += [f"{n}. {self.renderer.render_text(language, msgid, {})}" for n, msgid in enumerate(options, 1)]
+        text = "\n".join(lines)
+        if not self.unicode and not text.isascii():
+            return self.system_menu("en", options, notice)
+        return Reply(text=text, final=False)
 
     def system_reply(self, language: str, msgid: str, ended: str | None = None, channel: str = "ussd") -> Reply:
         text = self.renderer.render_text(language, msgid, {})
@@ -123,16 +177,16 @@ class Engine:
 class _Turn:
     """The work of one hop on one session."""
 
-    def __init__(self, engine: Engine, flow: Flow, session: Session, subscriber: Subscriber,
+    def __init__(self, engine: Engine, runtime: FlowRuntime, session: Session, subscriber: Subscriber,
                  deadline: float | None = None) -> None:
         self.engine = engine
         self.deadline = deadline
-        self.flow = flow
-        self.machine = engine.machines[flow.name]
+        self._use(runtime)
         self.session = session
         self.subscriber = subscriber
         # An error line shown above the screen: (msgid or Jinja source, extra context).
         self.notice: tuple[str, dict[str, Any]] | None = None
+        self.notice_is_new = False  # a notice from this input (shown from page one) or one carried over
         self.final = False
         self.ended_text: str | None = None  # a system screen that ends the session
         self.language: str | None = None
@@ -141,7 +195,7 @@ class _Turn:
 
     # -- context -------------------------------------------------------------------------------
     def context(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-        ctx = dict(self.session.vars)
+        ctx = as_money(dict(self.session.vars), self.engine.money_vars)
         ctx["lang"] = self.session.lang
         ctx["msisdn"] = self.subscriber.msisdn
         if extra:
@@ -164,16 +218,25 @@ class _Turn:
         nav = self.flow.navigation
         session = self.session
         state = self.state
-        if text == nav.more and session.page < session.pages - 1:
-            session.page += 1
-            return
+        carried, session.notice = session.notice, None
+        if text == nav.more:
+            if session.page < session.pages - 1:
+                session.page += 1
+                self._carry(carried)
+                return
+            if await self._turn_list(state.more):
+                return
+            if state.kind != "input":
+                return  # on a menu's last page 98 stays there: the screen again, no "invalid choice"
+            # an input with no next page takes 98 as an answer (a quantity, an amount)
         if text == nav.back:
             if session.page > 0:
                 session.page -= 1
+                self._carry(carried)
+            elif await self._turn_list(state.back):
+                pass
             elif session.history:
-                flow_name, _, state_name = session.history.pop().rpartition(":")
-                self._switch(flow_name or self.flow.name)
-                await self.enter(state_name, record=False)
+                await self._go_back(session.history.pop())
             return
         root = session.root or self.flow.name
         if text == nav.home and (session.state != self.flow.start or self.flow.name != root):
@@ -193,15 +256,44 @@ class _Turn:
         elif state.kind == "input":
             await self._submit(state, text)
 
+    def _carry(self, notice: list[Any] | None) -> None:
+        """Paging a screen shown under an error notice keeps the notice's layout."""
+        if notice and len(notice) == 2:
+            self.notice = (str(notice[0]), dict(notice[1] or {}))
+
+    async def _turn_list(self, paging: Route | None) -> bool:
+        """98 / 0 on a list an action pages (the state's `more` / `back`): go there, without a
+        history entry (0 on page N is page N-1, not the screen before the list)."""
+        if paging is None or (paging.when and not self.engine.renderer.evaluate(paging.when, self.context())):
+            return False
+        trigger = "more" if paging is self.state.more else "back"
+        await self.enter(self.machine.fire(trigger, self.state.name, self.context()) or paging.next)
+        return True
+
+    async def _go_back(self, entry: str) -> None:
+        """History entries are `flow:state`, with `#page` when the screen was left on a page
+        other than the first: 0 returns to that page."""
+        place, _, page = entry.partition("#")
+        flow_name, _, state_name = place.rpartition(":")
+        self._switch(flow_name or self.flow.name)
+        await self.enter(state_name, record=False)
+        if page.isdigit():
+            self.session.page = int(page)
+            self.session.pages = int(page) + 1  # the render recounts and clamps
+
+    def _remember(self, state: State) -> None:
+        page = f"#{self.session.page}" if self.session.page else ""
+        self.session.history.append(f"{self.flow.name}:{state.name}{page}")
+
     async def _choose(self, state: State, text: str) -> None:
         chosen = next((opt for key, opt in self.visible_options(state) if key == text), None)
         if chosen is None:
-            self.notice = (system.INVALID_CHOICE, {})
+            self.notice, self.notice_is_new = (system.INVALID_CHOICE, {}), True
             return
         target = self.machine.fire("choose", state.name, self.context(), choice=chosen.index)
         if chosen.set:
             self.session.vars.update(self._render_args(dict(chosen.set)))
-        self.session.history.append(f"{self.flow.name}:{state.name}")
+        self._remember(state)
         await self.enter(target or chosen.next)
 
     async def _submit(self, state: State, text: str) -> None:
@@ -216,11 +308,11 @@ class _Turn:
                     self.ended_text = system.TOO_MANY_ATTEMPTS
                 return
             source = state.error.source if state.error and state.error.source else result.msgid
-            self.notice = (source or result.msgid, result.params)
+            self.notice, self.notice_is_new = (source or result.msgid, result.params), True
             return
         self.session.vars[state.var] = result.value
         target = self.machine.fire("submit", state.name, self.context())
-        self.session.history.append(f"{self.flow.name}:{state.name}")
+        self._remember(state)
         await self.enter(target or state.next or state.name)
 
     # -- entering states ---------------------------------------------------------------------
@@ -252,9 +344,11 @@ class _Turn:
         raise RuntimeError(f"flow {self.flow.name}: more than {_MAX_AUTO_STEPS} routers/actions in a row")
 
     def _switch(self, flow_name: str) -> None:
-        self.flow = self.engine.flows[flow_name]
-        self.machine = self.engine.machines[flow_name]
+        self._use(self.engine.versions.get(self.session, flow_name))
         self.session.flow = flow_name
+
+    def _use(self, runtime: FlowRuntime) -> None:
+        self.flow, self.machine, self.renderer = runtime.flow, runtime.machine, runtime.renderer
 
     async def _run_action(self, state: State) -> str:
         spec = self.engine.actions.get(state.action or "")
@@ -293,7 +387,7 @@ class _Turn:
         out = {}
         for key, value in args.items():
             if isinstance(value, str) and ("{{" in value or "{%" in value):
-                value = self.engine.renderer.render_arg(self.session.lang, value, self.context())
+                value = self.renderer.render_arg(self.session.lang, value, self.context())
             out[key] = value
         return out
 
@@ -303,7 +397,7 @@ class _Turn:
         shown: list[tuple[str, Option]] = []
         number = 0
         for option in state.options:
-            if option.when and not self.engine.renderer.evaluate(option.when, ctx):
+            if option.when and not self.renderer.evaluate(option.when, ctx):
                 continue
             if option.key is None:
                 number += 1
@@ -328,25 +422,30 @@ class _Turn:
                      ended="completed" if final else None, opted_out=self.opted_out)
 
     def _screen(self, lang: str) -> str:
-        renderer = self.engine.renderer
+        renderer = self.renderer
         state = self.state
         ctx = self.context({"lang": lang})
-        lines: list[str] = []
+        notice = None
         if self.notice:
-            self.session.page = 0  # the notice is on the first page: show it
+            if self.notice_is_new:
+                self.session.page = 0  # the notice is on the first page: show it
             source, params = self.notice
-            lines.append(renderer.render_text(lang, source, {**ctx, **params}))
+            notice = renderer.render_text(lang, source, {**ctx, **params})
+        text = None
         if state.text is not None:
             if state.text.template:
-                lines.append(renderer.render_template(lang, state.text.template, ctx))
+                text = renderer.render_template(lang, state.text.template, ctx)
             elif state.text.source is not None:
-                lines.append(renderer.render_text(lang, state.text.source, ctx))
-        for key, option in self.visible_options(state):
-            lines.append(f"{key}. {renderer.render_text(lang, option.label.source or '', ctx)}")
-        nav = self.flow.navigation
-        more = f"{nav.more}. {renderer.gettext(lang, system.MORE)}"
-        back = f"{nav.back}. {renderer.gettext(lang, system.BACK)}"
-        pages = paginate(lines, self.engine.budgets[self.session.channel], more, back)
+                text = renderer.render_text(lang, state.text.source, ctx)
+        options = [f"{key}. {renderer.render_text(lang, option.label.source or '', ctx)}"
+                   for key, option in self.visible_options(state)]
+        more, back = nav_lines(renderer, self.flow, lang)
+        options += [line for line, paging in ((more, state.more), (back, state.back))
+                    if paging and (not paging.when or renderer.evaluate(paging.when, ctx))]
+        screen = ScreenLines(notice, text, options)
+        pages = screen.pages(self.engine.budgets[self.session.channel], more, back)
         self.session.pages = len(pages)
         self.session.page = min(self.session.page, len(pages) - 1)
+        if self.notice and len(pages) > 1:
+            self.session.notice = [self.notice[0], self.notice[1]]
         return pages[self.session.page]

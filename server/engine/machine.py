@@ -8,6 +8,8 @@ conditions:
     route    router -> first route whose `when` holds
     outcome  action -> outcomes[outcome], else fallback
     home     any state -> start
+    more     menu/input -> its `more` target (98 past the engine's own pages)
+    back     menu/input -> its `back` target (0 on the engine's first page)
 
 Why one resident model instead of `add_model`/`remove_model` per turn: attaching a model makes
 transitions bind a method per event and per state (measured 45 us per fire on the 17-state demo
@@ -71,6 +73,10 @@ class FlowMachine:
                 for outcome, target in state.outcomes.items():
                     add("outcome", state.name, target, conditions=[_outcome_is(outcome)])
                 add("outcome", state.name, state.fallback)
+            for trigger in ("more", "back"):
+                paging = getattr(state, trigger)
+                if paging is not None:
+                    add(trigger, state.name, paging.next, conditions=[self._holds(paging.when)] if paging.when else [])
         add("home", "*", flow.start)
         self._model = TurnModel()
         self.machine.add_model(self._model, initial=flow.start)

@@ -45,6 +45,7 @@ class State:
     kind: Kind
     mark: Mark
     text: Text | None = None
+    pages: int | None = None  # the pages the screen is meant to take; `alap check` warns beyond
     options: list[Option] = field(default_factory=list)
     # input
     var: str | None = None
@@ -63,6 +64,12 @@ class State:
     fallback: str | None = None
     timeout: float = 3.0
     save_as: str | None = None
+    # menu / input: where the navigation keys `more` (98) and `back` (0) go when the engine has
+    # no page of its own to turn to: an action's list paged by the flow (docs/flows.md)
+    more: Route | None = None
+    back: Route | None = None
+    # `resume: false`: a call dropped on this screen is not offered to continue (bdapps/resume.py)
+    resume: bool = True
     # marks of referenced names, for error reporting
     ref_marks: dict[str, Mark] = field(default_factory=dict)
 
@@ -71,6 +78,7 @@ class State:
         out = [o.next for o in self.options] + [r.next for r in self.routes]
         out += list(self.outcomes.values())
         out += [t for t in (self.next, self.fallback, self.on_fail) if t]
+        out += [r.next for r in (self.more, self.back) if r]
         return out
 
 
@@ -95,4 +103,7 @@ class Flow:
     sms_default: bool = False  # SMS: answers messages with no known keyword (var `unknown`)
     navigation: Navigation = field(default_factory=Navigation)
     sample: dict[str, Any] = field(default_factory=dict)
+    sample_marks: dict[str, Mark] = field(default_factory=dict)  # where each `sample:` key is written
     mark: Mark | None = None
+    resume: bool = True  # `resume: false`: no screen of this flow is offered to continue
+    yaml: str = ""  # the file's text as loaded: part of the flow's version (engine/versions.py)

@@ -20,6 +20,10 @@ class Session(msgspec.Struct, kw_only=True):
     page: int = 0
     pages: int = 1
     retries: int = 0
+    # [msgid, params] of an error notice on a paginated screen, so 98/0 page through the same
+    # layout the notice made (server/render/screen.py); None otherwise.
+    notice: list[Any] | None = None
+    ver: dict[str, str] = {}  # flow -> the content id of the version this session runs (engine/versions.py)
 
 
 _encoder = msgspec.json.Encoder(decimal_format="string")

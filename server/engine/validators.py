@@ -12,6 +12,18 @@ from typing import Any
 
 from ..msisdn import local as local_number, normalise_digits
 
+# Each validator type and the parameters it takes; any other key is an error at load
+# (server/engine/state_parser.py), so `minimum:` for `min:` never passes silently.
+VALIDATOR_PARAMS: dict[str, tuple[str, ...]] = {
+    "text": ("max_length",),
+    "regex": ("pattern", "max_length"),
+    "integer": ("min", "max"),
+    "amount": ("min", "max"),
+    "bd_mobile": (),
+    "any": ("max_length",),
+}
+
+
 @dataclass(frozen=True)
 class Valid:
     value: Any
@@ -23,12 +35,20 @@ class Invalid:
     params: dict[str, Any]
 
 
+@dataclass(frozen=True)
 class Validator:
-    kind = "any"
+    """Any non-empty text, at most `max_length` characters when given."""
+
+    max_length: int | None = None
+    kind = "text"
     default_error = "Invalid input. Please try again."
 
     def check(self, text: str) -> Valid | Invalid:
-        return Valid(text) if text else Invalid("Please enter a value.", {})
+        if not text:
+            return Invalid("Please enter a value.", {})
+        if self.max_length is not None and len(text) > self.max_length:
+            return self.fail()
+        return Valid(text)
 
     def params(self) -> dict[str, Any]:
         return {}
@@ -39,7 +59,7 @@ class Validator:
 
 @dataclass(frozen=True)
 class RegexValidator(Validator):
-    pattern: str
+    pattern: str = ""
     kind = "regex"
     default_error = "Invalid input. Please try again."
 
@@ -47,6 +67,8 @@ class RegexValidator(Validator):
         object.__setattr__(self, "_compiled", re.compile(self.pattern))
 
     def check(self, text: str) -> Valid | Invalid:
+        if self.max_length is not None and len(text) > self.max_length:
+            return self.fail()
         return Valid(text) if self._compiled.fullmatch(text) else self.fail()  # type: ignore[attr-defined]
 
 
@@ -81,8 +103,9 @@ class IntegerValidator(RangeValidator):
 
 @dataclass(frozen=True)
 class AmountValidator(RangeValidator):
-    """Taka amounts: digits with at most two decimals, within [min, max]. Stored as a string
-    (exact decimal) so session JSON never carries a float."""
+    """Taka amounts: digits with at most two decimals, within [min, max]. The value is a
+    `Decimal` (exact; the session's JSON stores it as a string and the engine reads it back as
+    a Decimal, server/engine/money.py), never a float."""
 
     kind = "amount"
     default_error = "Enter an amount from {{ min|taka }} to {{ max|taka }}."
@@ -95,7 +118,7 @@ class AmountValidator(RangeValidator):
             value = Decimal(cleaned)
         except InvalidOperation:
             return self.fail()
-        return self.within(value, str(value))
+        return self.within(value, value)
 
 
 @dataclass(frozen=True)
@@ -121,25 +144,32 @@ def build_validator(spec: dict[str, Any]) -> Validator:
             re.compile(pattern)
         except re.error as exc:
             raise ValueError(f"invalid regex {pattern!r}: {exc}") from None
-        return RegexValidator(pattern)
+        return RegexValidator(max_length=_max_length(spec), pattern=pattern)
     if kind == "integer":
         lo, hi = spec.get("min"), spec.get("max")
         for name, value in (("min", lo), ("max", hi)):
             if value is not None and not isinstance(value, int):
                 raise ValueError(f"integer validator '{name}' must be an integer")
-        return IntegerValidator(lo, hi)
+        return IntegerValidator(min=lo, max=hi)
     if kind == "amount":
         try:
             lo = Decimal(str(spec["min"])) if "min" in spec else None
             hi = Decimal(str(spec["max"])) if "max" in spec else None
         except InvalidOperation:
             raise ValueError("amount validator 'min'/'max' must be numbers") from None
-        return AmountValidator(lo, hi)
+        return AmountValidator(min=lo, max=hi)
     if kind == "bd_mobile":
         return BdMobileValidator()
     if kind in (None, "any", "text"):
-        return Validator()
-    raise ValueError(f"unknown validator type {kind!r} (regex, integer, amount, bd_mobile, text)")
+        return Validator(max_length=_max_length(spec))
+    raise ValueError(f"unknown validator type {kind!r} ({', '.join(VALIDATOR_PARAMS)})")
+
+
+def _max_length(spec: dict[str, Any]) -> int | None:
+    value = spec.get("max_length")
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+        raise ValueError("'max_length' must be a whole number of characters >= 1")
+    return value
 
 
 def validate_input(validator: Validator, text: str) -> Valid | Invalid:

@@ -245,6 +245,12 @@ async def run_worker(settings: Any, *, stop_event: asyncio.Event | None = None,
                             lease=settings.worker_lease, poll_interval=settings.worker_poll_interval,
                             sms_sender=sender)
     stop = stop_event or asyncio.Event()
+    # Scheduled, parked and orphaned broadcasts (server/broadcast/scheduler.py) run here too.
+    from server.broadcast.context import BroadcastContext
+    from server.broadcast.scheduler import BroadcastScheduler
+
+    broadcasts = BroadcastContext(settings, store, http, sender=sender)
+    broadcast_task = asyncio.create_task(BroadcastScheduler(broadcasts).run(stop))
     loop = asyncio.get_running_loop()
     installed: list[int] = []
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -253,11 +259,14 @@ async def run_worker(settings: Any, *, stop_event: asyncio.Event | None = None,
             installed.append(sig)
         except (NotImplementedError, RuntimeError, ValueError):  # not the main thread / platform
             pass
-    print(f"alap worker {wid}: recharge queue (store: {store.name}, concurrency {worker.concurrency}, "
+    print(f"alap worker {wid}: recharge queue and broadcasts (store: {store.name}, concurrency {worker.concurrency}, "
           f"lease {worker.lease:g}s)", flush=True)
     try:
         await worker.run(stop)
+        await broadcast_task
     finally:
+        broadcast_task.cancel()
+        await broadcasts.aclose()
         for sig in installed:
             loop.remove_signal_handler(sig)
         await sender.aclose()

@@ -51,7 +51,7 @@ def paginate(lines: list[str], budget: Budget, more: str, back: str) -> list[str
     limit = budget.for_text(encoding_probe)
     if len(whole) <= limit:
         return [whole]
-    # Room left for content on a page that carries both navigation lines, so any page fits.
+    # Room left for content on a page that carries both navigation lines: no piece is longer.
     room = limit - len(more) - len(back) - 2
     if room < 10:
         raise ValueError("navigation labels leave no room on a page")
@@ -59,16 +59,26 @@ def paginate(lines: list[str], budget: Budget, more: str, back: str) -> list[str
     for block in lines:
         for line in block.split("\n"):  # a multi-line text breaks at its own line ends first
             pieces.extend(_split_long_line(line, room) if len(line) > room else [line])
-    pages: list[list[str]] = [[]]
-    used = 0
-    for piece in pieces:
-        cost = len(piece) + (1 if pages[-1] else 0)
-        if pages[-1] and used + cost > room:
-            pages.append([])
-            used = 0
-            cost = len(piece)
-        pages[-1].append(piece)
-        used += cost
+    # Each page holds what its own navigation lines leave: the first has no "back", the last no
+    # "more" (a Bengali menu saves a page this way). Pieces are cut to the smallest room above,
+    # so every piece fits any page.
+    pages: list[list[str]] = []
+    start = 0
+    while start < len(pieces):
+        nav_back = len(back) + 1 if pages else 0
+        rest = pieces[start:]
+        if len("\n".join(rest)) <= limit - nav_back:
+            pages.append(rest)
+            break
+        page_room = limit - nav_back - len(more) - 1
+        page, used = [pieces[start]], len(pieces[start])
+        for piece in pieces[start + 1:]:
+            if used + 1 + len(piece) > page_room:
+                break
+            page.append(piece)
+            used += 1 + len(piece)
+        pages.append(page)
+        start += len(page)
     rendered = []
     for i, page in enumerate(pages):
         body = list(page)

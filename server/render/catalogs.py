@@ -1,21 +1,27 @@
 """Gettext catalogs read straight from `locales/<lang>/LC_MESSAGES/messages.po`, and the rules
 that say whether they can serve.
 
+Two sets: the engine's own texts ("Invalid choice.", navigation labels, validator errors, the
+shipped actions' values) in the package's `server/locales/`, and the project's (its flows and
+templates) in the project's `locales/`. The renderer looks in the project's first, so an
+author may override an engine text.
+
 Compiling in memory (Babel's write_mo into a buffer) means an edited .po takes effect on the
 next load without a separate compile step, and fuzzy entries are never used.
 
 A catalog that cannot be read falls back to no translation at all: gettext then answers the
 English msgid. That is never acceptable in production (a Bengali subscriber would silently get
-English), so `catalog_problems()` lists every unreadable catalog and every msgid a shipped
-language lacks; `alap serve` (server/serving.py) refuses to start on any, `alap check`
-(server/tooling/check.py) reports them, both by `message_problem()`.
+English), so `load_problems()` lists every unreadable catalog (the app refuses to build on
+any, server/app.py) and `message_problem()` is the rule by which `alap check` reports every
+msgid a shipped language lacks (server/tooling/check_catalogs.py), a gate `alap serve` and
+`alap dev` apply too.
 """
 from __future__ import annotations
 
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Mapping
 
 from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
@@ -35,17 +41,6 @@ class LoadedCatalog:
     problem_line: int = 1  # where in the file, when the parser says
 
 
-@dataclass(frozen=True)
-class CatalogMsgid:
-    """A msgid something shows, and where it is written (for the problem's `file:line:col`)."""
-
-    msgid: str
-    file: str
-    line: int
-    col: int
-    what: str  # e.g. "text of state 'main'"
-
-
 @dataclass(frozen=True, order=True)
 class CatalogProblem:
     file: str
@@ -55,6 +50,9 @@ class CatalogProblem:
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}:{self.col}: {self.message}"
+
+
+ENGINE_LOCALES = Path(__file__).resolve().parent.parent / "locales"
 
 
 def po_path(locales_dir: Path, language: str) -> Path:
@@ -101,20 +99,3 @@ def load_problems(catalogs: Mapping[str, LoadedCatalog], locales_dir: Path | Non
         for message in loaded.problems:
             problems.append(CatalogProblem(str(where), loaded.problem_line, 1, message))
     return problems
-
-
-def catalog_problems(catalogs: Mapping[str, LoadedCatalog], msgids: Iterable[CatalogMsgid],
-                     locales_dir: Path | None = None) -> list[CatalogProblem]:
-    """What stops a server: unreadable catalogs, and msgids missing, fuzzy or untranslated in a
-    shipped language other than the source language (English text is the msgid itself)."""
-    problems = set(load_problems(catalogs, locales_dir))
-    for item in msgids:
-        for language, loaded in catalogs.items():
-            if language == SOURCE_LANGUAGE or loaded.catalog is None:
-                continue
-            problem = message_problem(loaded.catalog, item.msgid, language)
-            if problem:
-                shown = item.msgid if len(item.msgid) <= 50 else item.msgid[:49] + "…"
-                problems.add(CatalogProblem(item.file, item.line, item.col,
-                                            f"msgid {shown!r} ({item.what}) {problem} in {loaded.path}"))
-    return sorted(problems)

@@ -13,9 +13,12 @@ from typing import Any, Callable, Mapping
 
 import jinja2
 
-from .catalogs import LoadedCatalog, load_catalog
+from babel.messages.catalog import Message
+
 from ..msisdn import bengali_digits
+from .catalogs import ENGINE_LOCALES, LoadedCatalog, load_catalog
 from .formatting import format_number, format_taka, localise_digits
+from .money_filters import FILTERS as MONEY_FILTERS
 
 LANGUAGES = ("bn", "en")
 
@@ -31,15 +34,28 @@ class TextError(Exception):
 
 class Renderer:
     def __init__(self, templates_dir: Path, locales_dir: Path, languages: tuple[str, ...] = LANGUAGES,
-                 *, strict: bool = False) -> None:
+                 *, strict: bool = False, catalogs: dict[str, LoadedCatalog] | None = None,
+                 templates: jinja2.BaseLoader | None = None) -> None:
+        """`catalogs` and `templates` replace the files (a stored flow version brings its own,
+        engine/versions.py); by default both are read from the folders."""
         self.templates_dir = Path(templates_dir)
         self.locales_dir = Path(locales_dir)
         self.languages = languages
-        self.catalogs: dict[str, LoadedCatalog] = {lang: load_catalog(self.locales_dir, lang) for lang in languages}
+        # The project's catalogs (or a stored flow version's), then the engine's
+        # (server/render/catalogs.py) as their fallback: the project's entries win.
+        self.catalogs: dict[str, LoadedCatalog] = catalogs or {
+            lang: load_catalog(self.locales_dir, lang) for lang in languages}
+        self.engine_catalogs: dict[str, LoadedCatalog] = {}
+        if self.locales_dir.resolve() != ENGINE_LOCALES:
+            self.engine_catalogs = {lang: load_catalog(ENGINE_LOCALES, lang) for lang in languages}
+        for lang, engine_catalog in self.engine_catalogs.items():
+            self.catalogs[lang].translations.add_fallback(engine_catalog.translations)
+        self._loader = templates or jinja2.FileSystemLoader(self.templates_dir)
         undefined = jinja2.StrictUndefined if strict else jinja2.ChainableUndefined
         self.envs = {lang: self._make_env(lang, undefined) for lang in languages}
         # Conditions are language-neutral expressions over session variables.
         self.expr_env = jinja2.Environment(undefined=jinja2.ChainableUndefined, autoescape=False)
+        self.expr_env.filters.update(MONEY_FILTERS)
         self._texts: dict[tuple[str, str], jinja2.Template] = {}
         # Translated texts with no Jinja syntax render to themselves: skip Jinja on the hop.
         self._static: dict[tuple[str, str], str] = {}
@@ -47,7 +63,7 @@ class Renderer:
 
     def _make_env(self, lang: str, undefined: type[jinja2.Undefined]) -> jinja2.Environment:
         env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(self.templates_dir),
+            loader=self._loader,
             extensions=["jinja2.ext.i18n"],
             autoescape=False,
             trim_blocks=True,
@@ -60,12 +76,28 @@ class Renderer:
         env.filters["number"] = partial(format_number, lang=lang)
         env.filters["digits"] = partial(localise_digits, lang=lang)
         env.filters["bn_digits"] = bengali_digits
+        env.filters.update(MONEY_FILTERS)
         env.globals["lang"] = lang
         return env
 
     # -- translation -------------------------------------------------------------------------
     def gettext(self, lang: str, msgid: str) -> str:
         return self.catalogs[lang].translations.gettext(msgid)
+
+    def message(self, lang: str, msgid: str) -> tuple[Message | None, LoadedCatalog]:
+        """The catalog entry a msgid is translated from, as gettext picks it: the project's when
+        translated, else the engine's; otherwise the first entry found (untranslated or fuzzy),
+        or (None, the project's catalog) when neither catalog has it."""
+        project = self.catalogs[lang]
+        found: list[tuple[Message, LoadedCatalog]] = []
+        for loaded in (project, self.engine_catalogs.get(lang)):
+            if loaded is not None and loaded.catalog is not None:
+                message = loaded.catalog.get(msgid)
+                if message is not None:
+                    if message.string and not message.fuzzy:
+                        return message, loaded
+                    found.append((message, loaded))
+        return found[0] if found else (None, project)
 
     # -- compile (load time) -------------------------------------------------------------------
     def compile_text(self, lang: str, source: str) -> jinja2.Template:

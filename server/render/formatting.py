@@ -6,7 +6,7 @@ so that an English screen stays GSM-7 and fits the 160-character budget.
 """
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from babel.numbers import format_currency, format_decimal
@@ -34,6 +34,8 @@ def format_taka(value: Any, lang: str) -> str:
     amount = _decimal(value)
     if amount is None:
         return str(value)
+    # To the paisa, half-up as money is rounded here (Babel would round half-even).
+    amount = amount.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
     if lang == "bn":
         return bengali_digits(format_currency(amount, "BDT", locale="bn_BD"))
     return "Tk " + format_decimal(amount, format="#,##,##0.00", locale="en_IN")

@@ -16,3 +16,6 @@ SERVICE_BUSY = N_("The service is busy. Please try again later.")
 SYSTEM_ERROR = N_("Sorry, something went wrong. Please dial again.")
 MORE = N_("More")
 BACK = N_("Back")
+# The first screen of a re-dial after a dropped call (server/bdapps/resume.py).
+RESUME_CONTINUE = N_("Continue where you left off")
+RESUME_RESTART = N_("Start again")

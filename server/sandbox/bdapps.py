@@ -117,6 +117,12 @@ def sent_sms(app: web.Application) -> list[dict[str, Any]]:
 
 
 async def sms_send(request: web.Request) -> web.StreamResponse:
+    # Like a real gateway, a request that arrived is carried out even if the client hangs up
+    # while waiting (a sender killed mid-request: tests/broadcast/test_crash_resume.py).
+    return await asyncio.shield(_sms_send(request))
+
+
+async def _sms_send(request: web.Request) -> web.StreamResponse:
     body = await _checked_body(request, "/sms/send")
     if not isinstance(body, dict):
         return body

@@ -21,6 +21,10 @@ turn when its lock runs out. A session belongs to the subscriber whose address s
 Sessions are opaque bytes here (the engine owns their JSON); subscriber profiles are small
 versioned JSON records keyed by the subscriber address, outlive sessions, and are changed
 field by field (`update_profile`), so two channels changing different fields both win.
+
+Resume records (bdapps/resume.py): the last resumable screen of a subscriber's session of one
+service, keyed by subscriber and service, read in the mo-init claim's round trip and written
+(or forgotten) in the commit's round trip: resuming adds no round trip to a hop.
 """
 from __future__ import annotations
 
@@ -29,11 +33,14 @@ import secrets
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import msgspec
 
 from .funnel import FunnelCounts, FunnelHop
+
+if TYPE_CHECKING:
+    from .versions import VersionStore
 
 LOCK_TTL = 5.0  # seconds; a turn must finish inside it (SessionLease.turn_deadline), below the USSD budget
 SAVE_ROOM = 1.0  # seconds a lease keeps for its commit: one round trip (the Redis socket timeout)
@@ -80,6 +87,19 @@ def decode_profile(data: bytes | None) -> Profile:
         return Profile()
 
 
+@dataclass(frozen=True)
+class ResumeKey:
+    subscriber: str
+    service: str
+
+
+@dataclass(frozen=True)
+class ResumeWrite:
+    key: ResumeKey
+    data: bytes | None  # None forgets the record
+    ttl: int
+
+
 @dataclass
 class SessionLease:
     """The right to change one session until commit() or LOCK_TTL."""
@@ -93,6 +113,7 @@ class SessionLease:
     # time.monotonic() when the lock runs out at the latest (measured from before the request
     # that took it was sent), so the turn can finish and save before it does.
     expires_at: float = float("inf")
+    resume: bytes | None = None  # the resume record claim() was asked to read, if any
 
     @property
     def turn_deadline(self) -> float:
@@ -109,23 +130,26 @@ class Claim:
 
 class Store(ABC):
     name = "abstract"
+    versions: "VersionStore"  # published flow versions (store/versions.py), set by each backend
 
     # -- hop protocol -----------------------------------------------------------------------
     async def claim(self, session_id: str, request_id: str, *, owner: str | None = None,
-                    profile_of: str | None = None) -> Claim:
+                    profile_of: str | None = None, resume_of: ResumeKey | None = None) -> Claim:
         """Mark this delivery of `request_id` as the hop's owner and try to take the session
         lock, in one step.
 
         'foreign': `owner` is given and the session belongs to another address (nothing
         happened). 'duplicate': the request was committed before (nothing happened). 'busy':
         this delivery owns the hop, but another hop holds the lock: call acquire(). 'ok': the
-        lease is held and the session (and profile, when asked) loaded.
+        lease is held and the session (and profile and resume record, when asked) loaded.
         """
         token = secrets.token_hex(8)
         started = time.monotonic()
-        status, session, profile = await self._claim(session_id, request_id, token, owner, profile_of)
+        status, session, profile, resume = await self._claim(session_id, request_id, token, owner, profile_of,
+                                                             resume_of)
         if status == "ok":
-            return Claim("ok", SessionLease(session_id, token, session, profile, request_id, owner, started + LOCK_TTL))
+            return Claim("ok", SessionLease(session_id, token, session, profile, request_id, owner,
+                                            started + LOCK_TTL, resume))
         if status == "busy":  # acquire() takes the lock under the same token
             return Claim("busy", pending=SessionLease(session_id, token, None, None, request_id, owner))
         return Claim(status)  # type: ignore[arg-type]
@@ -155,7 +179,7 @@ class Store(ABC):
             delay = min(delay * 2, 0.05)
 
     async def commit(self, lease: SessionLease, session: bytes | None, ttl: int, *, answered: bool | None = None,
-                     funnel: FunnelHop | None = None) -> bool:
+                     funnel: FunnelHop | None = None, resume: ResumeWrite | None = None) -> bool:
         """Save the session (None deletes it), mark the lease's request done and release the
         lock. False when the lock had expired (nothing was written); HopSuperseded when a
         redelivery of the request took the hop over (nothing was written: it sends the screen).
@@ -165,8 +189,10 @@ class Store(ABC):
         that timed out on its first screen (see `sweep_expired`).
 
         `funnel` (server/store/funnel.py) is added to the day's funnel counters in the same step,
-        only when the session is saved."""
-        outcome = await self._commit(lease, session, ttl, answered, funnel)
+        only when the session is saved. `resume` writes or forgets a resume record in the same
+        round trip, only when the session is saved (a commit that lost its lock leaves no stale
+        record behind)."""
+        outcome = await self._commit(lease, session, ttl, answered, funnel, resume)
         if outcome == "superseded":
             raise HopSuperseded(lease.session_id)
         return outcome == "saved"
@@ -180,6 +206,13 @@ class Store(ABC):
     # -- profiles ---------------------------------------------------------------------------
     async def get_profile(self, address: str) -> Profile:
         return decode_profile(await self._get_profile(address))
+
+    async def get_profiles(self, addresses: list[str]) -> list[Profile]:
+        """Many profiles at once (a broadcast checks opt-outs a batch at a time)."""
+        return [decode_profile(data) for data in await self._get_profiles(addresses)]
+
+    async def _get_profiles(self, addresses: list[str]) -> list[bytes | None]:
+        return [await self._get_profile(a) for a in addresses]
 
     async def set_profile(self, address: str, profile: Profile) -> None:
         """Replace the whole profile (seeding, tests). Turns use update_profile()."""
@@ -197,12 +230,12 @@ class Store(ABC):
             await self._merge_profile(address, changes)
 
     # -- backend primitives -----------------------------------------------------------------
-    # _claim: ('ok' | 'busy' | 'duplicate' | 'foreign', session, profile)
+    # _claim: ('ok' | 'busy' | 'duplicate' | 'foreign', session, profile, resume record)
     # _lock: ('ok' | 'busy' | 'superseded' | 'foreign', session, profile)
     # _commit: 'saved' | 'lost' | 'superseded';  _release: 'released' | 'superseded'
     @abstractmethod
-    async def _claim(self, session_id: str, request_id: str, token: str, owner: str | None,
-                     profile_of: str | None) -> tuple[str, bytes | None, Profile | None]: ...
+    async def _claim(self, session_id: str, request_id: str, token: str, owner: str | None, profile_of: str | None,
+                     resume_of: ResumeKey | None) -> tuple[str, bytes | None, Profile | None, bytes | None]: ...
 
     @abstractmethod
     async def _lock(self, session_id: str, token: str, request_id: str | None, owner: str | None,
@@ -210,7 +243,7 @@ class Store(ABC):
 
     @abstractmethod
     async def _commit(self, lease: SessionLease, session: bytes | None, ttl: int, answered: bool | None,
-                      funnel: FunnelHop | None = None) -> str: ...
+                      funnel: FunnelHop | None = None, resume: ResumeWrite | None = None) -> str: ...
 
     @abstractmethod
     async def _release(self, lease: SessionLease) -> str: ...
@@ -223,6 +256,10 @@ class Store(ABC):
 
     @abstractmethod
     async def _merge_profile(self, address: str, changes: dict[str, object]) -> None: ...
+
+    @abstractmethod
+    async def get_resume(self, key: ResumeKey) -> bytes | None:
+        """Read a resume record (inspection and tests)."""
 
     @abstractmethod
     async def get_session(self, session_id: str) -> bytes | None:

@@ -9,8 +9,10 @@ import time
 from collections import Counter
 from typing import Callable
 
-from .base import DEDUPE_TTL, LOCK_TTL, PROFILE_TTL, Profile, SessionLease, Store, decode_profile, encode_profile
+from .base import (DEDUPE_TTL, LOCK_TTL, PROFILE_TTL, Profile, ResumeKey, SessionLease, Store, decode_profile,
+                   encode_profile)
 from .funnel import RETENTION_DAYS, FunnelHop, days_back, today
+from .versions import MemoryVersions
 
 SWEEP_EVERY = 30.0  # seconds between sweeps of expired entries
 
@@ -62,6 +64,8 @@ class MemoryStore(Store):
         self.funnels: dict[tuple[str, str], Counter] = {}  # (flow, day) -> counters (funnel.py)
         self.waiting: dict[str, tuple[str, str, str]] = {}  # open session -> (flow, day, state)
         self.live = _Expiring(clock)  # subscriber -> their open session id
+        self.resumes = _Expiring(clock)  # ResumeKey -> the session's data
+        self.versions = MemoryVersions(self)
         self._next_sweep = clock() + SWEEP_EVERY
 
     def _sweep(self) -> None:
@@ -69,7 +73,7 @@ class MemoryStore(Store):
         if now < self._next_sweep:
             return
         self._next_sweep = now + SWEEP_EVERY
-        for entries in (self.sessions, self.owners, self.locks, self.seen, self.profiles, self.live):
+        for entries in (self.sessions, self.owners, self.locks, self.seen, self.profiles, self.live, self.resumes):
             entries.sweep(now)
 
     def _profile(self, address: str | None) -> Profile | None:
@@ -79,20 +83,21 @@ class MemoryStore(Store):
         current = self.owners.get_live(session_id)
         return owner is not None and current is not None and current != owner
 
-    async def _claim(self, session_id, request_id, token, owner, profile_of):
+    async def _claim(self, session_id, request_id, token, owner, profile_of, resume_of):
         self._sweep()
         if self._foreign(session_id, owner):
-            return "foreign", None, None
+            return "foreign", None, None, None
         key = f"{session_id}\x00{request_id}"
         seen = self.seen.get_live(key)
         if seen == DONE:
-            return "duplicate", None, None
+            return "duplicate", None, None, None
         self.seen.put(key, token, DEDUPE_TTL)  # this delivery owns the request now
         holder = self.locks.get_live(session_id)
         if holder is not None and holder != seen:
-            return "busy", None, None
+            return "busy", None, None, None
         self.locks.put(session_id, token, LOCK_TTL)
-        return "ok", self.sessions.get_live(session_id), self._profile(profile_of)
+        resume = self.resumes.get_live(resume_of) if resume_of is not None else None
+        return "ok", self.sessions.get_live(session_id), self._profile(profile_of), resume
 
     async def _lock(self, session_id, token, request_id, owner, profile_of):
         if request_id and self.seen.get_live(f"{session_id}\x00{request_id}") != token:
@@ -104,7 +109,7 @@ class MemoryStore(Store):
         self.locks.put(session_id, token, LOCK_TTL)
         return "ok", self.sessions.get_live(session_id), self._profile(profile_of)
 
-    async def _commit(self, lease: SessionLease, session, ttl, answered, funnel=None):
+    async def _commit(self, lease: SessionLease, session, ttl, answered, funnel=None, resume=None):
         self._sweep()
         sid = lease.session_id
         seen_key = f"{sid}\x00{lease.request_id}"
@@ -128,6 +133,11 @@ class MemoryStore(Store):
             self.seen.keep_ttl(seen_key, DONE)
         if funnel is not None:
             self._count(sid, funnel, tracked=answered is not None and session is not None)
+        if resume is not None:
+            if resume.data is None:
+                self.resumes.pop(resume.key, None)
+            else:
+                self.resumes.put(resume.key, resume.data, resume.ttl)
         return "saved"
 
     async def _release(self, lease: SessionLease):
@@ -179,6 +189,9 @@ class MemoryStore(Store):
         for name, value in changes.items():
             setattr(profile, name, value)
         self.profiles.put(address, encode_profile(profile), PROFILE_TTL)
+
+    async def get_resume(self, key: ResumeKey):
+        return self.resumes.get_live(key)
 
     async def get_session(self, session_id):
         return self.sessions.get_live(session_id)

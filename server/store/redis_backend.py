@@ -27,12 +27,13 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError
 
-from .base import DEDUPE_TTL, LOCK_TTL, PROFILE_TTL, Store, StoreUnavailable, decode_profile
+from .base import DEDUPE_TTL, LOCK_TTL, PROFILE_TTL, ResumeKey, ResumeWrite, Store, StoreUnavailable, decode_profile
 from .funnel import RETENTION_SECONDS
 from .redis_funnel import FUNNEL_COMMIT, FUNNEL_SWEEP, RedisFunnel
 from .redis_errors import redis_guard
 from .redis_keyspace import RedisKeyspace, hash_tag
 from .redis_line import RedisLine
+from .versions import RedisVersions
 
 # The hop protocol of server/store/base.py. The dedupe record (KEYS seen) holds the claim token
 # of the delivery that owns the request, '1' once committed (done: a shared integer, the
@@ -88,6 +89,23 @@ if ARGV[6] ~= '' then
   if ARGV[2] == '' then redis.call('ZREM', KEYS[5], ARGV[6]) else redis.call('ZADD', KEYS[5], ARGV[7], ARGV[6]) end
 end
 """ + FUNNEL_COMMIT + """return 'saved'
+"""
+
+# Single node, a hop that keeps or forgets a resume record (server/bdapps/resume.py): the record
+# (the last key; data and TTL the last two arguments, '' forgets it) is taken off KEYS and ARGV,
+# the commit above runs as a function on what is left (it reads #KEYS and #ARGV), and the record
+# is written only when the session was saved. Same round trip, no stale record.
+_COMMIT_TRACKED_RESUME = """
+local resume_key, resume_ttl = table.remove(KEYS), table.remove(ARGV)
+local resume_data = table.remove(ARGV)
+local function commit()
+""" + _COMMIT_TRACKED + """end
+local outcome = commit()
+if outcome == 'saved' then
+  if resume_data == '' then redis.call('DEL', resume_key)
+  else redis.call('SET', resume_key, resume_data, 'EX', resume_ttl) end
+end
+return outcome
 """
 
 # Pop the sessions whose expiry passed: each is counted by exactly one process.
@@ -228,9 +246,11 @@ class RedisStore(RedisFunnel, RedisKeyspace, Store):
         self._lock_script = script(_LOCK)
         # On a cluster the index lives in its own slot, so the commit script cannot touch it.
         self._commit_script = script(_COMMIT if self.cluster else _COMMIT_TRACKED)
+        self._commit_resume_script = script(_COMMIT_TRACKED_RESUME)  # single node only
         self._release_script = script(_RELEASE)
         self._sweep_script = script(_SWEEP)
         self._merge_profile_script = script(_MERGE_PROFILE)
+        self.versions = RedisVersions(self)
         if self.cluster:  # the single-node hop path stays as it is (benchmarked)
             self._guard = self._cluster_guard  # type: ignore[method-assign]
             self._with_profile = self._with_profile_cluster  # type: ignore[method-assign]
@@ -256,6 +276,10 @@ class RedisStore(RedisFunnel, RedisKeyspace, Store):
     def profile_key(self, address: str) -> str:
         return self.key("p", hash_tag(address))
 
+    def resume_key(self, key: ResumeKey) -> str:
+        """Next to the subscriber's profile (same hash tag): read in the same round trip."""
+        return self.key("r", hash_tag(key.subscriber), key.service)
+
     @property
     def open_key(self) -> str:
         return self.key("open")
@@ -269,51 +293,63 @@ class RedisStore(RedisFunnel, RedisKeyspace, Store):
             await self.redis.initialize()  # once; later calls return at once (and after a failover)
             yield
 
-    async def _with_profile(self, script, keys: list[str], args: list[Any], profile_of: str | None):
+    async def _with_profile(self, script, keys: list[str], args: list[Any], profile_of: str | None,
+                            also: list[tuple[str, tuple]] = ()):
+        """Run `script`, read the profile when asked, and send the `also` commands (name, args),
+        all in one round trip: (script result, profile or None, [results of `also`])."""
+        reads = [("get", (self.profile_key(profile_of),))] if profile_of is not None else []
         async with self._guard():
-            if profile_of is None:
-                return await script(keys=keys, args=args), None
-            # The script and the profile GET in one write: one round trip.
-            result, profile = await script(keys, args, ("GET", self.profile_key(profile_of)))
-            if isinstance(profile, Exception):
-                raise profile
-            return result, decode_profile(profile)
+            if not reads and not also:
+                return await script(keys=keys, args=args), None, []
+            # The script and the reads in one write: one round trip (the commands are GETs, whose
+            # raw replies are what redis-py's pipeline would give).
+            result, *rest = await script(keys, args, *((name.upper(), *command_args)
+                                                       for name, command_args in (*reads, *also)))
+            for outcome in rest:
+                if isinstance(outcome, Exception):
+                    raise outcome
+            return result, decode_profile(rest[0]) if reads else None, rest[len(reads):]
 
-    async def _with_profile_cluster(self, script, keys: list[str], args: list[Any], profile_of: str | None):
-        """Cluster: the script and the profile GET go out together (two slots, maybe two nodes)."""
+    async def _with_profile_cluster(self, script, keys: list[str], args: list[Any], profile_of: str | None,
+                                    also: list[tuple[str, tuple]] = ()):
+        """Cluster: the script, the profile GET and the `also` commands go out together (several
+        slots, maybe several nodes)."""
+        reads = [("get", (self.profile_key(profile_of),))] if profile_of is not None else []
         async with self._guard():
-            if profile_of is None:
-                return await script(keys=keys, args=args), None
-            result, profile = await asyncio.gather(script(keys=keys, args=args),
-                                                   self.redis.get(self.profile_key(profile_of)),
-                                                   return_exceptions=True)
-            for outcome in (result, profile):
+            if not reads and not also:
+                return await script(keys=keys, args=args), None, []
+            result, *rest = await asyncio.gather(
+                script(keys=keys, args=args),
+                *(getattr(self.redis, name)(*command_args) for name, command_args in (*reads, *also)),
+                return_exceptions=True)
+            for outcome in (result, *rest):
                 if isinstance(outcome, BaseException):
                     raise outcome
-            return result, decode_profile(profile)
+            return result, decode_profile(rest[0]) if reads else None, rest[len(reads):]
 
     # -- primitives ------------------------------------------------------------------------
-    async def _claim(self, session_id, request_id, token, owner, profile_of):
+    async def _claim(self, session_id, request_id, token, owner, profile_of, resume_of):
         keys = [self._seen_key(session_id, request_id), self._lock_key(session_id), self._session_key(session_id),
                 self._owner_key(session_id)]
-        result, profile = await self._with_profile(
-            self._claim_script, keys, [token, DEDUPE_TTL, int(LOCK_TTL * 1000), owner or ""], profile_of)
+        also = [("get", (self.resume_key(resume_of),))] if resume_of is not None else []
+        result, profile, extra = await self._with_profile(
+            self._claim_script, keys, [token, DEDUPE_TTL, int(LOCK_TTL * 1000), owner or ""], profile_of, also)
         status = _text(result[0])
         if status != "ok":
-            return status, None, None
-        return "ok", result[1], profile
+            return status, None, None, None
+        return "ok", result[1], profile, extra[0] if extra else None
 
     async def _lock(self, session_id, token, request_id, owner, profile_of):
         keys = [self._lock_key(session_id), self._session_key(session_id), self._seen_key(session_id, request_id),
                 self._owner_key(session_id)]
         args = [token, int(LOCK_TTL * 1000), "1" if request_id else "", owner or ""]
-        result, profile = await self._with_profile(self._lock_script, keys, args, profile_of)
+        result, profile, _ = await self._with_profile(self._lock_script, keys, args, profile_of)
         status = _text(result[0])
         if status != "ok":
             return status, None, None
         return "ok", result[1], profile
 
-    async def _commit(self, lease, session, ttl, answered, funnel=None):
+    async def _commit(self, lease, session, ttl, answered, funnel=None, resume=None):
         sid = lease.session_id
         keys = [self._lock_key(sid), self._session_key(sid), self._seen_key(sid, lease.request_id),
                 self._owner_key(sid)]
@@ -324,9 +360,12 @@ class RedisStore(RedisFunnel, RedisKeyspace, Store):
             if not self.cluster:
                 tracked = ["", 0] if answered is None else [sid, score]
                 funnel_keys, funnel_args = self._funnel_script_args(funnel, answered is not None)
-                return _text(await self._commit_script(keys=[*keys, self.open_key, *funnel_keys],
-                                                       args=[*args, *tracked, *funnel_args]))
-            outcome = _text(await self._commit_script(keys=keys, args=args))
+                keys, args = [*keys, self.open_key, *funnel_keys], [*args, *tracked, *funnel_args]
+                if resume is not None:
+                    return _text(await self._commit_resume_script(keys=[*keys, self.resume_key(resume.key)],
+                                                                  args=[*args, resume.data or b"", resume.ttl]))
+                return _text(await self._commit_script(keys=keys, args=args))
+            outcome = await self._commit_cluster(keys, args, resume)
             if outcome == "saved" and answered is not None:
                 if session is None:
                     await self.redis.zrem(self.open_key, sid)
@@ -335,6 +374,25 @@ class RedisStore(RedisFunnel, RedisKeyspace, Store):
             if outcome == "saved" and funnel is not None:
                 await self._count_cluster(sid, funnel, answered is not None and session is not None, ttl)
             return outcome
+
+    async def _commit_cluster(self, keys: list[str], args: list[Any], resume: ResumeWrite | None) -> str:
+        """Cluster: the resume record lives in the subscriber's slot, so the commit script cannot
+        write it; both are sent together (one round trip of wall time). The record is written
+        whatever the commit found, so when the session was not saved it is forgotten afterwards
+        (a rare second round trip): no offer rather than a stale screen."""
+        if resume is None:
+            return _text(await self._commit_script(keys=keys, args=args))
+        key = self.resume_key(resume.key)
+        write = ("delete", (key,)) if resume.data is None else ("set", (key, resume.data, resume.ttl))
+        result, _, _ = await self._with_profile(self._commit_script, keys, args, None, [write])
+        outcome = _text(result)
+        if outcome != "saved" and resume.data is not None:
+            await self.redis.delete(key)
+        return outcome
+
+    async def get_resume(self, key: ResumeKey):
+        async with self._guard():
+            return await self.redis.get(self.resume_key(key))
 
     async def count_active(self) -> int:
         async with self._guard():
@@ -361,6 +419,14 @@ class RedisStore(RedisFunnel, RedisKeyspace, Store):
     async def _get_profile(self, address):
         async with self._guard():
             return await self.redis.get(self.profile_key(address))
+
+    async def _get_profiles(self, addresses):
+        if not addresses:
+            return []
+        # Profiles live in different cluster slots: a cluster client splits the read per node.
+        mget = getattr(self.redis, "mget_nonatomic", None) or self.redis.mget
+        async with self._guard():
+            return await mget([self.profile_key(a) for a in addresses])
 
     async def _set_profile(self, address, data):
         async with self._guard():

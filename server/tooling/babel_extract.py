@@ -1,10 +1,10 @@
 """Babel extractors for what `pybabel extract` cannot read on its own.
 
-- `extract_flow` (entry point `alap_flow`, see babel.cfg): YAML flows. Every state `text`,
-  option `label` and input `error` is a msgid (the English source, Jinja placeholders and all),
-  plus literal `_('...')` calls inside them. Dynamic `_(variable)` calls cannot be extracted:
+- `extract_flow` (entry point `alap_flow`; `alap translate` uses it, server/tooling/translate.py):
+  YAML flows. Every state `text`, option `label` and input `error` is a msgid (the English
+  source, Jinja placeholders and all), plus literal `_('...')` calls inside them. Dynamic `_(variable)` calls cannot be extracted:
   their values must be marked where they are produced (e.g. with `N_` in Python).
-- `extract_python` (`server.tooling.babel_extract:extract_python` in babel.cfg): Python with the
+- `extract_python` (`server.tooling.babel_extract:extract_python` in translate.py): Python with the
   usual keyword calls (`N_`, `_`, `gettext`... plus the `calls` option, e.g. `Invalid`) and,
   unlike Babel's own extractor, string constants assigned to the names in the `assignments`
   option (default `default_error`): the validators' default error messages are class

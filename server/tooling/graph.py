@@ -35,6 +35,9 @@ def edges(flow: Flow) -> list[Edge]:
             if option.when:
                 label += f"\nif {option.when}"
             out.append(Edge(state.name, option.next, label))
+        for key, name, paging in ((flow.navigation.more, "More", state.more), (flow.navigation.back, "Back", state.back)):
+            if paging:
+                out.append(Edge(state.name, paging.next, f"{key}. {name}" + (f"\nif {paging.when}" if paging.when else "")))
         if state.kind == "input" and state.next:
             out.append(Edge(state.name, state.next, state.var or ""))
         if state.on_fail:

@@ -65,7 +65,7 @@ def test_serve_refuses_invalid_flows_and_prints_every_error(tmp_path):
     flows = broken_flows(tmp_path)
     result = run("serve", BDAPPS_APP_ID="APP_1", BDAPPS_PASSWORD="pw", ALAP_FLOWS_DIR=str(flows), PORT=str(free_port()))
     assert result.returncode == 2
-    assert f"{flows}/a.yaml:7:5: state 's': unknown field 'colour' for a end state" in result.stderr
+    assert f"{flows}/a.yaml:7:5: state 's': unknown field 'colour' for an end state" in result.stderr
     assert f"{flows}/b.yaml:9:15: unknown target state 'nowhere'" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
 
@@ -92,7 +92,7 @@ def test_bad_configuration_is_one_line_naming_the_variable(extra, line):
 
 
 def wait_healthy(port: int, proc: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 60  # `alap dev` runs `alap check` before it serves
     while time.monotonic() < deadline:
         assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
         try:

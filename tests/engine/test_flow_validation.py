@@ -80,7 +80,7 @@ def test_problems_of_all_files_are_collected(tmp_path):
         "a.yaml": "flow: a\nstart: s\nstates:\n  s:\n    kind: end\n    text: ok\n    colour: red\n",
         "b.yaml": "flow: b\nstart: x\nstates:\n  s:\n    kind: wat\n",
     })
-    assert f"{file_of(tmp_path, 'a.yaml')}:7:5: state 's': unknown field 'colour' for a end state" in problems
+    assert f"{file_of(tmp_path, 'a.yaml')}:7:5: state 's': unknown field 'colour' for an end state" in problems
     assert any(p.startswith(f"{file_of(tmp_path, 'b.yaml')}:5:11: state 's': unknown kind 'wat'") for p in problems)
     assert any("'start' must name one of the states" in p for p in problems)
 

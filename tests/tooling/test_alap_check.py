@@ -130,7 +130,7 @@ def test_loader_problems_come_first_and_other_files_are_still_checked(tmp_path) 
     edit(flows / "balance.yaml", 'text: "Your balance is {{ balance|taka }}."',
          'text: "Your balance is {{ balanse|taka }}."')
     found = errors(check(flows))
-    assert f"{flows}/broken.yaml:7:5: state 's': unknown field 'colour' for a end state" in found
+    assert f"{flows}/broken.yaml:7:5: state 's': unknown field 'colour' for an end state" in found
     assert any("undefined variable 'balanse' in screen 'show'" in e for e in found)
 
 

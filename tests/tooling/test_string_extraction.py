@@ -1,5 +1,6 @@
-"""String extraction: `pybabel extract -F babel.cfg` (with the alap_flow extractor) collects every
-user-facing string, and the Bengali catalog translates all of them."""
+"""String extraction: `alap translate`'s extraction (the alap_flow extractor for flows, Jinja's
+for templates, the Python extractors for the engine) collects every user-facing string, and the
+Bengali catalogs (the project's and the engine's) translate all of them."""
 from __future__ import annotations
 
 import io
@@ -7,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from babel.messages.catalog import Catalog
-from babel.messages.frontend import CommandLineInterface
 from babel.messages.pofile import read_po
 
 from server.config import REPO_ROOT
@@ -15,24 +15,24 @@ from server.engine.validators import AmountValidator, BdMobileValidator, Integer
 from server.render import system
 from server.tooling.babel_extract import extract_flow, extract_python
 from server.tooling.check import flow_msgids, template_msgids
+from server.tooling.translate import engine_msgids, project_msgids, template_catalog
 
 from tests.conftest import test_settings as settings_for
 
 LOCALES = REPO_ROOT / "locales"
+ENGINE_LOCALES = REPO_ROOT / "server" / "locales"
 
 
 @pytest.fixture(scope="module")
-def pot(tmp_path_factory: pytest.TempPathFactory) -> Catalog:
-    """The command docs/flows.md gives, run in-process on the repository."""
-    out = tmp_path_factory.mktemp("pot") / "messages.pot"
-    CommandLineInterface().run(["pybabel", "--quiet", "extract", "-F", str(REPO_ROOT / "babel.cfg"),
-                                "-o", str(out), str(REPO_ROOT)])
-    with out.open("rb") as fh:
-        return read_po(fh)
+def pot() -> dict[str, Catalog]:
+    """What `alap translate` extracts: the project's texts (flows, templates) for locales/, and
+    the engine's own for the package's server/locales/."""
+    return {"project": template_catalog(project_msgids(REPO_ROOT / "flows", REPO_ROOT / "templates")),
+            "engine": template_catalog(engine_msgids())}
 
 
-def catalog(lang: str) -> Catalog:
-    with (LOCALES / lang / "LC_MESSAGES" / "messages.po").open("rb") as fh:
+def catalog(lang: str, folder: Path = LOCALES) -> Catalog:
+    with (folder / lang / "LC_MESSAGES" / "messages.po").open("rb") as fh:
         return read_po(fh, locale=lang)
 
 
@@ -47,7 +47,7 @@ def shipped_flows():
     return load_flow_dir(settings.flows_dir, renderer, build_registry(Upstreams.from_settings(settings))), renderer
 
 
-def test_pot_holds_every_msgid_of_the_flows_templates_and_engine(pot: Catalog) -> None:
+def test_extraction_holds_every_msgid_of_the_flows_templates_and_engine(pot: dict[str, Catalog]) -> None:
     flows, renderer = shipped_flows()
     wanted = {m.msgid for flow in flows for m in flow_msgids(flow, renderer)}
     wanted |= {m.msgid for m in template_msgids(renderer)}
@@ -55,14 +55,25 @@ def test_pot_holds_every_msgid_of_the_flows_templates_and_engine(pot: Catalog) -
     wanted |= {cls.default_error for cls in (Validator, RegexValidator, IntegerValidator, AmountValidator,
                                               BdMobileValidator)}
     wanted.add("Please enter a value.")  # Validator.check's answer to an empty input
-    missing = sorted(wanted - {m.id for m in pot if m.id})
+    extracted = {m.id for m in pot["project"] if m.id} | {m.id for m in pot["engine"] if m.id}
+    missing = sorted(wanted - extracted)
     assert not missing, f"not extracted: {missing}"
 
 
-def test_bengali_translates_every_extracted_msgid(pot: Catalog) -> None:
-    bn = catalog("bn")
+def test_engine_texts_live_in_the_package_catalogs_only(pot: dict[str, Catalog]) -> None:
+    """The engine's texts ship in server/locales; the project's catalog holds the flows' own
+    (a text both use, like the busy message, is in both)."""
+    project = {m.id for m in pot["project"] if m.id}
+    engine_only = {m.id for m in pot["engine"] if m.id} - project
+    assert "Invalid choice." in engine_only and "More" in engine_only
+    assert not engine_only & {m.id for m in catalog("bn") if m.id}
+
+
+@pytest.mark.parametrize("which, folder", [("project", LOCALES), ("engine", ENGINE_LOCALES)])
+def test_bengali_translates_every_extracted_msgid(pot: dict[str, Catalog], which: str, folder: Path) -> None:
+    bn = catalog("bn", folder)
     problems = []
-    for message in pot:
+    for message in pot[which]:
         if not message.id:
             continue
         found = bn.get(message.id)
@@ -70,16 +81,19 @@ def test_bengali_translates_every_extracted_msgid(pot: Catalog) -> None:
             problems.append(f"missing: {message.id!r}")
         elif found.fuzzy or not found.string:
             problems.append(f"{'fuzzy' if found.fuzzy else 'untranslated'}: {message.id!r}")
-    assert not problems, "locales/bn needs:\n" + "\n".join(problems)
+    assert not problems, f"{folder}/bn needs:\n" + "\n".join(problems)
 
 
-def test_pybabel_update_would_leave_bengali_complete(pot: Catalog) -> None:
-    """What `pybabel update` does to the catalog, in memory: no entry may come out new,
-    untranslated or fuzzy-matched."""
-    bn = catalog("bn")
-    bn.update(pot)
+@pytest.mark.parametrize("which, folder", [("project", LOCALES), ("engine", ENGINE_LOCALES)])
+def test_an_update_would_leave_bengali_complete_and_nothing_obsolete(pot: dict[str, Catalog], which: str,
+                                                                    folder: Path) -> None:
+    """What `alap translate` does to the catalog, in memory: no entry may come out new,
+    untranslated, fuzzy-matched or obsolete."""
+    bn = catalog("bn", folder)
+    bn.update(pot[which])
     incomplete = [m.id for m in bn if m.id and (m.fuzzy or not m.string)]
-    assert not incomplete, f"after pybabel update, locales/bn lacks: {incomplete}"
+    assert not incomplete, f"after an update, {folder}/bn lacks: {incomplete}"
+    assert not bn.obsolete, f"would become obsolete: {sorted(bn.obsolete)}"
 
 
 def test_flow_extractor_yields_texts_labels_errors_and_literal_calls() -> None:
@@ -115,9 +129,3 @@ def test_python_extractor_reads_class_attribute_defaults_and_extra_calls() -> No
     with path.open("rb") as fh:
         messages = {m for _, _, m, _ in extract_python(fh, ["N_"], [], {"calls": "Invalid"})}
     assert {"Please enter a value.", IntegerValidator.default_error, BdMobileValidator.default_error} <= messages
-
-
-def test_pybabel_update_keeps_every_bengali_translation(pot: Catalog) -> None:
-    bn = catalog("bn")
-    bn.update(pot)
-    assert not bn.obsolete, f"would become obsolete: {sorted(bn.obsolete)}"
