@@ -11,7 +11,7 @@ from babel.dates import format_datetime
 
 from ..engine.engine import Engine
 from ..engine.session import Session, decode_session
-from ..msisdn import bengali_digits
+from ..msisdn import bengali_digits, local
 from ..store import Profile, Store
 from ..store.funnel import DHAKA, FunnelCounts, days_back, today
 from ..store.ledger import Ledger, RechargeRecord, RechargeState
@@ -20,11 +20,10 @@ from .flow_picture import Picture, lay_out
 
 RANGES = {"today": (0, 1), "yesterday": (1, 1), "7d": (0, 7)}  # name -> (days back of the last day, days)
 
-# Resume (re-dial to continue a dropped session) is counted by the engine's resume feature when
-# it exists: its day-hash field `resumed` fills FunnelCounts.resumed and this shows the column.
-RESUME_COUNTED = False
+# Re-dials that continued a dropped session: the USSD hop counts them in the day hash's
+# `resumed` field (server/bdapps/ussd.py), shown as a column of the index.
+RESUME_COUNTED = True
 
-_MSISDN = re.compile(r"^(?:\+?88)?0?(1[3-9]\d{8})$")
 _LONG_DIGITS = re.compile(r"[0-9০-৯]{6,}")
 
 
@@ -34,11 +33,10 @@ def range_days(name: str) -> list[str]:
 
 
 def parse_number(text: str) -> tuple[str, str] | None:
-    """(01XXXXXXXXX, BDApps address tel:8801XXXXXXXXX) for a Bangladeshi mobile number."""
-    match = _MSISDN.match(text.strip().replace(" ", "").replace("-", ""))
-    if not match:
-        return None
-    return "0" + match.group(1), "tel:880" + match.group(1)
+    """(01XXXXXXXXX, BDApps address tel:8801XXXXXXXXX) for a Bangladeshi mobile number in any
+    common spelling (server/msisdn.py), None otherwise."""
+    found = local(text)
+    return (found, "tel:88" + found) if found else None
 
 
 def mask(value: Any) -> str:

@@ -99,18 +99,19 @@ class Resumes:
         return data, engine.system_menu(dropped.lang, [system.RESUME_CONTINUE, system.RESUME_RESTART])
 
     async def answer(self, engine: Engine, data: bytes, subscriber: Subscriber, text: str,
-                     *, deadline: float | None = None) -> tuple[Session | None, Reply]:
-        """The subscriber's choice on the offer: (the session to save, the screen). An invalid
-        choice shows the offer again (session None: the offer stays as it is)."""
+                     *, deadline: float | None = None) -> tuple[Session | None, Reply, bool]:
+        """The subscriber's choice on the offer: (the session to save, the screen, whether it
+        continues the dropped session). An invalid choice shows the offer again (session None:
+        the offer stays as it is)."""
         offer = _offer_decoder.decode(data)
         dropped = decode_session(offer.offer)
         choice = normalise_digits(text).strip()
         if dropped is None or choice not in (CONTINUE, RESTART):
             menu = [system.RESUME_CONTINUE, system.RESUME_RESTART]
-            return None, engine.system_menu(offer.lang, menu, notice=system.INVALID_CHOICE)
+            return None, engine.system_menu(offer.lang, menu, notice=system.INVALID_CHOICE), False
         outcome = "accepted" if choice == CONTINUE else "declined"
         metrics.RESUMES.labels(dropped.flow, dropped.state, outcome).inc()
         log.info(f"resume_{outcome}", session_id=subscriber.session_id, flow=dropped.flow, state=dropped.state)
         if choice == CONTINUE:
-            return dropped, await engine.show(dropped, subscriber)
-        return await engine.start(subscriber, offer.dialled, offer.lang, deadline=deadline)
+            return dropped, await engine.show(dropped, subscriber), True
+        return *await engine.start(subscriber, offer.dialled, offer.lang, deadline=deadline), False

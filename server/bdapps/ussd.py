@@ -127,6 +127,7 @@ class UssdService:
         profile_of = subscriber_key(mo.sourceAddress)
         subscriber = Subscriber(mo.sessionId, mo.sourceAddress, msisdn_of(mo.sourceAddress))
         before: tuple[str, str] | None = None
+        resumed = False
         if mo.ussdOperation == "mo-init":
             offer = self.resumes.offer(self.engine, lease.resume, mo) if lease.resume else None
             if offer is not None:  # a re-dial after a dropped call: continue or start again?
@@ -135,8 +136,8 @@ class UssdService:
             session, reply = await self.engine.start(subscriber, mo.message, language or self.default_language,
                                                      deadline=lease.turn_deadline)
         elif is_offer(lease.session):
-            chosen, reply = await self.resumes.answer(self.engine, lease.session, subscriber, mo.message,
-                                                      deadline=lease.turn_deadline)
+            chosen, reply, resumed = await self.resumes.answer(self.engine, lease.session, subscriber,
+                                                               mo.message, deadline=lease.turn_deadline)
             if chosen is None:  # not 1 or 2: the offer again
                 return await self._offer(lease, lease.session, reply, answered=True)
             session = chosen
@@ -152,6 +153,8 @@ class UssdService:
         answered = mo.ussdOperation == "mo-cont"
         funnel = hop_counts(before, reply.entered, None if reply.final else (session.flow, session.state),
                             reply.ended or ("error" if reply.final else None), subscriber=profile_of)
+        if resumed:  # the console's "resumed" column (server/admin/views.py)
+            funnel.increments.append((session.flow, "resumed"))
         resume = self.resumes.record(self.engine, session, reply, mo.sourceAddress, data)
         if not await self.store.commit(lease, data, self.session_ttl, answered=answered, funnel=funnel,
                                        resume=resume):

@@ -21,7 +21,9 @@ def _command(name: str) -> Callable[[argparse.Namespace], int]:
 
 def add_broadcast_parser(sub: Any) -> None:
     bc = sub.add_parser("broadcast", help="throttled, resumable SMS / USSD broadcasts (see README 'Broadcasts')")
-    bsub = bc.add_subparsers(dest="broadcast_command", required=True)
+    bsub = bc.add_subparsers(dest="broadcast_command", required=True, metavar="{sms,ussd,status,cancel}",
+                             help="sms: send an SMS to a list; ussd: start a flow on each phone; "
+                                  "status: totals; cancel: stop one")
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("name", help="the broadcast's name; running it again continues it")

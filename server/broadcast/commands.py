@@ -8,7 +8,7 @@ import asyncio
 import os
 import sys
 import time
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 import jinja2
 
@@ -20,7 +20,7 @@ from .progress import Progress, summary
 from .recipients import TEL_ALL, BadLine, RecipientsFileError
 from .runner import MAX_BATCH, Busy
 from .scheduler import default_batch
-from .store import CANCELLED, DONE, PARKED, SCHEDULED, BroadcastExists, Spec
+from .store import CANCELLED, DONE, PARKED, SCHEDULED, BroadcastExists, BroadcastStore, Spec
 
 def _fail(message: str, code: int = 2) -> int:
     print(f"alap: {message}", file=sys.stderr)
@@ -201,10 +201,12 @@ def _dry_run(args: argparse.Namespace, settings: Any, source: str, to_all: bool,
     return 0
 
 
-def cmd_broadcast_status(args: argparse.Namespace) -> int:
+def _on_store(command: str, work: Callable[[BroadcastStore], Awaitable[int]]) -> int:
+    """Run `work` on the broadcasts in Redis for `alap broadcast COMMAND`; one line, never a
+    traceback, when Redis is not configured or unreachable."""
     settings = load_settings()
     if not settings.redis_url:
-        return _fail("REDIS_URL is required by `alap broadcast status`")
+        return _fail(f"REDIS_URL is required by `alap broadcast {command}`")
     from server.store import StoreUnavailable, open_store
 
     from .redis_store import open_broadcast_store
@@ -212,25 +214,7 @@ def cmd_broadcast_status(args: argparse.Namespace) -> int:
     async def go() -> int:
         store = open_store(settings.redis_url, settings.redis_prefix)
         try:
-            bstore = open_broadcast_store(store)
-            names = [args.name] if args.name else await bstore.names()
-            if not names:
-                print("no broadcasts")
-            for name in names:
-                b = await bstore.get(name)
-                if b is None:
-                    return _fail(f"no broadcast named {name!r}", 1)
-                t = b.totals
-                when = f" until {format_dhaka(b.not_before)}" if b.not_before and b.state in (SCHEDULED, PARKED) else ""
-                print(f"{name} ({b.spec.kind}, route {b.spec.route}): {b.state}{when}"
-                      + (f" ({b.detail})" if b.detail else ""))
-                print(f"  total {t.total:,}  queued {t.queued:,}  sent {t.sent:,}  delivered {t.delivered:,}  "
-                      f"failed {t.failed:,}  opted out {t.opted_out:,}  pending {t.pending:,}  unknown {t.unknown:,}"
-                      f"  bad lines {t.invalid:,}" + (f"  slowed {b.slowed}x" if b.slowed else ""))
-                if args.bad_lines:
-                    for line in await bstore.bad_lines(name, 1000):
-                        print(f"  {line}")
-            return 0
+            return await work(open_broadcast_store(store))
         finally:
             await store.close()
 
@@ -238,32 +222,41 @@ def cmd_broadcast_status(args: argparse.Namespace) -> int:
         return asyncio.run(go())
     except StoreUnavailable as exc:
         return _fail(f"Redis is unreachable ({exc})")
+
+
+def cmd_broadcast_status(args: argparse.Namespace) -> int:
+    async def status(bstore: BroadcastStore) -> int:
+        names = [args.name] if args.name else await bstore.names()
+        if not names:
+            print("no broadcasts")
+        for name in names:
+            b = await bstore.get(name)
+            if b is None:
+                return _fail(f"no broadcast named {name!r}", 1)
+            t = b.totals
+            when = f" until {format_dhaka(b.not_before)}" if b.not_before and b.state in (SCHEDULED, PARKED) else ""
+            print(f"{name} ({b.spec.kind}, route {b.spec.route}): {b.state}{when}"
+                  + (f" ({b.detail})" if b.detail else ""))
+            print(f"  total {t.total:,}  queued {t.queued:,}  sent {t.sent:,}  delivered {t.delivered:,}  "
+                  f"failed {t.failed:,}  opted out {t.opted_out:,}  pending {t.pending:,}  unknown {t.unknown:,}"
+                  f"  bad lines {t.invalid:,}" + (f"  slowed {b.slowed}x" if b.slowed else ""))
+            if args.bad_lines:
+                for line in await bstore.bad_lines(name, 1000):
+                    print(f"  {line}")
+        return 0
+
+    return _on_store("status", status)
 
 
 def cmd_broadcast_cancel(args: argparse.Namespace) -> int:
-    settings = load_settings()
-    if not settings.redis_url:
-        return _fail("REDIS_URL is required by `alap broadcast cancel`")
-    from server.store import StoreUnavailable, open_store
-
-    from .redis_store import open_broadcast_store
-
-    async def go() -> int:
-        store = open_store(settings.redis_url, settings.redis_prefix)
-        try:
-            bstore = open_broadcast_store(store)
-            b = await bstore.get(args.name)
-            if b is None:
-                return _fail(f"no broadcast named {args.name!r}", 1)
-            if not await bstore.cancel(args.name, time.time()):
-                print(f"{args.name}: already {b.state}")
-                return 0
-            print(f"{args.name}: cancelled ({b.totals.sent:,} sent before; a request in flight finishes)")
+    async def cancel(bstore: BroadcastStore) -> int:
+        b = await bstore.get(args.name)
+        if b is None:
+            return _fail(f"no broadcast named {args.name!r}", 1)
+        if not await bstore.cancel(args.name, time.time()):
+            print(f"{args.name}: already {b.state}")
             return 0
-        finally:
-            await store.close()
+        print(f"{args.name}: cancelled ({b.totals.sent:,} sent before; a request in flight finishes)")
+        return 0
 
-    try:
-        return asyncio.run(go())
-    except StoreUnavailable as exc:
-        return _fail(f"Redis is unreachable ({exc})")
+    return _on_store("cancel", cancel)

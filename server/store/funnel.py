@@ -95,7 +95,7 @@ class FunnelCounts:
     completed: int = 0
     failed: int = 0
     abandoned: int = 0
-    resumed: int = 0  # written by nothing yet: the hook for resumed sessions (server/admin/views.py)
+    resumed: int = 0  # re-dials that continued a dropped session (server/bdapps/ussd.py)
     entered: Counter = field(default_factory=Counter)  # state -> n
     abandoned_at: Counter = field(default_factory=Counter)  # state -> n
     failed_at: Counter = field(default_factory=Counter)  # state -> n

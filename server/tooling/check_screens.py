@@ -68,7 +68,7 @@ class BudgetError(str):
 
 def render_screen(renderer: Renderer, flow: Flow, state: State, lang: str, ctx: Mapping[str, Any],
                   notice: tuple[str, Mapping[str, Any]] | None = None, budget: Budget | None = None) -> Screen:
-    """Mirrors engine._Turn._screen (tests/tooling/test_alap_check.py holds the two together); with a
+    """Mirrors engine.turn.Turn._screen (tests/tooling/test_alap_check.py holds the two together); with a
     `budget`, a notice variant is laid out as the engine sends it (title dropped if need be)."""
     notice_line = renderer.render_text(lang, notice[0], {**ctx, **notice[1]}) if notice else None
     text, text_source = None, None

@@ -12,6 +12,7 @@ from server.bdapps.payloads import subscriber_key
 from server.engine.session import decode_session
 from server.store import MemoryStore, Profile
 from server.store.base import ResumeKey
+from server.store.funnel import day_of
 from server.store.redis_backend import RedisStore
 
 from ..conftest import Stack, start_stack
@@ -59,6 +60,7 @@ async def test_a_redial_after_a_drop_is_offered_in_bengali_and_continues_exactly
     assert final["ussdOperation"] == "mt-fin" and "৩১২.৫০" in final["message"]
     assert await resumes(stack, "demo", "ask_people", "offered") == offered + 1
     assert await resumes(stack, "demo", "ask_people", "accepted") == accepted + 1
+    assert (await stack.store.funnel("demo", [day_of()])).resumed == 1  # the console's column
 
     # that session ended with a final screen: the next dial is a fresh start
     fresh = await stack.dial("*213#")
@@ -98,6 +100,7 @@ async def test_start_again_forgets_the_dropped_session(stack: Stack):
     assert fresh["message"].startswith("আলাপে স্বাগতম")
     assert decode_session(await stack.store.get_session(fresh["sessionId"])).vars == {}
     assert await resumes(stack, "demo", "ask_people", "declined") == declined + 1
+    assert (await stack.store.funnel("demo", [day_of()])).resumed == 0  # started again: not resumed
     assert await stack.store.get_resume(ResumeKey(subscriber_key(ADDRESS), "demo")) is None  # forgotten
     assert (await stack.dial("*213#"))["message"].startswith("আলাপে স্বাগতম")  # no offer again
 
