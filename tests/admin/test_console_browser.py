@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +19,7 @@ from server.store.ledger import RechargeState, open_ledger
 from server.store.redis_backend import RedisStore
 from tests.sandbox.chromium import CHROMIUM_ARGS, bengali_web_font_loaded, chromium_or_skip
 from tests.conftest import free_port
+from tests.helpers.alap_dev import alap_dev
 
 from .helpers import record_needing_review
 
@@ -60,29 +58,8 @@ def dev(tmp_path_factory, redis_url) -> Iterator[Dev]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BDAPPS_", "ALAP_", "REDIS_URL", "PORT"))}
     env.update(ALAP_ADMIN_TOKEN=TOKEN, ALAP_SESSION_TTL=str(SESSION_TTL), REDIS_URL=redis_url,
                ALAP_REDIS_PREFIX=prefix, ALAP_DEFAULT_LANGUAGE="en")
-    with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "server", "dev", "--port", str(port)], env=env,
-                                stdout=out, stderr=subprocess.STDOUT, text=True)
-    server = Dev(f"http://127.0.0.1:{port}", redis_url, prefix, log)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, log.read_text()
-            try:
-                if httpx.get(f"{server.url}/healthz", timeout=0.5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "alap dev did not become healthy:\n" + log.read_text()
-            time.sleep(0.1)
-        yield server
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+    with alap_dev(port, env, log):
+        yield Dev(f"http://127.0.0.1:{port}", redis_url, prefix, log)
     assert "Traceback" not in log.read_text()
 
 

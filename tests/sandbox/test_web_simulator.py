@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Iterator
 
@@ -20,8 +17,8 @@ import pytest
 
 from tests.sandbox.chromium import CHROMIUM_ARGS, bengali_web_font_loaded, chromium_or_skip
 from tests.conftest import free_port
+from tests.helpers.alap_dev import alap_dev
 
-ALAP = [sys.executable, "-m", "server"]
 ADDRESS = "tel:8801712000042"
 
 
@@ -40,29 +37,8 @@ class DevServer:
 def dev_server(tmp_path_factory) -> Iterator[DevServer]:
     port = free_port()
     log = tmp_path_factory.mktemp("alap-dev") / "out.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen([*ALAP, "dev", "--port", str(port)], env=_env(), stdout=out,
-                                stderr=subprocess.STDOUT, text=True)
-    server = DevServer(port, proc, log)
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            assert proc.poll() is None, log.read_text()
-            try:
-                if httpx.get(f"{server.url}/healthz", timeout=0.5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "alap dev did not become healthy:\n" + log.read_text()
-            time.sleep(0.1)
-        yield server
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+    with alap_dev(port, _env(), log, ready_within=20) as proc:
+        yield DevServer(port, proc, log)
     assert proc.returncode == 0, log.read_text()
     assert "Traceback" not in log.read_text()
 
