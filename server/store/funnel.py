@@ -2,7 +2,7 @@
 transition, completed, failed, or were abandoned where they stood.
 
 One hash per flow and day (Redis `<prefix>funnel:<flow>:<YYYYMMDD>`, the memory store a dict),
-incremented by the hop's own commit (server/store/redis_backend.py: no extra round trip) and
+incremented by the hop's own commit (server/store/redis_hop_scripts.py: no extra round trip) and
 kept `RETENTION_DAYS`. Fields:
 
     started        sessions that entered the flow (dialled, pushed, or jumped in from another)

@@ -7,7 +7,7 @@ Cluster; the profile (keyed by subscriber) lives in its own slot: read in the cl
 pipeline, changed by its own one-key merge script, never inside a session script.
 
 Redis Cluster (`REDIS_URL=redis+cluster://host:port`, redis.asyncio.cluster.RedisCluster): the
-scripts are routed by their keys' slot (one node per session). redis-py refuses EVALSHA inside
+scripts (redis_hop_scripts.py) are routed by their keys' slot (one node per session). redis-py refuses EVALSHA inside
 a cluster pipeline, so on mo-init the claim script and the profile GET (another slot, maybe
 another node) are sent concurrently as two commands: still one round trip of wall time. A
 NOSCRIPT (new, restarted or promoted master) loads the script on that node only and retries.
@@ -23,182 +23,16 @@ from typing import Any, AsyncIterator
 
 import msgspec
 import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError
 
 from .base import DEDUPE_TTL, LOCK_TTL, PROFILE_TTL, ResumeKey, ResumeWrite, Store, StoreUnavailable, decode_profile
 from .funnel import RETENTION_SECONDS
-from .redis_funnel import FUNNEL_COMMIT, FUNNEL_SWEEP, RedisFunnel
+from .redis_client import NodeScript, connect, is_cluster  # connect: re-exported for callers
+from .redis_funnel import RedisFunnel
+from .redis_hop_scripts import CLAIM, COMMIT, COMMIT_TRACKED, COMMIT_TRACKED_RESUME, LOCK, MERGE_PROFILE, RELEASE, SWEEP
 from .redis_errors import redis_guard
 from .redis_keyspace import RedisKeyspace, hash_tag
 from .versions import RedisVersions
-
-# The hop protocol of server/store/base.py. The dedupe record (KEYS seen) holds the claim token
-# of the delivery that owns the request, '1' once committed (done: a shared integer, the
-# cheapest value Redis holds, and dedupe records outnumber sessions); the owner key holds the
-# subscriber address the session belongs to. All of a session's keys share its hash tag.
-
-# KEYS seen, lock, session, owner   ARGV token, dedupe ttl (s), lock ttl (ms), owner address or ''
-_CLAIM = """
-if ARGV[4] ~= '' then
-  local owner = redis.call('GET', KEYS[4])
-  if owner and owner ~= ARGV[4] then return {'foreign'} end
-end
-local seen = redis.call('GET', KEYS[1])
-if seen == '1' then return {'duplicate'} end
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-local holder = redis.call('GET', KEYS[2])
-if holder and holder ~= seen then return {'busy'} end
-redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[3])
-return {'ok', redis.call('GET', KEYS[3])}
-"""
-
-# KEYS lock, session, seen, owner   ARGV token, lock ttl (ms), '1' when a request is checked, owner or ''
-_LOCK = """
-if ARGV[3] == '1' and redis.call('GET', KEYS[3]) ~= ARGV[1] then return {'superseded'} end
-if ARGV[4] ~= '' then
-  local owner = redis.call('GET', KEYS[4])
-  if owner and owner ~= ARGV[4] then return {'foreign'} end
-end
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) == false then return {'busy'} end
-return {'ok', redis.call('GET', KEYS[2])}
-"""
-
-# KEYS lock, session, seen, owner [, open index]
-# ARGV token, session or '', ttl (s), '1' when a request is marked, owner or '' [, index member or '', score]
-_COMMIT_SAVE = """
-if ARGV[4] == '1' and redis.call('GET', KEYS[3]) ~= ARGV[1] then return 'superseded' end
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 'lost' end
-if ARGV[2] == '' then
-  redis.call('DEL', KEYS[2], KEYS[4])
-else
-  redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
-  if ARGV[5] ~= '' then redis.call('SET', KEYS[4], ARGV[5], 'EX', ARGV[3]) end
-end
-redis.call('DEL', KEYS[1])
-if ARGV[4] == '1' then redis.call('SET', KEYS[3], '1', 'KEEPTTL') end
-"""
-_COMMIT = _COMMIT_SAVE + "return 'saved'\n"
-
-# Single node: the commit also keeps the open-sessions index (a sorted set scored by expiry,
-# +0.5 once the subscriber has replied), in the same round trip.
-_COMMIT_TRACKED = _COMMIT_SAVE + """
-if ARGV[6] ~= '' then
-  if ARGV[2] == '' then redis.call('ZREM', KEYS[5], ARGV[6]) else redis.call('ZADD', KEYS[5], ARGV[7], ARGV[6]) end
-end
-""" + FUNNEL_COMMIT + """return 'saved'
-"""
-
-# Single node, a hop that keeps or forgets a resume record (server/bdapps/resume.py): the record
-# (the last key; data and TTL the last two arguments, '' forgets it) is taken off KEYS and ARGV,
-# the commit above runs as a function on what is left (it reads #KEYS and #ARGV), and the record
-# is written only when the session was saved. Same round trip, no stale record.
-_COMMIT_TRACKED_RESUME = """
-local resume_key, resume_ttl = table.remove(KEYS), table.remove(ARGV)
-local resume_data = table.remove(ARGV)
-local function commit()
-""" + _COMMIT_TRACKED + """end
-local outcome = commit()
-if outcome == 'saved' then
-  if resume_data == '' then redis.call('DEL', resume_key)
-  else redis.call('SET', resume_key, resume_data, 'EX', resume_ttl) end
-end
-return outcome
-"""
-
-# Pop the sessions whose expiry passed: each is counted by exactly one process.
-_SWEEP = """
-local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, 10000)
-for i = 1, #gone, 2 do redis.call('ZREM', KEYS[1], gone[i]) end
-""" + FUNNEL_SWEEP + """return gone
-"""
-
-# KEYS lock, seen   ARGV token, '1' when a request is marked
-_RELEASE = """
-if ARGV[2] == '1' then
-  if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 'superseded' end
-  redis.call('SET', KEYS[2], '1', 'KEEPTTL')
-end
-if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
-return 'released'
-"""
-
-# Change some fields of a JSON profile in place (cjson is built into Redis' Lua), so writers
-# of different fields never undo each other. KEYS profile   ARGV ttl (s), JSON object of changes
-_MERGE_PROFILE = """
-local profile = {}
-local raw = redis.call('GET', KEYS[1])
-if raw then
-  local ok, decoded = pcall(cjson.decode, raw)
-  if ok and type(decoded) == 'table' then profile = decoded end
-end
-for field, value in pairs(cjson.decode(ARGV[2])) do profile[field] = value end
-redis.call('SET', KEYS[1], cjson.encode(profile), 'EX', ARGV[1])
-return 1
-"""
-
-
-CLUSTER_SCHEME = "redis+cluster://"
-MAX_CONNECTIONS = 1000  # per process (per node on a cluster)
-
-
-def connect(url: str, **options: Any) -> aioredis.Redis:
-    """A client with timeouts short enough that a dead Redis fails a hop fast.
-
-    redis-py (>= 6) caps a pool at 100 connections and then fails the command at once
-    (MaxConnectionsError) instead of waiting: a burst of more than 100 hops in one worker
-    would answer 503. A hop holds a connection only for its round trip, so the cap is raised
-    well above any worker's concurrency (Redis' own default maxclients is 10000)."""
-    defaults: dict[str, Any] = dict(socket_timeout=1.0, socket_connect_timeout=0.5,
-                                    health_check_interval=15, retry_on_timeout=False,
-                                    max_connections=MAX_CONNECTIONS)
-    defaults.update(options)
-    if is_cluster_url(url):
-        from redis.asyncio.cluster import RedisCluster
-
-        defaults.pop("health_check_interval", None)
-        defaults.pop("retry_on_timeout", None)  # not a RedisCluster option: it has `retry`
-        # No retry of a failed command, as on a single node. RedisCluster would re-send a
-        # claim after a timeout or a dropped connection (3 times by default): if the script
-        # had run, the re-send finds the dedupe key and the hop is dropped as a duplicate, and
-        # a hung master would hold a hop for 4 s. Failing at once answers BDApps 503 E1603 and
-        # it redelivers; the failure also makes the client re-read the slot map (failover).
-        # MOVED/ASK redirections (resharding) are followed all the same: they are not retries.
-        defaults.setdefault("retry", Retry(NoBackoff(), 0))
-        return RedisCluster.from_url("redis://" + url[len(CLUSTER_SCHEME):], **defaults)  # type: ignore[return-value]
-    return aioredis.from_url(url, **defaults)
-
-
-def is_cluster_url(url: str) -> bool:
-    return url.startswith(CLUSTER_SCHEME)
-
-
-def is_cluster(client: Any) -> bool:
-    from redis.asyncio.cluster import RedisCluster
-
-    return isinstance(client, RedisCluster)
-
-
-class _NodeScript:
-    """A script on Redis Cluster, called like redis-py's Script (`keys=`, `args=`).
-
-    redis-py's Script answers NOSCRIPT with SCRIPT LOAD on every primary, which fails while
-    any one of them is down, so sessions on the healthy masters would fail too. This loads it
-    only on the node that owns the keys' slot (a new, restarted or promoted master)."""
-
-    def __init__(self, client: Any, script: str) -> None:
-        self.client = client
-        self.script = script
-        self.sha = client.register_script(script).sha
-
-    async def __call__(self, keys: list[str], args: list[Any]) -> Any:
-        try:
-            return await self.client.evalsha(self.sha, len(keys), *keys, *args)
-        except NoScriptError:
-            node = self.client.get_node_from_key(keys[0])
-            await self.client.execute_command("SCRIPT LOAD", self.script, target_nodes=node)
-            return await self.client.evalsha(self.sha, len(keys), *keys, *args)
 
 
 class RedisStore(RedisFunnel, RedisKeyspace, Store):
@@ -207,15 +41,15 @@ class RedisStore(RedisFunnel, RedisKeyspace, Store):
     def __init__(self, client: aioredis.Redis, prefix: str = "alap:") -> None:
         super().__init__(client, prefix)
         self.cluster = is_cluster(client)
-        script = (lambda text: _NodeScript(client, text)) if self.cluster else client.register_script
-        self._claim_script = script(_CLAIM)
-        self._lock_script = script(_LOCK)
+        script = (lambda text: NodeScript(client, text)) if self.cluster else client.register_script
+        self._claim_script = script(CLAIM)
+        self._lock_script = script(LOCK)
         # On a cluster the index lives in its own slot, so the commit script cannot touch it.
-        self._commit_script = script(_COMMIT if self.cluster else _COMMIT_TRACKED)
-        self._commit_resume_script = script(_COMMIT_TRACKED_RESUME)  # single node only
-        self._release_script = script(_RELEASE)
-        self._sweep_script = script(_SWEEP)
-        self._merge_profile_script = script(_MERGE_PROFILE)
+        self._commit_script = script(COMMIT if self.cluster else COMMIT_TRACKED)
+        self._commit_resume_script = script(COMMIT_TRACKED_RESUME)  # single node only
+        self._release_script = script(RELEASE)
+        self._sweep_script = script(SWEEP)
+        self._merge_profile_script = script(MERGE_PROFILE)
         self.versions = RedisVersions(self)
         if self.cluster:  # the single-node hop path stays as it is (benchmarked)
             self._guard = self._cluster_guard  # type: ignore[method-assign]

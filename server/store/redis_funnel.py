@@ -14,7 +14,7 @@ from .funnel import RETENTION_SECONDS, FunnelHop
 from .redis_keyspace import hash_tag
 
 # Funnel counters (server/store/funnel.py), appended to the tracked commit of
-# server/store/redis_backend.py, after its KEYS lock, session, seen, owner, open index and ARGV
+# server/store/redis_hop_scripts.py, after its KEYS lock, session, seen, owner, open index and ARGV
 # token, session, ttl, request mark, owner, index member, score. KEYS[6] maps each open session
 # to "<counter key>\t<state>" it waits in (read by the sweep), KEYS[7] points from the subscriber
 # to their open session (the console's subscriber page), KEYS[8..] are the day hashes; ARGV[8]

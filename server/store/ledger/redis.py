@@ -89,11 +89,11 @@ class RedisLedger(RedisKeyspace, Ledger):
     name = "redis"
 
     def __init__(self, client: aioredis.Redis, prefix: str = "alap:") -> None:
-        from ..redis_backend import _NodeScript, is_cluster
+        from ..redis_client import NodeScript, is_cluster
 
         super().__init__(client, prefix)
         self.base = self.key(hash_tag("ledger"), "")  # one slot for every ledger key
-        script = (lambda text: _NodeScript(client, text)) if is_cluster(client) else client.register_script
+        script = (lambda text: NodeScript(client, text)) if is_cluster(client) else client.register_script
         self._insert_script = script(_INSERT)
         self._swap_script = script(_SWAP)
         self._claim_script = script(_CLAIM)
