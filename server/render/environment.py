@@ -22,6 +22,39 @@ from .money_filters import FILTERS as MONEY_FILTERS
 
 LANGUAGES = ("bn", "en")
 
+# Python code compiled from Jinja source, shared by every environment of this process whose
+# settings compile the same source to the same code (see _compile_settings). The gate of `alap
+# serve` builds the app's renderer, then `alap check`'s plain and strict ones over the same
+# texts: each text is parsed and compiled once instead of three times. A code object holds no
+# environment (Template.from_code binds it), and an edited text is a new key.
+_COMPILED: dict[tuple, Any] = {}
+
+
+class CompileOnceEnvironment(jinja2.Environment):
+    """A Jinja environment that reuses code compiled from the same source by an equally
+    configured environment. Rendering is untouched: filters, globals, translations and the
+    undefined type are looked up at render time, on this environment."""
+
+    def _compile_settings(self) -> tuple:
+        # What the lexer, parser and code generator read; the filter and test names too, since
+        # an unknown filter fails at compile time.
+        return (self.block_start_string, self.block_end_string, self.variable_start_string,
+                self.variable_end_string, self.comment_start_string, self.comment_end_string,
+                self.line_statement_prefix, self.line_comment_prefix, self.trim_blocks, self.lstrip_blocks,
+                self.newline_sequence, self.keep_trailing_newline, tuple(self.extensions), self.optimized,
+                self.autoescape, self.finalize, self.is_async, getattr(self, "newstyle_gettext", None),
+                frozenset(self.filters), frozenset(self.tests), type(self))
+
+    def compile(self, source, name=None, filename=None, raw=False, defer_init=False):  # type: ignore[override]
+        if raw or not isinstance(source, str):
+            return super().compile(source, name, filename, raw, defer_init)
+        key = (self._compile_settings(), source, name, filename, defer_init)
+        code = _COMPILED.get(key)
+        if code is None:
+            code = _COMPILED[key] = super().compile(source, name, filename, raw, defer_init)
+        return code
+
+
 
 class TextError(Exception):
     """A Jinja syntax error in a text or template, with the line inside that text."""
@@ -54,7 +87,7 @@ class Renderer:
         undefined = jinja2.StrictUndefined if strict else jinja2.ChainableUndefined
         self.envs = {lang: self._make_env(lang, undefined) for lang in languages}
         # Conditions are language-neutral expressions over session variables.
-        self.expr_env = jinja2.Environment(undefined=jinja2.ChainableUndefined, autoescape=False)
+        self.expr_env = CompileOnceEnvironment(undefined=jinja2.ChainableUndefined, autoescape=False)
         self.expr_env.filters.update(MONEY_FILTERS)
         self._texts: dict[tuple[str, str], jinja2.Template] = {}
         # Translated texts with no Jinja syntax render to themselves: skip Jinja on the hop.
@@ -62,7 +95,7 @@ class Renderer:
         self._exprs: dict[str, Callable[..., Any]] = {}
 
     def _make_env(self, lang: str, undefined: type[jinja2.Undefined]) -> jinja2.Environment:
-        env = jinja2.Environment(
+        env = CompileOnceEnvironment(
             loader=self._loader,
             extensions=["jinja2.ext.i18n"],
             autoescape=False,
