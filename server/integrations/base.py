@@ -6,7 +6,9 @@ these typed results and errors into flow outcomes.
 """
 from __future__ import annotations
 
+import functools
 import logging
+import ssl
 import time
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Mapping, TypeVar
@@ -91,11 +93,20 @@ class Timeouts:
         return httpx.Timeout(connect=self.connect, read=self.read, write=self.write, pool=self.pool)
 
 
+@functools.cache
+def default_ssl_context() -> ssl.SSLContext:
+    """httpx's default TLS context (its CA bundle, or SSL_CERT_FILE / SSL_CERT_DIR), built once
+    per process and shared by the upstream clients: loading the CA bundle costs tens of
+    milliseconds per client, and a client-side SSLContext may be shared."""
+    return httpx.create_ssl_context()
+
+
 def make_http_client(base_url: str = "", *, timeouts: Timeouts | None = None,
                      headers: Mapping[str, str] | None = None) -> httpx.AsyncClient:
     """One client per upstream per process, created at start-up and closed at shutdown."""
     return httpx.AsyncClient(
         base_url=base_url,
+        verify=default_ssl_context(),
         timeout=(timeouts or Timeouts()).httpx(),
         headers=dict(headers or {}),
         limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
