@@ -104,8 +104,21 @@ def _flow_msgids(flow: Flow) -> Iterator[str]:
                 yield text.source
 
 
-def _literal_msgids(renderer: Renderer, source: str) -> Iterator[str]:
+# The msgids found in a text or template, by source (and how the environment parses): every
+# app built in one process extracts them from the same texts.
+_LITERALS: dict[tuple, tuple[str, ...]] = {}
+
+
+def _literal_msgids(renderer: Renderer, source: str) -> tuple[str, ...]:
     env = renderer.envs[renderer.languages[0]]
+    key = (env.compile_settings(), source)
+    found = _LITERALS.get(key)
+    if found is None:
+        found = _LITERALS[key] = tuple(_extract_literal_msgids(env, source))
+    return found
+
+
+def _extract_literal_msgids(env: jinja2.Environment, source: str) -> Iterator[str]:
     try:
         for _, _, message in env.extract_translations(source):  # type: ignore[attr-defined]
             if isinstance(message, str):

@@ -59,13 +59,25 @@ def po_path(locales_dir: Path, language: str) -> Path:
     return locales_dir / language / "LC_MESSAGES" / "messages.po"
 
 
+# A .po file parsed and compiled, by language and content: every app built in one process (the
+# gate of `alap serve` and then the app itself; many in the tests) reads the same files. An
+# edited file is a new key. Each load still gets Translations of its own (the renderer chains a
+# fallback onto them); the Catalog is only read.
+_PARSED: dict[tuple[str, bytes], tuple[Catalog, bytes]] = {}
+
+
 def load_catalog(locales_dir: Path, language: str) -> LoadedCatalog:
     path = po_path(locales_dir, language)
     if not path.exists():
         return LoadedCatalog(language, None, NullTranslations(), problems=["catalog not found"])
     try:
-        with path.open("rb") as fh:
-            catalog = read_po(fh, locale=language, abort_invalid=True)
+        data = path.read_bytes()
+        parsed = _PARSED.get((language, data))
+        if parsed is None:
+            catalog = read_po(io.BytesIO(data), locale=language, abort_invalid=True)
+            compiled = io.BytesIO()
+            write_mo(compiled, catalog, use_fuzzy=False)
+            parsed = _PARSED[(language, data)] = (catalog, compiled.getvalue())
     except Exception as exc:  # unreadable file, not UTF-8, or Babel's several errors for broken .po files
         lineno = getattr(exc, "lineno", None)  # Babel's PoFileError counts lines from 0
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
@@ -73,10 +85,8 @@ def load_catalog(locales_dir: Path, language: str) -> LoadedCatalog:
             reason = reason.replace(f" on {lineno}", "")  # "Unknown or misformatted keyword on 3"
         return LoadedCatalog(language, path, NullTranslations(), problems=[f"catalog cannot be read: {reason}"],
                              problem_line=lineno + 1 if isinstance(lineno, int) and lineno >= 0 else 1)
-    buffer = io.BytesIO()
-    write_mo(buffer, catalog, use_fuzzy=False)
-    buffer.seek(0)
-    return LoadedCatalog(language, path, Translations(fp=buffer), catalog)
+    catalog, mo = parsed
+    return LoadedCatalog(language, path, Translations(fp=io.BytesIO(mo)), catalog)
 
 
 def message_problem(catalog: Catalog, msgid: str, language: str) -> str | None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import jinja2
+from jinja2.environment import TemplateExpression
 
 from babel.messages.catalog import Message
 
@@ -23,7 +24,7 @@ from .money_filters import FILTERS as MONEY_FILTERS
 LANGUAGES = ("bn", "en")
 
 # Python code compiled from Jinja source, shared by every environment of this process whose
-# settings compile the same source to the same code (see _compile_settings). The gate of `alap
+# settings compile the same source to the same code (see compile_settings). The gate of `alap
 # serve` builds the app's renderer, then `alap check`'s plain and strict ones over the same
 # texts: each text is parsed and compiled once instead of three times. A code object holds no
 # environment (Template.from_code binds it), and an edited text is a new key.
@@ -35,7 +36,7 @@ class CompileOnceEnvironment(jinja2.Environment):
     configured environment. Rendering is untouched: filters, globals, translations and the
     undefined type are looked up at render time, on this environment."""
 
-    def _compile_settings(self) -> tuple:
+    def compile_settings(self) -> tuple:
         # What the lexer, parser and code generator read; the filter and test names too, since
         # an unknown filter fails at compile time.
         return (self.block_start_string, self.block_end_string, self.variable_start_string,
@@ -45,15 +46,32 @@ class CompileOnceEnvironment(jinja2.Environment):
                 self.autoescape, self.finalize, self.is_async, getattr(self, "newstyle_gettext", None),
                 frozenset(self.filters), frozenset(self.tests), type(self))
 
+    _expression_key: tuple | None = None  # set while compile_expression compiles its node
+
     def compile(self, source, name=None, filename=None, raw=False, defer_init=False):  # type: ignore[override]
         if raw or not isinstance(source, str):
-            return super().compile(source, name, filename, raw, defer_init)
-        key = (self._compile_settings(), source, name, filename, defer_init)
+            code = super().compile(source, name, filename, raw, defer_init)
+            if self._expression_key is not None and not raw:
+                _COMPILED[self._expression_key] = code
+            return code
+        key = (self.compile_settings(), source, name, filename, defer_init)
         code = _COMPILED.get(key)
         if code is None:
             code = _COMPILED[key] = super().compile(source, name, filename, raw, defer_init)
         return code
 
+    def compile_expression(self, source: str, undefined_to_none: bool = True) -> TemplateExpression:
+        key = ("expression", self.compile_settings(), source)
+        code = _COMPILED.get(key)
+        if code is None:  # Jinja parses it and compiles its node; compile() above keeps the code
+            self._expression_key = key
+            try:
+                return super().compile_expression(source, undefined_to_none)
+            finally:
+                self._expression_key = None
+        # What Jinja's compile_expression builds from that code (from_string of the node).
+        template = self.template_class.from_code(self, code, self.make_globals(None), None)
+        return TemplateExpression(template, undefined_to_none)
 
 
 class TextError(Exception):
