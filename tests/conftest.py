@@ -264,3 +264,28 @@ def fixture_registry() -> ActionRegistry:
     registry.register("test.vip", _vip)
     registry.register("test.increment", _increment)
     return registry
+
+
+
+# Words in a test module's source that mean its tests start real processes (`alap ...`,
+# redis-server clusters, Chromium) or signal them, and so take seconds each; most others take
+# milliseconds. Only the order of the run depends on this list.
+_PROCESS_WORDS = ("subprocess", "signal.", "ALAP", "alap_dev", "run_cli", "playwright", "chromium")
+_module_takes_seconds: dict[str, bool] = {}
+
+
+def _takes_seconds(item: pytest.Item) -> bool:
+    if getattr(getattr(item, "obj", None), "is_hypothesis_test", False):
+        return True
+    path = str(item.path)
+    if path not in _module_takes_seconds:
+        source = Path(path).read_text(encoding="utf-8")
+        _module_takes_seconds[path] = any(word in source for word in _PROCESS_WORDS)
+    return _module_takes_seconds[path]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The tests that take seconds run first (each group in collection order): under xdist the
+    run then ends on short tests, not on one worker finishing a long one while the other idles.
+    The order is the same in every worker, as xdist requires."""
+    items.sort(key=lambda item: not _takes_seconds(item))
