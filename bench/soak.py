@@ -418,6 +418,9 @@ async def main() -> None:
     print(f"worker RSS          boot {_mb(rss_boot)}, soak start {_mb(rss_start)}, end {_mb(rss_end)}"
           f"{_growth(rss_start, rss_end)}")
     print(f"server log          {len(log_lines)} lines, {tracebacks} tracebacks")
+    first = next((line for line in log_lines if "Traceback" in line), None)
+    if first is not None:  # the log goes with the soak's temporary directory: show one
+        print(f"                    first: {first[-700:]}")
 
 
 def _mb(values: list[float]) -> str:

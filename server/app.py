@@ -15,7 +15,8 @@ from aiohttp import web
 from . import flow_publishing, metrics
 from .actions import build_registry
 from .admin import add_admin
-from .bdapps.callers import CALLER_POLICY, CallerPolicy, check_caller
+from .bdapps.admission import RESERVED_CONNECTIONS, HopGate
+from .bdapps.callers import CALLER_POLICY, CallerPolicy
 from .integrations.bdapps import BdappsGateway, gateway_session
 from .bdapps.push import ADMIN_TOKEN, PUSH_SERVICE, PushService, push_ussd
 from .bdapps.resume import Resumes
@@ -46,7 +47,6 @@ SMS_SENDER = web.AppKey("sms_sender", SmsSender)
 LEDGER = web.AppKey("ledger", Ledger)
 
 SHUTDOWN_DRAIN_SECONDS = 8.0
-GATEWAY_CONNECTIONS = 200  # /ussd/send and /sms/send keep-alive connections per worker
 
 
 def build_engine(settings: Settings, registry: ActionRegistry | None = None,
@@ -66,11 +66,12 @@ def build_engine(settings: Settings, registry: ActionRegistry | None = None,
 
 def create_app(settings: Settings, *, store: Store | None = None, engine: Engine | None = None,
                registry: ActionRegistry | None = None, upstreams: Upstreams | None = None) -> web.Application:
-    app = web.Application(client_max_size=64 * 1024, middlewares=[count_callbacks, check_caller])
+    app = web.Application(client_max_size=64 * 1024)
     app[SETTINGS] = settings
     app[CALLER_POLICY] = CallerPolicy.from_settings(settings.bdapps_allowed_ips, settings.trusted_proxies)
     app[UPSTREAMS] = upstreams or Upstreams.from_settings(settings)
-    app[STORE] = store or open_store(settings.redis_url, settings.redis_prefix)
+    app[STORE] = store or open_store(settings.redis_url, settings.redis_prefix,
+                                     max_connections=settings.max_hops_in_flight + RESERVED_CONNECTIONS)
     app[LEDGER] = open_ledger(app[STORE])
     app[ENGINE] = engine or build_engine(settings, registry, app[UPSTREAMS], app[LEDGER])
     flow_publishing.attach(app[ENGINE], app[STORE])
@@ -85,27 +86,6 @@ def create_app(settings: Settings, *, store: Store | None = None, engine: Engine
     app.router.add_get("/metrics", metrics_endpoint)
     add_admin(app, settings.admin_token, app[STORE], app[LEDGER])
     return app
-
-
-@web.middleware
-async def count_callbacks(request: web.Request, handler):
-    """Callbacks by route and HTTP status (BDApps routes only: the rest is not traffic). The
-    route label is the route's template, never the raw path, so a scan of made-up paths adds
-    no series: all of them are counted as `unmatched`."""
-    if not request.path.startswith("/bdapps/"):
-        return await handler(request)
-    resource = request.match_info.route.resource
-    route = resource.canonical if resource is not None else metrics.UNMATCHED_ROUTE
-    status = 500
-    try:
-        response = await handler(request)
-        status = response.status
-        return response
-    except web.HTTPException as exc:
-        status = exc.status
-        raise
-    finally:
-        metrics.CALLBACKS.labels(route, str(status)).inc()
 
 
 async def metrics_endpoint(request: web.Request) -> web.Response:
@@ -126,14 +106,16 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200, keepalive_timeout=30))
     app[HTTP] = http
     # BDApps' /ussd/send and /sms/send on a client of their own: a hop holds one connection at
-    # most, so hops never wait behind other upstream calls for one.
-    bdapps_http = gateway_session(GATEWAY_CONNECTIONS)
-    gateway = BdappsGateway(settings.bdapps_base_url, settings.bdapps_app_id, settings.bdapps_password, bdapps_http)
+    # most, so hops never wait for one (server/bdapps/admission.py).
+    bdapps_http = gateway_session(settings.max_hops_in_flight + RESERVED_CONNECTIONS)
+    gateway = BdappsGateway(settings.bdapps_base_url, settings.bdapps_app_id, settings.bdapps_password, bdapps_http,
+                            connections=settings.max_hops_in_flight + RESERVED_CONNECTIONS)
     engine, store = app[ENGINE], app[STORE]
     sender = build_sms_sender(settings, http, store, gateway=gateway)
     app[SMS_SENDER] = sender
     app[USSD_SERVICE] = UssdService(engine, store, gateway, settings.session_ttl, settings.default_language,
-                                    resumes=Resumes(settings.resume_window, settings.session_ttl))
+                                    resumes=Resumes(settings.resume_window, settings.session_ttl),
+                                    gate=HopGate(settings.max_hops_in_flight))
     app[SMS_SERVICE] = SmsService(engine, store, reply=lambda to, text: sender.send(to, text, kind="reply"),
                                   session_ttl=settings.sms_session_ttl, default_language=settings.default_language)
     app[PUSH_SERVICE] = PushService(engine, store, gateway, lambda to, text: sender.send(to, text, kind="notice"),
@@ -146,6 +128,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     await sender.aclose()
     await http.close()
     await bdapps_http.close()
+    await gateway.aclose()
     await app[UPSTREAMS].aclose()
     await app[STORE].close()
 

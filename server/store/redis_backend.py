@@ -32,6 +32,7 @@ from .funnel import RETENTION_SECONDS
 from .redis_funnel import FUNNEL_COMMIT, FUNNEL_SWEEP, RedisFunnel
 from .redis_errors import redis_guard
 from .redis_keyspace import RedisKeyspace, hash_tag
+from .redis_line import RedisLine
 from .versions import RedisVersions
 
 # The hop protocol of server/store/base.py. The dedupe record (KEYS seen) holds the claim token
@@ -140,19 +141,20 @@ return 1
 
 
 CLUSTER_SCHEME = "redis+cluster://"
-MAX_CONNECTIONS = 1000  # per process (per node on a cluster)
+MAX_CONNECTIONS = 100  # per process (per node on a cluster), when the caller does not size it
+SOCKET_TIMEOUT = 1.0  # a dead or hung Redis fails a hop fast (503 E1603, BDApps redelivers)
 
 
-def connect(url: str, **options: Any) -> aioredis.Redis:
+def connect(url: str, *, max_connections: int = MAX_CONNECTIONS, **options: Any) -> aioredis.Redis:
     """A client with timeouts short enough that a dead Redis fails a hop fast.
 
-    redis-py (>= 6) caps a pool at 100 connections and then fails the command at once
-    (MaxConnectionsError) instead of waiting: a burst of more than 100 hops in one worker
-    would answer 503. A hop holds a connection only for its round trip, so the cap is raised
-    well above any worker's concurrency (Redis' own default maxclients is 10000)."""
-    defaults: dict[str, Any] = dict(socket_timeout=1.0, socket_connect_timeout=0.5,
-                                    health_check_interval=15, retry_on_timeout=False,
-                                    max_connections=MAX_CONNECTIONS)
+    Single node: a blocking pool of `max_connections`. redis-py's default pool fails a command
+    at once (MaxConnectionsError) when it is exhausted; this one makes the command wait for a
+    connection (up to the socket timeout), so a burst is slower, never refused by accident.
+    The hop path's scripts do not use this pool (RedisLine below), and hops are bounded per
+    worker (server/bdapps/admission.py)."""
+    defaults: dict[str, Any] = dict(socket_timeout=SOCKET_TIMEOUT, socket_connect_timeout=0.5,
+                                    health_check_interval=15, retry_on_timeout=False)
     defaults.update(options)
     if is_cluster_url(url):
         from redis.asyncio.cluster import RedisCluster
@@ -166,8 +168,11 @@ def connect(url: str, **options: Any) -> aioredis.Redis:
         # it redelivers; the failure also makes the client re-read the slot map (failover).
         # MOVED/ASK redirections (resharding) are followed all the same: they are not retries.
         defaults.setdefault("retry", Retry(NoBackoff(), 0))
-        return RedisCluster.from_url("redis://" + url[len(CLUSTER_SCHEME):], **defaults)  # type: ignore[return-value]
-    return aioredis.from_url(url, **defaults)
+        return RedisCluster.from_url("redis://" + url[len(CLUSTER_SCHEME):],  # type: ignore[return-value]
+                                     max_connections=max_connections, **defaults)
+    pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=max_connections,
+                                                    timeout=SOCKET_TIMEOUT, **defaults)
+    return aioredis.Redis.from_pool(pool)
 
 
 def is_cluster_url(url: str) -> bool:
@@ -201,13 +206,42 @@ class _NodeScript:
             return await self.client.evalsha(self.sha, len(keys), *keys, *args)
 
 
+class _LineScript:
+    """A script on a single node, called like redis-py's Script (`keys=`, `args=`) but sent as
+    a bare EVALSHA on the store's RedisLine (server/store/redis_line.py explains why)."""
+
+    def __init__(self, client: Any, line: RedisLine, script: str) -> None:
+        self.line = line
+        self.script = script
+        self.sha = client.register_script(script).sha
+
+    async def __call__(self, keys: list[str], args: list[Any], *also: Any) -> Any:
+        """The script's result; with `also` (more commands, sent in the same write) the list of
+        every result, error replies as exceptions."""
+        for attempt in (1, 2):
+            replies = await self.line.call(("EVALSHA", self.sha, len(keys), *keys, *args), *also)
+            if isinstance(replies[0], NoScriptError) and attempt == 1:  # Redis restarted or flushed
+                await self.line.call(("SCRIPT", "LOAD", self.script))
+                continue
+            if isinstance(replies[0], Exception):
+                raise replies[0]
+            return replies if also else replies[0]
+        raise AssertionError("unreachable")
+
+
 class RedisStore(RedisFunnel, RedisKeyspace, Store):
     name = "redis"
 
     def __init__(self, client: aioredis.Redis, prefix: str = "alap:") -> None:
         super().__init__(client, prefix)
         self.cluster = is_cluster(client)
-        script = (lambda text: _NodeScript(client, text)) if self.cluster else client.register_script
+        self.line: RedisLine | None = None
+        if self.cluster:
+            script = lambda text: _NodeScript(client, text)  # noqa: E731
+        else:
+            pool = client.connection_pool
+            self.line = RedisLine(pool, pool.max_connections, SOCKET_TIMEOUT)
+            script = lambda text: _LineScript(client, self.line, text)  # noqa: E731
         self._claim_script = script(_CLAIM)
         self._lock_script = script(_LOCK)
         # On a cluster the index lives in its own slot, so the commit script cannot touch it.
@@ -222,8 +256,8 @@ class RedisStore(RedisFunnel, RedisKeyspace, Store):
             self._with_profile = self._with_profile_cluster  # type: ignore[method-assign]
 
     @classmethod
-    def from_url(cls, url: str, prefix: str = "alap:") -> "RedisStore":
-        return cls(connect(url), prefix)
+    def from_url(cls, url: str, prefix: str = "alap:", *, max_connections: int = MAX_CONNECTIONS) -> "RedisStore":
+        return cls(connect(url, max_connections=max_connections), prefix)
 
     # -- keys ------------------------------------------------------------------------------
     # A session's keys share its hash tag: the claim and commit scripts touch them together.
@@ -267,22 +301,14 @@ class RedisStore(RedisFunnel, RedisKeyspace, Store):
         async with self._guard():
             if not reads and not also:
                 return await script(keys=keys, args=args), None, []
-            # EVALSHA in a pipeline rather than script(client=pipe): redis-py would first send
-            # SCRIPT EXISTS on every execute, an extra round trip on every mo-init.
-            for attempt in (1, 2):
-                async with self.redis.pipeline(transaction=False) as pipe:
-                    pipe.evalsha(script.sha, len(keys), *keys, *args)
-                    for name, command_args in (*reads, *also):
-                        getattr(pipe, name)(*command_args)
-                    result, *rest = await pipe.execute(raise_on_error=False)
-                if isinstance(result, NoScriptError) and attempt == 1:
-                    await self.redis.script_load(script.script)  # Redis restarted or flushed
-                    continue
-                for outcome in (result, *rest):
-                    if isinstance(outcome, Exception):
-                        raise outcome
-                return result, decode_profile(rest[0]) if reads else None, rest[len(reads):]
-            raise AssertionError("unreachable")
+            # The script and the reads in one write: one round trip (the commands are GETs, whose
+            # raw replies are what redis-py's pipeline would give).
+            result, *rest = await script(keys, args, *((name.upper(), *command_args)
+                                                       for name, command_args in (*reads, *also)))
+            for outcome in rest:
+                if isinstance(outcome, Exception):
+                    raise outcome
+            return result, decode_profile(rest[0]) if reads else None, rest[len(reads):]
 
     async def _with_profile_cluster(self, script, keys: list[str], args: list[Any], profile_of: str | None,
                                     also: list[tuple[str, tuple]] = ()):
@@ -427,6 +453,8 @@ class RedisStore(RedisFunnel, RedisKeyspace, Store):
             return False
 
     async def close(self) -> None:
+        if self.line is not None:
+            await self.line.close()
         await self.redis.aclose()
 
 
