@@ -16,22 +16,32 @@ sandbox BDApps gateway (server/sandbox/bdapps.py) receiving `/ussd/send`.
    injection, `chance`); Redis is stopped and started again --restarts times, evenly spread,
    down for --redis-down seconds each time.
 
-Callbacks are delivered like BDApps does: a callback answered anything but S1000 (503 E1603
-while Redis is away) or not answered at all is delivered again, same requestId, every 0.5 s for
-up to --redeliver-for seconds. Such a callback is not lost. A hop is lost when its callback was
+Callbacks are delivered again like a gateway that retries does: a callback answered anything but
+S1000 (503 E1603 while Redis is away) or not answered at all is delivered again, same requestId,
+for up to --redeliver-for seconds. BDApps' own redelivery schedule is not documented (the seeds
+say nothing of it), so --redelivery picks one: `backoff` (the default) waits 0.5 s, 1 s, 2 s,
+then 4 s between deliveries, each with jitter (half fixed, half random), the usual practice of a
+gateway that must not flood a recovering server; `fixed` redelivers every 0.5 s, in step, the
+harshest schedule (a retry storm). Such a callback is not lost. A hop is lost when its callback was
 answered S1000 and its screen never arrived (within --screen-timeout seconds). Lost hops whose
 every `/ussd/send` attempt the gateway refused are shown apart: with 5% refusals and three
 attempts per screen, about one screen in 8,000 cannot get through at all.
 
 Prints: hops sent, screens delivered, hops lost, answers by HTTP status (5xx split into the
-503s met while Redis was down, which BDApps retries, and any other), and the RSS of the
-server's worker at the start and the end of the soak.
+503s caused by a Redis outage, which BDApps retries, and any other), how long the server took to
+recover after each restart, and the RSS of the server's worker at the start and the end of the
+soak. A 503 is caused by the outage when Redis was down, or when it came while the callbacks
+refused during the outage were still being redelivered (the server refusing fast, by admission
+control, while it works through that backlog); the recovery lasts until the last of those
+callbacks is acked.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
 import itertools
+import json
+import random
 import os
 import shutil
 import signal
@@ -135,7 +145,8 @@ class Figures:
     refused_for_good: int = 0  # never answered S1000 within the redelivery window (BDApps gives up)
     redeliveries: int = 0
     answers: Counter = field(default_factory=Counter)  # HTTP status (or "no answer") of every delivery
-    answers_503_redis_down: int = 0  # 503s while Redis was down (or just back)
+    answers_503_redis_down: int = 0  # 503s while Redis was down, or during the recovery after it
+    recoveries: list[float] = field(default_factory=list)  # s from Redis back to the backlog acked
     journeys: int = 0
     journeys_cut: int = 0  # a final screen came before the journey's last hop (e.g. a session lost)
     extra_screens: int = 0  # screens nobody asked for (a hop processed twice)
@@ -159,6 +170,7 @@ class Soak:
         self.ids = itertools.count()
         self.figures = Figures()
         self.last_restart_end = 0.0
+        self.outage_backlog: set[str] = set()  # requestIds refused while Redis was down, not yet acked
 
     # -- the gateway -------------------------------------------------------------------------
     @web.middleware
@@ -239,14 +251,32 @@ class Soak:
                 status, answer = "no answer", b""
             figures.answers[status] += 1
             if status == 200 and b'"S1000"' in answer:
+                self._backlog_done(body["requestId"], measuring)
                 return deliveries
-            if status == 503 and (self.redis.down_since is not None
-                                  or time.monotonic() - self.last_restart_end < self.args.redis_grace):
+            if status == 503 and self.redis.down_since is not None:
                 figures.answers_503_redis_down += 1
+                if measuring:
+                    self.outage_backlog.add(body["requestId"])
+            elif status == 503 and self.outage_backlog:
+                figures.answers_503_redis_down += 1  # refused while the outage's backlog drains
             if time.monotonic() > deadline:
                 figures.refused_for_good += 1
+                self._backlog_done(body["requestId"], measuring)
                 return 0
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(self._redelivery_wait(deliveries))
+
+    def _redelivery_wait(self, deliveries: int) -> float:
+        if self.args.redelivery == "fixed":
+            return 0.5
+        step = min(4.0, 0.5 * 2 ** (deliveries - 1))
+        return step / 2 + random.uniform(0, step / 2)
+
+    def _backlog_done(self, request_id: str, measuring: bool) -> None:
+        if not measuring or request_id not in self.outage_backlog:
+            return
+        self.outage_backlog.discard(request_id)
+        if not self.outage_backlog and self.redis.down_since is None:
+            self.figures.recoveries.append(time.monotonic() - self.last_restart_end)
 
     async def journey(self, http: aiohttp.ClientSession, n: int, *, measuring: bool) -> int:
         """One subscriber's session; returns the hops whose screens arrived."""
@@ -363,8 +393,8 @@ async def main() -> None:
     parser.add_argument("--fail-share", type=float, default=0.05, help="share of /ussd/send refused with E1603")
     parser.add_argument("--restarts", type=int, default=2, help="Redis restarts during the soak")
     parser.add_argument("--redis-down", type=float, default=3, help="seconds Redis stays down each time")
-    parser.add_argument("--redis-grace", type=float, default=3,
-                        help="seconds after Redis is back during which a 503 still counts as 'Redis was down'")
+    parser.add_argument("--redelivery", choices=("backoff", "fixed"), default="backoff",
+                        help="refused callbacks: redelivered after 0.5/1/2/4 s with jitter, or every 0.5 s in step")
     parser.add_argument("--redeliver-for", type=float, default=60, help="how long a refused callback is redelivered")
     parser.add_argument("--screen-timeout", type=float, default=20, help="seconds an acked hop's screen may take")
     parser.add_argument("--log-level", default="info", help="ALAP_LOG_LEVEL of the server (production default)")
@@ -409,7 +439,9 @@ async def main() -> None:
         print(f"                    e.g. {'; '.join(f.lost_examples)}")
     print(f"never acked         {f.refused_for_good}  (refused for {args.redeliver_for:g} s: BDApps would give up)")
     print(f"answers             {dict(sorted(((str(k), v) for k, v in f.answers.items())))}")
-    print(f"5xx answers         {fivexx}  (503 E1603 while Redis was down, redelivered: {f.answers_503_redis_down}; "
+    print(f"recovery            {', '.join(f'{r:.1f} s' for r in f.recoveries) or '-'}  (Redis back -> every callback "
+          f"refused during the outage acked; redelivery {args.redelivery})")
+    print(f"5xx answers         {fivexx}  (503 E1603 caused by a Redis outage, redelivered: {f.answers_503_redis_down}; "
           f"other 5xx, must be 0: {other_5xx})")
     print(f"journeys            {f.journeys}  (cut short by a final screen: {f.journeys_cut}); "
           f"screens not asked for: {f.extra_screens}")
@@ -418,9 +450,20 @@ async def main() -> None:
     print(f"worker RSS          boot {_mb(rss_boot)}, soak start {_mb(rss_start)}, end {_mb(rss_end)}"
           f"{_growth(rss_start, rss_end)}")
     print(f"server log          {len(log_lines)} lines, {tracebacks} tracebacks")
+    events = Counter(_event_of(line) for line in log_lines)
+    events.pop("ussd_hop", None)  # one per hop: the figures above say more
+    print(f"                    events: {', '.join(f'{name} {n}' for name, n in events.most_common(8))}")
     first = next((line for line in log_lines if "Traceback" in line), None)
     if first is not None:  # the log goes with the soak's temporary directory: show one
         print(f"                    first: {first[-700:]}")
+
+
+def _event_of(line: str) -> str:
+    """The `event` of a JSON log line (server/logs.py), "other" for anything else."""
+    try:
+        return str(json.loads(line).get("event", "other"))
+    except (ValueError, AttributeError):
+        return "other"
 
 
 def _mb(values: list[float]) -> str:
