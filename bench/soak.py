@@ -148,6 +148,7 @@ class Figures:
     answers_503_redis_down: int = 0  # 503s while Redis was down, or during the recovery after it
     recoveries: list[float] = field(default_factory=list)  # s from Redis back to the backlog acked
     journeys: int = 0
+    generator_lag: float = 0.0  # s the arrivals fell behind their schedule at worst (this process saturated)
     journeys_cut: int = 0  # a final screen came before the journey's last hop (e.g. a session lost)
     extra_screens: int = 0  # screens nobody asked for (a hop processed twice)
     lost_examples: list[str] = field(default_factory=list)
@@ -196,7 +197,10 @@ class Soak:
                    ALAP_DEFAULT_LANGUAGE="en", WEB_CONCURRENCY=str(self.args.workers),
                    ALAP_LOG_LEVEL=self.args.log_level)
         with open(self.log_path, "wb") as out:
-            self.server = subprocess.Popen([sys.executable, "-m", "server", "serve"], env=env, stdout=out,
+            argv = [sys.executable, "-m", "server", "serve"]
+            if self.args.pin:  # the server on core 0, this process (generator and gateway) on core 1
+                argv = ["taskset", "-c", "0", *argv]
+            self.server = subprocess.Popen(argv, env=env, stdout=out,
                                            stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
         async with aiohttp.ClientSession() as http:
             for _ in range(600):
@@ -363,6 +367,7 @@ class Soak:
             while time.monotonic() - began < seconds:
                 due = began + k / arrivals
                 delay = due - time.monotonic()
+                self.figures.generator_lag = max(self.figures.generator_lag, -delay)
                 if delay > 0:
                     await asyncio.sleep(delay)
                 task = asyncio.create_task(self.journey(http, next(self.ids), measuring=True))
@@ -390,6 +395,9 @@ async def main() -> None:
     parser.add_argument("--users", type=int, default=32, help="closed-loop subscribers measuring the peak")
     parser.add_argument("--peak-seconds", type=float, default=15)
     parser.add_argument("--workers", type=int, default=1, help="WEB_CONCURRENCY of the server")
+    parser.add_argument("--no-pin", dest="pin", action="store_false",
+                        help="do not pin the server to core 0 and this process to core 1 (the default with "
+                             "one worker and taskset on the machine, as in ../shared/bench)")
     parser.add_argument("--fail-share", type=float, default=0.05, help="share of /ussd/send refused with E1603")
     parser.add_argument("--restarts", type=int, default=2, help="Redis restarts during the soak")
     parser.add_argument("--redis-down", type=float, default=3, help="seconds Redis stays down each time")
@@ -400,6 +408,9 @@ async def main() -> None:
     parser.add_argument("--log-level", default="info", help="ALAP_LOG_LEVEL of the server (production default)")
     args = parser.parse_args()
 
+    args.pin = args.pin and args.workers == 1 and shutil.which("taskset") is not None and os.cpu_count() >= 2
+    if args.pin:
+        os.sched_setaffinity(0, {1})
     soak = Soak(args)
     await soak.start()
     try:
@@ -430,6 +441,9 @@ async def main() -> None:
     print()
     print(f"duration            {elapsed:.0f} s (soak {args.minutes * 60:.0f} s at a target of {rate:.0f} hops/s: "
           f"{f.hops_sent / (args.minutes * 60):.0f} hops/s sent)")
+    print(f"generator           {'server on core 0, generator and gateway on core 1' if args.pin else 'not pinned'}; "
+          f"behind its schedule by {f.generator_lag:.1f} s at worst"
+          f"{' (it saturated: the figures measure the machine, not the server)' if f.generator_lag > 5 else ''}")
     print(f"hops sent           {f.hops_sent}  ({f.journeys} subscribers; {f.redeliveries} redeliveries)")
     print(f"hops acked S1000    {f.acked}")
     print(f"screens delivered   {f.screens}")
@@ -483,4 +497,8 @@ if __name__ == "__main__":
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     except ImportError:
         pass
+    def _interrupted(*_: object) -> None:  # SIGTERM like Ctrl-C: stop the server and Redis it started
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _interrupted)
     asyncio.run(main())

@@ -148,7 +148,9 @@ async def _messaging_jobs(app: web.Application) -> AsyncIterator[None]:
             try:
                 await sender.flush_parked()
                 await sender.poll_dinisoft()
-            except Exception:  # a passing store/upstream problem: try again next round
+            except StoreUnavailable as exc:  # Redis away (a restart): one line, no traceback
+                structlog.get_logger("alap.jobs").warning("messaging_job_store_unavailable", error=str(exc))
+            except Exception:  # a passing upstream problem: try again next round
                 structlog.get_logger("alap.jobs").exception("messaging_job_failed")
             await sweep_sessions(app[STORE])
             await keep_versions(app)
@@ -164,6 +166,9 @@ async def sweep_sessions(store: Store) -> None:
     """Count the USSD sessions that expired without a final screen (the funnel's drop-offs)."""
     try:
         timed_out, abandoned = await store.sweep_expired()
+    except StoreUnavailable as exc:
+        structlog.get_logger("alap.jobs").warning("session_sweep_store_unavailable", error=str(exc))
+        return
     except Exception:
         structlog.get_logger("alap.jobs").exception("session_sweep_failed")
         return

@@ -16,7 +16,7 @@ written by that caller and may be forged). Nobody else's `X-Forwarded-For` is be
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 import structlog
 from aiohttp import web
 
@@ -85,12 +85,28 @@ class CallerPolicy:
                 return address
         return address  # every hop is a trusted proxy: the leftmost one called
 
+    # Answers for callers without X-Forwarded-For, by peer: BDApps calls from a handful of
+    # addresses, and parsing one costs more than the rest of the check (once per callback).
+    _by_peer: dict[str | None, tuple[bool, Address | None]] = field(default_factory=dict, compare=False, repr=False)
+
     def allows(self, peer: str | None, forwarded_for: list[str]) -> tuple[bool, Address | None]:
         if self.allowed is None:
             return True, None
-        caller = self.caller(peer, forwarded_for)
-        return caller is not None and _within(caller, self.allowed), caller
+        if forwarded_for:
+            return self._decide(peer, forwarded_for)
+        answer = self._by_peer.get(peer)
+        if answer is None:
+            if len(self._by_peer) >= _PEERS_KEPT:  # a scan from many addresses: start again
+                self._by_peer.clear()
+            answer = self._by_peer[peer] = self._decide(peer, [])
+        return answer
 
+    def _decide(self, peer: str | None, forwarded_for: list[str]) -> tuple[bool, Address | None]:
+        caller = self.caller(peer, forwarded_for)
+        return caller is not None and _within(caller, self.allowed or ()), caller
+
+
+_PEERS_KEPT = 1024
 
 CALLER_POLICY = web.AppKey("caller_policy", CallerPolicy)
 
