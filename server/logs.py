@@ -113,6 +113,7 @@ def setup_logging(level: str = "info", *, json: bool = True, secrets: Iterable[s
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        # One write per line (PrintLogger writes the line and its newline apart: two system calls).
+        logger_factory=structlog.WriteLoggerFactory(sys.stdout),
         cache_logger_on_first_use=True,
     )
