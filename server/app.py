@@ -142,24 +142,30 @@ async def _messaging_jobs(app: web.Application) -> AsyncIterator[None]:
     expired sessions popped atomically."""
 
     async def loop() -> None:
-        sender = app[SMS_SENDER]
         while True:
             await asyncio.sleep(MESSAGING_JOB_SECONDS)
-            try:
-                await sender.flush_parked()
-                await sender.poll_dinisoft()
-            except StoreUnavailable as exc:  # Redis away (a restart): one line, no traceback
-                structlog.get_logger("alap.jobs").warning("messaging_job_store_unavailable", error=str(exc))
-            except Exception:  # a passing upstream problem: try again next round
-                structlog.get_logger("alap.jobs").exception("messaging_job_failed")
-            await sweep_sessions(app[STORE])
-            await keep_versions(app)
+            await run_jobs_once(app)
 
     task = asyncio.create_task(loop())
     yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+async def run_jobs_once(app: web.Application) -> None:
+    """One round of the background jobs. A store that is away (a Redis restart) is one warning
+    line per job, never a traceback: it is expected, and the next round tries again."""
+    sender = app[SMS_SENDER]
+    try:
+        await sender.flush_parked()
+        await sender.poll_dinisoft()
+    except StoreUnavailable as exc:
+        structlog.get_logger("alap.jobs").warning("messaging_job_store_unavailable", error=str(exc))
+    except Exception:  # a passing upstream problem: try again next round
+        structlog.get_logger("alap.jobs").exception("messaging_job_failed")
+    await sweep_sessions(app[STORE])
+    await keep_versions(app)
 
 
 async def sweep_sessions(store: Store) -> None:
@@ -183,6 +189,8 @@ async def keep_versions(app: web.Application) -> None:
     try:
         engine = app[USSD_SERVICE].engine if USSD_SERVICE in app else app[ENGINE]  # after a hot reload too
         await flow_publishing.keep(engine, app[STORE], flow_publishing.version_ttl(app[SETTINGS]))
+    except StoreUnavailable as exc:
+        structlog.get_logger("alap.jobs").warning("flow_versions_keep_store_unavailable", error=str(exc))
     except Exception:
         structlog.get_logger("alap.jobs").exception("flow_versions_keep_failed")
 
