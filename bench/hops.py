@@ -13,6 +13,9 @@ medians with the two ratios the performance goal is stated in: hops/s (Alap / ba
 
 `--workers 2` runs `alap serve` with WEB_CONCURRENCY=2 and no pinning (both cores, the
 generator time-shared with the server): the "workers scale" check on a 2-core machine.
+
+`--compare DIR` also runs another checkout of Alap (say `git archive main | tar -x -C DIR`),
+with this interpreter, after this one in each run: a change's effect measured in the same run.
 """
 from __future__ import annotations
 
@@ -97,13 +100,17 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=2)
     parser.add_argument("--workers", type=int, default=1, help="WEB_CONCURRENCY of alap serve (2: unpinned)")
     parser.add_argument("--log-level", default="info", help="ALAP_LOG_LEVEL of alap serve (production: info)")
+    parser.add_argument("--compare", metavar="DIR", help="another Alap checkout to run in the same runs")
     args = parser.parse_args()
     if not (SHARED / "loadgen.py").exists():
         raise SystemExit(f"the shared benchmark is not at {SHARED}")
     alap_bin = shutil.which("alap", path=str(Path(sys.executable).parent)) or "alap"
     server_core = 0 if args.workers == 1 else None
     gen_core = 1 if args.workers == 1 else None
-    results: dict[str, list[dict]] = {"baseline": [], "alap": []}
+    results: dict[str, list[dict]] = {"baseline": [], "alap": [], "compare": []}
+    checkouts = [("alap", [alap_bin, "serve"], None)]
+    if args.compare:  # `python -m server` from DIR finds DIR's package first
+        checkouts.append(("compare", [sys.executable, "-m", "server", "serve"], args.compare))
     for run in range(1, args.runs + 1):
         gateway_port = free_port()
         base_url = f"http://127.0.0.1:{gateway_port}/bd"
@@ -115,32 +122,41 @@ def main() -> None:
             results["baseline"].append(load(port, gateway_port, args, gen_core))
         finally:
             stop(base)
-        port = free_port()
-        env = {**os.environ, "PORT": str(port), "REDIS_URL": "redis://127.0.0.1:6379/12",
-               "BDAPPS_BASE_URL": base_url, "BDAPPS_APP_ID": "APP_900001", "BDAPPS_PASSWORD": "pw",
-               "ALAP_DEFAULT_LANGUAGE": "en", "ALAP_LOG_LEVEL": args.log_level,
-               "WEB_CONCURRENCY": str(args.workers)}
-        alap = start(pinned(server_core, [alap_bin, "serve"]), env, "alap")
-        try:
-            wait_listening(port, alap, "/healthz")
-            results["alap"].append(load(port, gateway_port, args, gen_core))
-        finally:
-            stop(alap)
-        b, a = results["baseline"][-1], results["alap"][-1]
-        print(f"run {run}: baseline {b['rate']:.0f} hops/s p50 {b['p50']:.1f} p99 {b['p99']:.1f} ms | "
-              f"alap {a['rate']:.0f} hops/s p50 {a['p50']:.1f} p99 {a['p99']:.1f} ms errors {a['errors']:.0f} | "
-              f"ratio {a['rate'] / b['rate']:.2f}, p99 x{a['p99'] / b['p99']:.2f}", flush=True)
+        for name, argv, cwd in checkouts:
+            port = free_port()
+            env = {**os.environ, "PORT": str(port), "REDIS_URL": "redis://127.0.0.1:6379/12",
+                   "BDAPPS_BASE_URL": base_url, "BDAPPS_APP_ID": "APP_900001", "BDAPPS_PASSWORD": "pw",
+                   "ALAP_DEFAULT_LANGUAGE": "en", "ALAP_LOG_LEVEL": args.log_level,
+                   "WEB_CONCURRENCY": str(args.workers)}
+            alap = subprocess.Popen(pinned(server_core, argv), env=env, cwd=cwd,
+                                    stdout=open(LOG_DIR / f"alap-bench-{name}.log", "wb"), stderr=subprocess.STDOUT)
+            try:
+                wait_listening(port, alap, "/healthz")
+                results[name].append(load(port, gateway_port, args, gen_core))
+            finally:
+                stop(alap)
+        b = results["baseline"][-1]
+        line = f"run {run}: baseline {b['rate']:.0f} hops/s p50 {b['p50']:.1f} p99 {b['p99']:.1f} ms"
+        for name, _, _ in checkouts:
+            a = results[name][-1]
+            line += (f" | {name} {a['rate']:.0f} hops/s p50 {a['p50']:.1f} p99 {a['p99']:.1f} ms errors {a['errors']:.0f}"
+                     f" ratio {a['rate'] / b['rate']:.2f}, p99 x{a['p99'] / b['p99']:.2f}")
+        print(line, flush=True)
 
     def med(name: str, key: str) -> float:
         return statistics.median(r[key] for r in results[name])
 
-    rate_ratio = statistics.median(a["rate"] / b["rate"] for a, b in zip(results["alap"], results["baseline"]))
-    p99_ratio = statistics.median(a["p99"] / b["p99"] for a, b in zip(results["alap"], results["baseline"]))
     layout = "server on core 0, generator on core 1" if args.workers == 1 else f"{args.workers} workers, unpinned"
     print(f"\nmedians of {args.runs} runs, {args.users} users, {layout}:")
-    for name in ("baseline", "alap"):
-        print(f"  {name:<9} {med(name, 'rate'):>6.0f} hops/s   p50 {med(name, 'p50'):.1f} ms   p99 {med(name, 'p99'):.1f} ms")
-    print(f"  ratio     {rate_ratio:.2f} of the baseline's hops/s (goal >= 0.75); p99 x{p99_ratio:.2f} (goal <= 1.5)")
+    print(f"  {'baseline':<9} {med('baseline', 'rate'):>6.0f} hops/s   p50 {med('baseline', 'p50'):.1f} ms   "
+          f"p99 {med('baseline', 'p99'):.1f} ms")
+    for name, _, cwd in checkouts:
+        rate_ratio = statistics.median(a["rate"] / b["rate"] for a, b in zip(results[name], results["baseline"]))
+        p99_ratio = statistics.median(a["p99"] / b["p99"] for a, b in zip(results[name], results["baseline"]))
+        print(f"  {name:<9} {med(name, 'rate'):>6.0f} hops/s   p50 {med(name, 'p50'):.1f} ms   p99 {med(name, 'p99'):.1f} ms"
+              f"{f'   ({cwd})' if cwd else ''}")
+        print(f"  {'':<9} ratio {rate_ratio:.2f} of the baseline's hops/s (goal >= 0.75); "
+              f"p99 x{p99_ratio:.2f} (goal <= 1.5)")
 
 
 if __name__ == "__main__":

@@ -16,22 +16,32 @@ sandbox BDApps gateway (server/sandbox/bdapps.py) receiving `/ussd/send`.
    injection, `chance`); Redis is stopped and started again --restarts times, evenly spread,
    down for --redis-down seconds each time.
 
-Callbacks are delivered like BDApps does: a callback answered anything but S1000 (503 E1603
-while Redis is away) or not answered at all is delivered again, same requestId, every 0.5 s for
-up to --redeliver-for seconds. Such a callback is not lost. A hop is lost when its callback was
+Callbacks are delivered again like a gateway that retries does: a callback answered anything but
+S1000 (503 E1603 while Redis is away) or not answered at all is delivered again, same requestId,
+for up to --redeliver-for seconds. BDApps' own redelivery schedule is not documented (the seeds
+say nothing of it), so --redelivery picks one: `backoff` (the default) waits 0.5 s, 1 s, 2 s,
+then 4 s between deliveries, each with jitter (half fixed, half random), the usual practice of a
+gateway that must not flood a recovering server; `fixed` redelivers every 0.5 s, in step, the
+harshest schedule (a retry storm). Such a callback is not lost. A hop is lost when its callback was
 answered S1000 and its screen never arrived (within --screen-timeout seconds). Lost hops whose
 every `/ussd/send` attempt the gateway refused are shown apart: with 5% refusals and three
 attempts per screen, about one screen in 8,000 cannot get through at all.
 
 Prints: hops sent, screens delivered, hops lost, answers by HTTP status (5xx split into the
-503s met while Redis was down, which BDApps retries, and any other), and the RSS of the
-server's worker at the start and the end of the soak.
+503s caused by a Redis outage, which BDApps retries, and any other), how long the server took to
+recover after each restart, and the RSS of the server's worker at the start and the end of the
+soak. A 503 is caused by the outage when Redis was down, or when it came while the callbacks
+refused during the outage were still being redelivered (the server refusing fast, by admission
+control, while it works through that backlog); the recovery lasts until the last of those
+callbacks is acked.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
 import itertools
+import json
+import random
 import os
 import shutil
 import signal
@@ -135,8 +145,10 @@ class Figures:
     refused_for_good: int = 0  # never answered S1000 within the redelivery window (BDApps gives up)
     redeliveries: int = 0
     answers: Counter = field(default_factory=Counter)  # HTTP status (or "no answer") of every delivery
-    answers_503_redis_down: int = 0  # 503s while Redis was down (or just back)
+    answers_503_redis_down: int = 0  # 503s while Redis was down, or during the recovery after it
+    recoveries: list[float] = field(default_factory=list)  # s from Redis back to the backlog acked
     journeys: int = 0
+    generator_lag: float = 0.0  # s the arrivals fell behind their schedule at worst (this process saturated)
     journeys_cut: int = 0  # a final screen came before the journey's last hop (e.g. a session lost)
     extra_screens: int = 0  # screens nobody asked for (a hop processed twice)
     lost_examples: list[str] = field(default_factory=list)
@@ -159,6 +171,7 @@ class Soak:
         self.ids = itertools.count()
         self.figures = Figures()
         self.last_restart_end = 0.0
+        self.outage_backlog: set[str] = set()  # requestIds refused while Redis was down, not yet acked
 
     # -- the gateway -------------------------------------------------------------------------
     @web.middleware
@@ -184,7 +197,10 @@ class Soak:
                    ALAP_DEFAULT_LANGUAGE="en", WEB_CONCURRENCY=str(self.args.workers),
                    ALAP_LOG_LEVEL=self.args.log_level)
         with open(self.log_path, "wb") as out:
-            self.server = subprocess.Popen([sys.executable, "-m", "server", "serve"], env=env, stdout=out,
+            argv = [sys.executable, "-m", "server", "serve"]
+            if self.args.pin:  # the server on core 0, this process (generator and gateway) on core 1
+                argv = ["taskset", "-c", "0", *argv]
+            self.server = subprocess.Popen(argv, env=env, stdout=out,
                                            stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
         async with aiohttp.ClientSession() as http:
             for _ in range(600):
@@ -239,14 +255,32 @@ class Soak:
                 status, answer = "no answer", b""
             figures.answers[status] += 1
             if status == 200 and b'"S1000"' in answer:
+                self._backlog_done(body["requestId"], measuring)
                 return deliveries
-            if status == 503 and (self.redis.down_since is not None
-                                  or time.monotonic() - self.last_restart_end < self.args.redis_grace):
+            if status == 503 and self.redis.down_since is not None:
                 figures.answers_503_redis_down += 1
+                if measuring:
+                    self.outage_backlog.add(body["requestId"])
+            elif status == 503 and self.outage_backlog:
+                figures.answers_503_redis_down += 1  # refused while the outage's backlog drains
             if time.monotonic() > deadline:
                 figures.refused_for_good += 1
+                self._backlog_done(body["requestId"], measuring)
                 return 0
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(self._redelivery_wait(deliveries))
+
+    def _redelivery_wait(self, deliveries: int) -> float:
+        if self.args.redelivery == "fixed":
+            return 0.5
+        step = min(4.0, 0.5 * 2 ** (deliveries - 1))
+        return step / 2 + random.uniform(0, step / 2)
+
+    def _backlog_done(self, request_id: str, measuring: bool) -> None:
+        if not measuring or request_id not in self.outage_backlog:
+            return
+        self.outage_backlog.discard(request_id)
+        if not self.outage_backlog and self.redis.down_since is None:
+            self.figures.recoveries.append(time.monotonic() - self.last_restart_end)
 
     async def journey(self, http: aiohttp.ClientSession, n: int, *, measuring: bool) -> int:
         """One subscriber's session; returns the hops whose screens arrived."""
@@ -333,6 +367,7 @@ class Soak:
             while time.monotonic() - began < seconds:
                 due = began + k / arrivals
                 delay = due - time.monotonic()
+                self.figures.generator_lag = max(self.figures.generator_lag, -delay)
                 if delay > 0:
                     await asyncio.sleep(delay)
                 task = asyncio.create_task(self.journey(http, next(self.ids), measuring=True))
@@ -360,16 +395,22 @@ async def main() -> None:
     parser.add_argument("--users", type=int, default=32, help="closed-loop subscribers measuring the peak")
     parser.add_argument("--peak-seconds", type=float, default=15)
     parser.add_argument("--workers", type=int, default=1, help="WEB_CONCURRENCY of the server")
+    parser.add_argument("--no-pin", dest="pin", action="store_false",
+                        help="do not pin the server to core 0 and this process to core 1 (the default with "
+                             "one worker and taskset on the machine, as in ../shared/bench)")
     parser.add_argument("--fail-share", type=float, default=0.05, help="share of /ussd/send refused with E1603")
     parser.add_argument("--restarts", type=int, default=2, help="Redis restarts during the soak")
     parser.add_argument("--redis-down", type=float, default=3, help="seconds Redis stays down each time")
-    parser.add_argument("--redis-grace", type=float, default=3,
-                        help="seconds after Redis is back during which a 503 still counts as 'Redis was down'")
+    parser.add_argument("--redelivery", choices=("backoff", "fixed"), default="backoff",
+                        help="refused callbacks: redelivered after 0.5/1/2/4 s with jitter, or every 0.5 s in step")
     parser.add_argument("--redeliver-for", type=float, default=60, help="how long a refused callback is redelivered")
     parser.add_argument("--screen-timeout", type=float, default=20, help="seconds an acked hop's screen may take")
     parser.add_argument("--log-level", default="info", help="ALAP_LOG_LEVEL of the server (production default)")
     args = parser.parse_args()
 
+    args.pin = args.pin and args.workers == 1 and shutil.which("taskset") is not None and os.cpu_count() >= 2
+    if args.pin:
+        os.sched_setaffinity(0, {1})
     soak = Soak(args)
     await soak.start()
     try:
@@ -400,6 +441,9 @@ async def main() -> None:
     print()
     print(f"duration            {elapsed:.0f} s (soak {args.minutes * 60:.0f} s at a target of {rate:.0f} hops/s: "
           f"{f.hops_sent / (args.minutes * 60):.0f} hops/s sent)")
+    print(f"generator           {'server on core 0, generator and gateway on core 1' if args.pin else 'not pinned'}; "
+          f"behind its schedule by {f.generator_lag:.1f} s at worst"
+          f"{' (it saturated: the figures measure the machine, not the server)' if f.generator_lag > 5 else ''}")
     print(f"hops sent           {f.hops_sent}  ({f.journeys} subscribers; {f.redeliveries} redeliveries)")
     print(f"hops acked S1000    {f.acked}")
     print(f"screens delivered   {f.screens}")
@@ -409,7 +453,9 @@ async def main() -> None:
         print(f"                    e.g. {'; '.join(f.lost_examples)}")
     print(f"never acked         {f.refused_for_good}  (refused for {args.redeliver_for:g} s: BDApps would give up)")
     print(f"answers             {dict(sorted(((str(k), v) for k, v in f.answers.items())))}")
-    print(f"5xx answers         {fivexx}  (503 E1603 while Redis was down, redelivered: {f.answers_503_redis_down}; "
+    print(f"recovery            {', '.join(f'{r:.1f} s' for r in f.recoveries) or '-'}  (Redis back -> every callback "
+          f"refused during the outage acked; redelivery {args.redelivery})")
+    print(f"5xx answers         {fivexx}  (503 E1603 caused by a Redis outage, redelivered: {f.answers_503_redis_down}; "
           f"other 5xx, must be 0: {other_5xx})")
     print(f"journeys            {f.journeys}  (cut short by a final screen: {f.journeys_cut}); "
           f"screens not asked for: {f.extra_screens}")
@@ -418,6 +464,20 @@ async def main() -> None:
     print(f"worker RSS          boot {_mb(rss_boot)}, soak start {_mb(rss_start)}, end {_mb(rss_end)}"
           f"{_growth(rss_start, rss_end)}")
     print(f"server log          {len(log_lines)} lines, {tracebacks} tracebacks")
+    events = Counter(_event_of(line) for line in log_lines)
+    events.pop("ussd_hop", None)  # one per hop: the figures above say more
+    print(f"                    events: {', '.join(f'{name} {n}' for name, n in events.most_common(8))}")
+    first = next((line for line in log_lines if "Traceback" in line), None)
+    if first is not None:  # the log goes with the soak's temporary directory: show one
+        print(f"                    first: {first[-700:]}")
+
+
+def _event_of(line: str) -> str:
+    """The `event` of a JSON log line (server/logs.py), "other" for anything else."""
+    try:
+        return str(json.loads(line).get("event", "other"))
+    except (ValueError, AttributeError):
+        return "other"
 
 
 def _mb(values: list[float]) -> str:
@@ -437,4 +497,8 @@ if __name__ == "__main__":
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     except ImportError:
         pass
+    def _interrupted(*_: object) -> None:  # SIGTERM like Ctrl-C: stop the server and Redis it started
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _interrupted)
     asyncio.run(main())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from decimal import Decimal
 from typing import AsyncIterator
 
@@ -15,7 +16,8 @@ from aiohttp import web
 from . import flow_publishing, metrics
 from .actions import build_registry
 from .admin import add_admin
-from .bdapps.callers import CALLER_POLICY, CallerPolicy, check_caller
+from .bdapps.admission import RESERVED_CONNECTIONS, HopGate
+from .bdapps.callers import CALLER_POLICY, CallerPolicy
 from .integrations.bdapps import BdappsGateway, gateway_session
 from .bdapps.push import ADMIN_TOKEN, PUSH_SERVICE, PushService, push_ussd
 from .bdapps.resume import Resumes
@@ -46,7 +48,7 @@ SMS_SENDER = web.AppKey("sms_sender", SmsSender)
 LEDGER = web.AppKey("ledger", Ledger)
 
 SHUTDOWN_DRAIN_SECONDS = 8.0
-GATEWAY_CONNECTIONS = 200  # /ussd/send and /sms/send keep-alive connections per worker
+GC_YOUNG_THRESHOLD = 20_000  # allocations between young collections (Python's default: 700)
 
 
 def build_engine(settings: Settings, registry: ActionRegistry | None = None,
@@ -66,11 +68,12 @@ def build_engine(settings: Settings, registry: ActionRegistry | None = None,
 
 def create_app(settings: Settings, *, store: Store | None = None, engine: Engine | None = None,
                registry: ActionRegistry | None = None, upstreams: Upstreams | None = None) -> web.Application:
-    app = web.Application(client_max_size=64 * 1024, middlewares=[count_callbacks, check_caller])
+    app = web.Application(client_max_size=64 * 1024)
     app[SETTINGS] = settings
     app[CALLER_POLICY] = CallerPolicy.from_settings(settings.bdapps_allowed_ips, settings.trusted_proxies)
     app[UPSTREAMS] = upstreams or Upstreams.from_settings(settings)
-    app[STORE] = store or open_store(settings.redis_url, settings.redis_prefix)
+    app[STORE] = store or open_store(settings.redis_url, settings.redis_prefix,
+                                     max_connections=settings.max_hops_in_flight + RESERVED_CONNECTIONS)
     app[LEDGER] = open_ledger(app[STORE])
     app[ENGINE] = engine or build_engine(settings, registry, app[UPSTREAMS], app[LEDGER])
     flow_publishing.attach(app[ENGINE], app[STORE])
@@ -78,6 +81,7 @@ def create_app(settings: Settings, *, store: Store | None = None, engine: Engine
     app[ADMIN_TOKEN] = settings.admin_token or ""
     app.cleanup_ctx.append(_resources)
     app.cleanup_ctx.append(_messaging_jobs)
+    app.on_startup.append(_settle_garbage_collector)
     app.on_shutdown.append(_drain_hops)
     add_routes(app)
     app.router.add_post("/push/ussd", push_ussd)
@@ -87,25 +91,14 @@ def create_app(settings: Settings, *, store: Store | None = None, engine: Engine
     return app
 
 
-@web.middleware
-async def count_callbacks(request: web.Request, handler):
-    """Callbacks by route and HTTP status (BDApps routes only: the rest is not traffic). The
-    route label is the route's template, never the raw path, so a scan of made-up paths adds
-    no series: all of them are counted as `unmatched`."""
-    if not request.path.startswith("/bdapps/"):
-        return await handler(request)
-    resource = request.match_info.route.resource
-    route = resource.canonical if resource is not None else metrics.UNMATCHED_ROUTE
-    status = 500
-    try:
-        response = await handler(request)
-        status = response.status
-        return response
-    except web.HTTPException as exc:
-        status = exc.status
-        raise
-    finally:
-        metrics.CALLBACKS.labels(route, str(status)).inc()
+async def _settle_garbage_collector(app: web.Application) -> None:
+    """Once everything is loaded: what exists now (flows, templates, catalogs, the code) lives
+    as long as the process, so the collector stops walking it (`gc.freeze`), and it runs less
+    often on the young objects every hop makes. A full collection then visits only what hops
+    left behind: shorter pauses, which a worker's p99 feels (README.md, Performance)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
 
 
 async def metrics_endpoint(request: web.Request) -> web.Response:
@@ -126,14 +119,16 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200, keepalive_timeout=30))
     app[HTTP] = http
     # BDApps' /ussd/send and /sms/send on a client of their own: a hop holds one connection at
-    # most, so hops never wait behind other upstream calls for one.
-    bdapps_http = gateway_session(GATEWAY_CONNECTIONS)
-    gateway = BdappsGateway(settings.bdapps_base_url, settings.bdapps_app_id, settings.bdapps_password, bdapps_http)
+    # most, so hops never wait for one (server/bdapps/admission.py).
+    bdapps_http = gateway_session(settings.max_hops_in_flight + RESERVED_CONNECTIONS)
+    gateway = BdappsGateway(settings.bdapps_base_url, settings.bdapps_app_id, settings.bdapps_password, bdapps_http,
+                            connections=settings.max_hops_in_flight + RESERVED_CONNECTIONS)
     engine, store = app[ENGINE], app[STORE]
     sender = build_sms_sender(settings, http, store, gateway=gateway)
     app[SMS_SENDER] = sender
     app[USSD_SERVICE] = UssdService(engine, store, gateway, settings.session_ttl, settings.default_language,
-                                    resumes=Resumes(settings.resume_window, settings.session_ttl))
+                                    resumes=Resumes(settings.resume_window, settings.session_ttl),
+                                    gate=HopGate(settings.max_hops_in_flight))
     app[SMS_SERVICE] = SmsService(engine, store, reply=lambda to, text: sender.send(to, text, kind="reply"),
                                   session_ttl=settings.sms_session_ttl, default_language=settings.default_language)
     app[PUSH_SERVICE] = PushService(engine, store, gateway, lambda to, text: sender.send(to, text, kind="notice"),
@@ -146,6 +141,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     await sender.aclose()
     await http.close()
     await bdapps_http.close()
+    await gateway.aclose()
     await app[UPSTREAMS].aclose()
     await app[STORE].close()
 
@@ -159,16 +155,9 @@ async def _messaging_jobs(app: web.Application) -> AsyncIterator[None]:
     expired sessions popped atomically."""
 
     async def loop() -> None:
-        sender = app[SMS_SENDER]
         while True:
             await asyncio.sleep(MESSAGING_JOB_SECONDS)
-            try:
-                await sender.flush_parked()
-                await sender.poll_dinisoft()
-            except Exception:  # a passing store/upstream problem: try again next round
-                structlog.get_logger("alap.jobs").exception("messaging_job_failed")
-            await sweep_sessions(app[STORE])
-            await keep_versions(app)
+            await run_jobs_once(app)
 
     task = asyncio.create_task(loop())
     yield
@@ -177,10 +166,28 @@ async def _messaging_jobs(app: web.Application) -> AsyncIterator[None]:
         await task
 
 
+async def run_jobs_once(app: web.Application) -> None:
+    """One round of the background jobs. A store that is away (a Redis restart) is one warning
+    line per job, never a traceback: it is expected, and the next round tries again."""
+    sender = app[SMS_SENDER]
+    try:
+        await sender.flush_parked()
+        await sender.poll_dinisoft()
+    except StoreUnavailable as exc:
+        structlog.get_logger("alap.jobs").warning("messaging_job_store_unavailable", error=str(exc))
+    except Exception:  # a passing upstream problem: try again next round
+        structlog.get_logger("alap.jobs").exception("messaging_job_failed")
+    await sweep_sessions(app[STORE])
+    await keep_versions(app)
+
+
 async def sweep_sessions(store: Store) -> None:
     """Count the USSD sessions that expired without a final screen (the funnel's drop-offs)."""
     try:
         timed_out, abandoned = await store.sweep_expired()
+    except StoreUnavailable as exc:
+        structlog.get_logger("alap.jobs").warning("session_sweep_store_unavailable", error=str(exc))
+        return
     except Exception:
         structlog.get_logger("alap.jobs").exception("session_sweep_failed")
         return
@@ -195,6 +202,8 @@ async def keep_versions(app: web.Application) -> None:
     try:
         engine = app[USSD_SERVICE].engine if USSD_SERVICE in app else app[ENGINE]  # after a hot reload too
         await flow_publishing.keep(engine, app[STORE], flow_publishing.version_ttl(app[SETTINGS]))
+    except StoreUnavailable as exc:
+        structlog.get_logger("alap.jobs").warning("flow_versions_keep_store_unavailable", error=str(exc))
     except Exception:
         structlog.get_logger("alap.jobs").exception("flow_versions_keep_failed")
 

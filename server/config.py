@@ -45,6 +45,9 @@ def parse_routes(value: str | Iterable[str]) -> tuple[str, ...]:
     return tuple(names)
 
 
+DEFAULT_MAX_HOPS_IN_FLIGHT = 48  # per worker: ALAP_MAX_HOPS_IN_FLIGHT (server/bdapps/admission.py)
+
+
 class ConfigError(Exception):
     """One line naming the variable that is missing or malformed."""
 
@@ -133,6 +136,8 @@ class Settings(BaseSettings):
     budget_ascii: int = Field(160, ge=40, le=182, validation_alias="ALAP_BUDGET_440")
     budget_unicode: int = Field(80, ge=20, le=91, validation_alias="ALAP_BUDGET_16")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", validation_alias="ALAP_LOG_LEVEL")
+    # Hops one worker serves at once; beyond it a callback gets 503 E1603 (server/bdapps/admission.py).
+    max_hops_in_flight: int = Field(DEFAULT_MAX_HOPS_IN_FLIGHT, ge=1, le=10000, validation_alias="ALAP_MAX_HOPS_IN_FLIGHT")
 
     # Mobile recharge (docs/recharge.md): the amounts a flow accepts, the CAAS payment
     # instrument, and the `alap worker` knobs (seconds unless said otherwise).

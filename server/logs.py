@@ -42,7 +42,16 @@ class Redactor:
         return value
 
     def __call__(self, logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
-        return {k: self.clean(v) for k, v in event.items()}
+        clean = self.clean
+        return {k: v if k in _OWN_FIELDS or not isinstance(v, (str, dict, list, tuple)) else clean(v)
+                for k, v in event.items()}
+
+
+# Fields whose values Alap itself chose (timestamps, levels, flow and state names from the
+# loaded flows, the operations a payload was checked against): no number or secret can be in
+# them, so the redactor passes them over. Anything else is cleaned, the event too (`alap dev`
+# writes free text there).
+_OWN_FIELDS = frozenset({"level", "timestamp", "logger", "operation", "reply", "flow", "state", "ended"})
 
 
 redactor = Redactor()
@@ -95,7 +104,8 @@ def setup_logging(level: str = "info", *, json: bool = True, secrets: Iterable[s
                 else structlog.dev.ConsoleRenderer(colors=False))
     structlog.configure(
         processors=[
-            structlog.contextvars.merge_contextvars,
+            # No structlog.contextvars.merge_contextvars: nothing binds context variables, and it
+            # would copy the context into every line (one per hop).
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
@@ -103,6 +113,7 @@ def setup_logging(level: str = "info", *, json: bool = True, secrets: Iterable[s
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        # One write per line (PrintLogger writes the line and its newline apart: two system calls).
+        logger_factory=structlog.WriteLoggerFactory(sys.stdout),
         cache_logger_on_first_use=True,
     )

@@ -9,11 +9,32 @@ are one of `UPSTREAM_ERROR_CODES` or `other`, and flow/state names come from the
 from __future__ import annotations
 
 import os
-from typing import Iterable
+from typing import Any, Iterable
 
 from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest,
-                               multiprocess)
+                               multiprocess, values)
 from prometheus_client.core import GaugeMetricFamily
+
+
+class _Pid:
+    """This process's id, read again only after a fork. prometheus-client's multiprocess values
+    ask for it on every increment to notice a fork (`os.getpid()`, a system call each time:
+    about 25 per hop); a fork is exactly when this one changes."""
+
+    value = os.getpid()
+
+    @classmethod
+    def refresh(cls) -> None:
+        cls.value = os.getpid()
+
+    @classmethod
+    def current(cls) -> int:
+        return cls.value
+
+
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # before the first metric below is made
+    os.register_at_fork(after_in_child=_Pid.refresh)
+    values.ValueClass = values.MultiProcessValue(process_identifier=_Pid.current)
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 
@@ -35,6 +56,30 @@ RESUMES = Counter("alap_resumes_total",
 
 
 UNMATCHED_ROUTE = "unmatched"
+
+
+class Children:
+    """`metric.labels(*values)`, made once per label values and kept: the hop path counts
+    several series per hop, and prometheus-client checks and locks on every labels() call.
+    Safe because every label value here is bounded (see above)."""
+
+    def __init__(self, metric: Any) -> None:
+        self.metric = metric
+        self._made: dict[tuple[str, ...], Any] = {}
+
+    def __call__(self, *values: str) -> Any:
+        child = self._made.get(values)
+        if child is None:
+            child = self._made[values] = self.metric.labels(*values)
+        return child
+
+
+callbacks = Children(CALLBACKS)
+hop_seconds = Children(HOP_SECONDS)
+state_entries = Children(STATE_ENTRIES)
+sessions_ended = Children(SESSIONS_ENDED)
+upstream_seconds = Children(UPSTREAM_SECONDS)
+upstream_errors = Children(UPSTREAM_ERRORS)
 
 # The codes an upstream error may be counted under: BDApps' documented status codes, the
 # transport words of every client (server/bdapps/client.py, server/integrations/base.py), and
@@ -69,9 +114,9 @@ def error_label(code: str) -> str:
 
 
 def observe_upstream(upstream: str, seconds: float, error_code: str | None) -> None:
-    UPSTREAM_SECONDS.labels(upstream).observe(seconds)
+    upstream_seconds(upstream).observe(seconds)
     if error_code is not None:
-        UPSTREAM_ERRORS.labels(upstream, error_label(error_code)).inc()
+        upstream_errors(upstream, error_label(error_code)).inc()
 
 
 class _ActiveSessions:

@@ -5,8 +5,8 @@ guidance is to accept callbacks from those addresses only: anyone who learns the
 could otherwise type for a subscriber, replay a session's hops or forge delivery reports.
 
 `BDAPPS_ALLOWED_IPS` (comma-separated CIDRs) is that allow-list. A caller outside it gets
-HTTP 403 with the BDApps-style body `{"statusCode":"E1313",...}` before the route runs, so
-nothing is stored and nothing is sent. Unset: any peer (`alap serve` warns once at start).
+HTTP 403 with the BDApps-style body `{"statusCode":"E1313",...}` before the route reads the
+body, so nothing is stored and nothing is sent. Unset: any peer (`alap serve` warns once at start).
 
 The caller is the TCP peer, unless the peer is one of `ALAP_TRUSTED_PROXIES`: then
 `X-Forwarded-For` is read from the right, skipping the trusted proxies, and the first address
@@ -16,9 +16,7 @@ written by that caller and may be forged). Nobody else's `X-Forwarded-For` is be
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
-from typing import Awaitable, Callable
-
+from dataclasses import dataclass, field
 import structlog
 from aiohttp import web
 
@@ -29,7 +27,6 @@ log = structlog.get_logger("alap.callers")
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-PROTECTED_PREFIX = "/bdapps/"  # /bdapps/ussd, /bdapps/sms, /bdapps/sms/report
 REFUSED = error_body("E1313", "Authentication failed. The caller's address is not allowed to call this application.")
 
 
@@ -88,30 +85,42 @@ class CallerPolicy:
                 return address
         return address  # every hop is a trusted proxy: the leftmost one called
 
+    # Answers for callers without X-Forwarded-For, by peer: BDApps calls from a handful of
+    # addresses, and parsing one costs more than the rest of the check (once per callback).
+    _by_peer: dict[str | None, tuple[bool, Address | None]] = field(default_factory=dict, compare=False, repr=False)
+
     def allows(self, peer: str | None, forwarded_for: list[str]) -> tuple[bool, Address | None]:
         if self.allowed is None:
             return True, None
-        caller = self.caller(peer, forwarded_for)
-        return caller is not None and _within(caller, self.allowed), caller
+        if forwarded_for:
+            return self._decide(peer, forwarded_for)
+        answer = self._by_peer.get(peer)
+        if answer is None:
+            if len(self._by_peer) >= _PEERS_KEPT:  # a scan from many addresses: start again
+                self._by_peer.clear()
+            answer = self._by_peer[peer] = self._decide(peer, [])
+        return answer
 
+    def _decide(self, peer: str | None, forwarded_for: list[str]) -> tuple[bool, Address | None]:
+        caller = self.caller(peer, forwarded_for)
+        return caller is not None and _within(caller, self.allowed or ()), caller
+
+
+_PEERS_KEPT = 1024
 
 CALLER_POLICY = web.AppKey("caller_policy", CallerPolicy)
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-
-@web.middleware
-async def check_caller(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Refuse a `/bdapps/*` callback from outside BDAPPS_ALLOWED_IPS before its route runs."""
-    resource = request.match_info.route.resource
-    if resource is None or not resource.canonical.startswith(PROTECTED_PREFIX):
-        return await handler(request)
-    allowed, caller = request.app[CALLER_POLICY].allows(request.remote,
-                                                         request.headers.getall("X-Forwarded-For", []))
+def refusal(request: web.Request, route: str) -> web.Response | None:
+    """403 E1313 for a `/bdapps/*` callback from outside BDAPPS_ALLOWED_IPS, None for an allowed
+    caller. Called first by every BDApps route (server/bdapps/routes.py), before anything is read."""
+    policy = request.app[CALLER_POLICY]
+    if policy.allowed is None:
+        return None
+    allowed, caller = policy.allows(request.remote, request.headers.getall("X-Forwarded-For", []))
     if allowed:
-        return await handler(request)
-    log.warning("callback_caller_refused", route=resource.canonical, peer=request.remote,
-                caller=str(caller) if caller else None)
+        return None
+    log.warning("callback_caller_refused", route=route, peer=request.remote, caller=str(caller) if caller else None)
     return web.Response(body=REFUSED, status=403, content_type="application/json")
 
 

@@ -1,5 +1,10 @@
-"""HTTP routes BDApps calls. They parse and check the payload, answer at once, and hand the
-work to the services; they know nothing of flows."""
+"""HTTP routes BDApps calls. They check the caller, parse and check the payload, answer at
+once, and hand the work to the services; they know nothing of flows.
+
+The caller check and the callback count live in the routes themselves (`_bdapps_route`)
+rather than in aiohttp middlewares, which would run on every request of every route and cost
+each hop two more coroutine layers.
+A path under /bdapps/ that no route serves is answered and counted by `_unmatched`."""
 from __future__ import annotations
 
 from typing import Awaitable, Callable
@@ -8,7 +13,10 @@ import msgspec
 import structlog
 from aiohttp import web
 
+from .. import metrics
 from ..store import ForeignSession, StoreUnavailable
+from .admission import Overloaded
+from .callers import refusal
 from .payloads import (ACK, TEMPORARY_ERROR, DeliveryReport, InvalidRequest, SmsReceive, UssdReceive,
                        auth_failed_body, decode, invalid_body)
 from .sms import SmsService
@@ -24,6 +32,8 @@ ReportFn = Callable[[str, str, str], Awaitable[bool]]
 DELIVERY_REPORTS = web.AppKey("delivery_reports", object)
 
 _MO_OPERATIONS = ("mo-init", "mo-cont")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def _json(body: bytes, status: int = 200) -> web.Response:
@@ -57,6 +67,8 @@ def _mo_route(kind: type[msgspec.Struct], service: web.AppKey) -> Callable[[web.
             return mo
         try:
             await request.app[service].receive(mo)
+        except Overloaded:  # counted and logged (once a second) by the gate: no line per refusal
+            return _json(TEMPORARY_ERROR, 503)
         except StoreUnavailable as exc:
             log.error("callback_store_unavailable", kind=kind.__name__, error=str(exc))
             return _json(TEMPORARY_ERROR, 503)
@@ -82,7 +94,40 @@ async def sms_report(request: web.Request) -> web.Response:
     return _json(ACK)
 
 
+def _bdapps_route(route: str, handler: Handler) -> Handler:
+    """`handler` behind the caller allow-list (server/bdapps/callers.py), every answer counted
+    by route template and HTTP status."""
+    async def handle(request: web.Request) -> web.StreamResponse:
+        status = 500
+        try:
+            response = refusal(request, route) or await handler(request)
+            status = response.status
+            return response
+        except web.HTTPException as exc:  # e.g. 413 for a body over client_max_size
+            status = exc.status
+            raise
+        finally:
+            metrics.callbacks(route, str(status)).inc()
+
+    return handle
+
+
+_ROUTES = {
+    "/bdapps/ussd": _mo_route(UssdReceive, USSD_SERVICE),
+    "/bdapps/sms": _mo_route(SmsReceive, SMS_SERVICE),
+    "/bdapps/sms/report": sms_report,
+}
+
+
+async def _unmatched(request: web.Request) -> web.StreamResponse:
+    """Any other path or method under /bdapps/ (a scan of made-up paths): 404, or 405 for a
+    route's path with a method other than POST. One `unmatched` label for all of them."""
+    if request.path in _ROUTES:
+        raise web.HTTPMethodNotAllowed(request.method, ["POST"])
+    raise web.HTTPNotFound()
+
+
 def add_routes(app: web.Application) -> None:
-    app.router.add_post("/bdapps/ussd", _mo_route(UssdReceive, USSD_SERVICE))
-    app.router.add_post("/bdapps/sms", _mo_route(SmsReceive, SMS_SERVICE))
-    app.router.add_post("/bdapps/sms/report", sms_report)
+    for path, handler in _ROUTES.items():
+        app.router.add_post(path, _bdapps_route(path, handler))
+    app.router.add_route("*", "/bdapps/{tail:.*}", _bdapps_route(metrics.UNMATCHED_ROUTE, _unmatched))

@@ -23,6 +23,7 @@ from ..render.budget import encoding_for
 from ..integrations.bdapps import BdappsGateway
 from ..store import Claim, ForeignSession, HopSuperseded, LockTimeout, SessionLease, Store, StoreUnavailable
 from ..store.funnel import FunnelHop, day_of, hop_counts
+from .admission import HopGate
 from .payloads import UssdReceive, msisdn_of, subscriber_key
 from .after_ack import apply_profile_changes, spawn
 from .resume import Resumes, is_offer
@@ -51,26 +52,40 @@ class UssdService:
     resumes: Resumes = Resumes(window=0, session_ttl=0)
     tasks: set[asyncio.Task] = field(default_factory=set)
     stats: HopStats = field(default_factory=HopStats)
+    gate: HopGate = field(default_factory=HopGate)
 
     async def receive(self, mo: UssdReceive) -> bool:
         """Claim the hop. True when it was accepted (a background task now owns it), False for a
-        duplicate delivery. Raises StoreUnavailable when the store cannot be reached, and
-        ForeignSession when the session belongs to another subscriber (nothing was changed)."""
-        owner = subscriber_key(mo.sourceAddress)
-        initial = mo.ussdOperation == "mo-init"
-        profile_of = owner if initial else None
-        resume_of = self.resumes.key_for_dial(self.engine, mo) if initial else None
-        claim = await self.store.claim(mo.sessionId, mo.requestId, owner=owner, profile_of=profile_of,
-                                       resume_of=resume_of)
-        if claim.status == "foreign":
-            log.warning("ussd_foreign_session", session_id=mo.sessionId, address=mo.sourceAddress)
-            raise ForeignSession(mo.sessionId)
-        if claim.status == "duplicate":
-            self.stats.duplicates += 1
-            log.info("ussd_duplicate", session_id=mo.sessionId, request_id=mo.requestId)
-            return False
-        spawn(self.tasks, self._hop(mo, claim, time.perf_counter()))
-        return True
+        duplicate delivery. Raises Overloaded, before anything is stored, when the worker has
+        its limit of hops in flight (server/bdapps/admission.py); StoreUnavailable when the
+        store cannot be reached, and ForeignSession when the session belongs to another
+        subscriber (nothing was changed)."""
+        started = time.perf_counter()
+        self.gate.enter()
+        accepted = False
+        try:
+            owner = subscriber_key(mo.sourceAddress)
+            initial = mo.ussdOperation == "mo-init"
+            profile_of = owner if initial else None
+            resume_of = self.resumes.key_for_dial(self.engine, mo) if initial else None
+            claim = await self.store.claim(mo.sessionId, mo.requestId, owner=owner, profile_of=profile_of,
+                                           resume_of=resume_of)
+            if claim.status == "foreign":
+                log.warning("ussd_foreign_session", session_id=mo.sessionId, address=mo.sourceAddress)
+                raise ForeignSession(mo.sessionId)
+            if claim.status == "duplicate":
+                self.stats.duplicates += 1
+                log.info("ussd_duplicate", session_id=mo.sessionId, request_id=mo.requestId)
+                return False
+            spawn(self.tasks, self._hop(mo, claim, started)).add_done_callback(self._hop_done)
+            accepted = True
+            return True
+        finally:
+            if not accepted:
+                self.gate.leave()
+
+    def _hop_done(self, _task: asyncio.Task) -> None:
+        self.gate.leave()
 
     async def drain(self, timeout: float) -> None:
         """Let in-flight hops finish (graceful shutdown)."""
@@ -175,11 +190,11 @@ class UssdService:
             self.stats.sent += 1
         else:
             self.stats.send_failures += 1
-        metrics.HOP_SECONDS.labels(mo.ussdOperation).observe(elapsed)
+        metrics.hop_seconds(mo.ussdOperation).observe(elapsed)
         for flow, state in reply.entered:
-            metrics.STATE_ENTRIES.labels(flow, state).inc()
+            metrics.state_entries(flow, state).inc()
         if reply.ended:
-            metrics.SESSIONS_ENDED.labels(reply.ended).inc()
+            metrics.sessions_ended(reply.ended).inc()
         flow, state = reply.entered[-1] if reply.entered else (None, None)
         log.info("ussd_hop", session_id=mo.sessionId, address=mo.sourceAddress, operation=mo.ussdOperation,
                  flow=flow, state=state, reply=operation, ended=reply.ended, sent=result.ok,

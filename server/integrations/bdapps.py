@@ -1,7 +1,8 @@
 """The BDApps MT client: `/ussd/send` and `/sms/send`.
 
 It is on every hop's path, so it uses one pooled keep-alive aiohttp session per process
-(`gateway_session`), and everything a send needs but its body is built once.
+(`gateway_session`, for `/sms/send`) and, for `/ussd/send`, a small keep-alive client of its
+own (server/integrations/post_line.py); everything a send needs but its body is built once.
 A send is retried only when it cannot have been delivered twice or the gateway says so:
 retryable BDApps codes (appendix A) and requests that never left. A timeout or a dropped
 connection after the request was written is logged and not retried: the screen may already be
@@ -22,11 +23,11 @@ from typing import Any, Literal
 import aiohttp
 import msgspec
 import structlog
-from yarl import URL
 
 from ..metrics import observe_upstream
 from .bdapps_codes import SUCCESS, is_retryable
 from .delivery import classify, never_sent
+from .post_line import PostFailed, PostLine
 from .sms_parts import is_gsm7
 
 log = structlog.get_logger("alap.bdapps")
@@ -134,11 +135,10 @@ class SmsSendResult:
 
 
 RETRY_BUDGET = 2.0  # s from a screen's first attempt within which another may start
-_JSON = {"Content-Type": "application/json"}
 
 
 def gateway_session(connections: int) -> aiohttp.ClientSession:
-    """The keep-alive client for BDApps' send endpoints. No cookie jar (BDApps sets no cookies,
+    """The keep-alive aiohttp client for BDApps' `/sms/send`. No cookie jar (BDApps sets no cookies,
     and aiohttp consults its jar on every request and answer), and no compression asked for,
     so none to undo."""
     return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=connections, keepalive_timeout=30),
@@ -149,7 +149,7 @@ def gateway_session(connections: int) -> aiohttp.ClientSession:
 class BdappsGateway:
     def __init__(self, base_url: str, app_id: str, password: str, session: aiohttp.ClientSession,
                  *, attempts: int = 6, backoff: float = 0.05, timeout: float = 3.0,
-                 retry_budget: float = RETRY_BUDGET) -> None:
+                 retry_budget: float = RETRY_BUDGET, connections: int = 100) -> None:
         self.base_url = base_url.rstrip("/")
         self.app_id = app_id
         self.password = password
@@ -158,7 +158,12 @@ class BdappsGateway:
         self.backoff = backoff
         self.retry_budget = retry_budget
         self.timeout = aiohttp.ClientTimeout(total=timeout, connect=1.0)
-        self._ussd_url = URL(self.base_url + "/ussd/send")
+        # /ussd/send, on every hop: a keep-alive client of its own (server/integrations/post_line.py).
+        self.line = PostLine(self.base_url, connections)
+        self._ussd_head = self.line.request_head("/ussd/send")
+
+    async def aclose(self) -> None:
+        await self.line.aclose()
 
     async def send_ussd(self, session_id: str, destination: str, message: str, operation: str,
                         encoding: str) -> SendResult:
@@ -172,15 +177,15 @@ class BdappsGateway:
             "message": message,
             "encoding": encoding,
         }
-        return await self._post("/ussd/send", self._ussd_url, body, session_id=session_id)
+        return await self._post("/ussd/send", self._ussd_head, body, session_id=session_id)
 
-    async def _post(self, path: str, url: URL, body: dict[str, Any], **log_fields: Any) -> SendResult:
+    async def _post(self, path: str, head: bytes, body: dict[str, Any], **log_fields: Any) -> SendResult:
         payload = msgspec.json.encode(body)
         result = SendResult(False, "unsent")
         first = time.perf_counter()
         for attempt in range(1, self.attempts + 1):
             started = time.perf_counter()
-            result = await self._post_once(url, payload, attempt)
+            result = await self._post_once(head, payload, attempt)
             observe_upstream("bdapps", time.perf_counter() - started, None if result.ok else result.status_code)
             latency = round((time.perf_counter() - started) * 1000, 1)
             if result.ok:
@@ -197,15 +202,13 @@ class BdappsGateway:
             await asyncio.sleep(delay)
         return result
 
-    async def _post_once(self, url: URL, payload: bytes, attempt: int) -> SendResult:
+    async def _post_once(self, head: bytes, payload: bytes, attempt: int) -> SendResult:
         try:
-            async with self.http.post(url, data=payload, timeout=self.timeout, headers=_JSON) as response:
-                raw = await response.read()
-                if response.status >= 400:
-                    return SendResult(False, f"http_{response.status}", attempts=attempt)
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            failure = classify(exc)
-            return SendResult(False, failure.code, failure.detail, attempt)
+            status, raw = await self.line.post(head, payload, self.timeout.total or 3.0)
+        except PostFailed as exc:
+            return SendResult(False, exc.code, exc.detail, attempt)
+        if status >= 400:
+            return SendResult(False, f"http_{status}", attempts=attempt)
         try:
             answer = msgspec.json.decode(raw)
             code = str(answer.get("statusCode", ""))
@@ -213,7 +216,6 @@ class BdappsGateway:
             return SendResult(False, "malformed", "answer is not a JSON object", attempt)
         return SendResult(code == SUCCESS, code, str(answer.get("statusDetail", ""))[:200], attempt,
                           answer.get("requestId"))
-
 
     # --- /sms/send --------------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 """One rule for "may the other side have received this request?", for every send over HTTP
-(BDApps `/ussd/send` and `/sms/send` through aiohttp in server/bdapps/client.py, the SMS
-gateways and other upstreams through httpx in server/integrations/base.py).
+(BDApps `/ussd/send` through server/integrations/post_line.py, `/sms/send` through aiohttp
+in server/integrations/bdapps.py, the SMS gateways and other upstreams through httpx in
+server/integrations/base.py).
 
 A request that never left (connection refused, DNS, connect timeout, no pooled connection) is
 safe to send again, here or on another route. Once it may have been written, any failure

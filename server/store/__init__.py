@@ -8,13 +8,14 @@ from .messages import MESSAGE_TTL, MessageLog
 from .messages_memory import MemoryMessageLog
 
 
-def open_store(redis_url: str | None, prefix: str = "alap:") -> Store:
-    """Redis when a URL is given, else the in-process memory store."""
+def open_store(redis_url: str | None, prefix: str = "alap:", *, max_connections: int | None = None) -> Store:
+    """Redis when a URL is given (at most `max_connections` per process, else redis-py's
+    usual 100), else the in-process memory store."""
     if not redis_url:
         return MemoryStore()
-    from .redis_backend import RedisStore
+    from .redis_backend import MAX_CONNECTIONS, RedisStore
 
-    return RedisStore.from_url(redis_url, prefix)
+    return RedisStore.from_url(redis_url, prefix, max_connections=max_connections or MAX_CONNECTIONS)
 
 
 def open_message_log(store: Store | None = None, *, ttl: int = MESSAGE_TTL) -> MessageLog:

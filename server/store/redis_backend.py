@@ -23,15 +23,16 @@ from typing import Any, AsyncIterator
 
 import msgspec
 import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError
 
 from .base import DEDUPE_TTL, LOCK_TTL, PROFILE_TTL, ResumeKey, ResumeWrite, Store, StoreUnavailable, decode_profile
 from .funnel import RETENTION_SECONDS
-from .redis_client import NodeScript, connect, is_cluster  # connect: re-exported for callers
+from .redis_client import (  # noqa: F401 (connect: re-exported for callers)
+    MAX_CONNECTIONS, SOCKET_TIMEOUT, LineScript, NodeScript, connect, is_cluster)
 from .redis_funnel import RedisFunnel
 from .redis_hop_scripts import CLAIM, COMMIT, COMMIT_TRACKED, COMMIT_TRACKED_RESUME, LOCK, MERGE_PROFILE, RELEASE, SWEEP
 from .redis_errors import redis_guard
 from .redis_keyspace import RedisKeyspace, hash_tag
+from .redis_line import RedisLine
 from .versions import RedisVersions
 
 
@@ -41,7 +42,13 @@ class RedisStore(RedisFunnel, RedisKeyspace, Store):
     def __init__(self, client: aioredis.Redis, prefix: str = "alap:") -> None:
         super().__init__(client, prefix)
         self.cluster = is_cluster(client)
-        script = (lambda text: NodeScript(client, text)) if self.cluster else client.register_script
+        self.line: RedisLine | None = None
+        if self.cluster:
+            script = lambda text: NodeScript(client, text)  # noqa: E731
+        else:
+            pool = client.connection_pool
+            self.line = RedisLine(pool, pool.max_connections, SOCKET_TIMEOUT)
+            script = lambda text: LineScript(client, self.line, text)  # noqa: E731
         self._claim_script = script(CLAIM)
         self._lock_script = script(LOCK)
         # On a cluster the index lives in its own slot, so the commit script cannot touch it.
@@ -56,8 +63,8 @@ class RedisStore(RedisFunnel, RedisKeyspace, Store):
             self._with_profile = self._with_profile_cluster  # type: ignore[method-assign]
 
     @classmethod
-    def from_url(cls, url: str, prefix: str = "alap:") -> "RedisStore":
-        return cls(connect(url), prefix)
+    def from_url(cls, url: str, prefix: str = "alap:", *, max_connections: int = MAX_CONNECTIONS) -> "RedisStore":
+        return cls(connect(url, max_connections=max_connections), prefix)
 
     # -- keys ------------------------------------------------------------------------------
     # A session's keys share its hash tag: the claim and commit scripts touch them together.
@@ -101,22 +108,14 @@ class RedisStore(RedisFunnel, RedisKeyspace, Store):
         async with self._guard():
             if not reads and not also:
                 return await script(keys=keys, args=args), None, []
-            # EVALSHA in a pipeline rather than script(client=pipe): redis-py would first send
-            # SCRIPT EXISTS on every execute, an extra round trip on every mo-init.
-            for attempt in (1, 2):
-                async with self.redis.pipeline(transaction=False) as pipe:
-                    pipe.evalsha(script.sha, len(keys), *keys, *args)
-                    for name, command_args in (*reads, *also):
-                        getattr(pipe, name)(*command_args)
-                    result, *rest = await pipe.execute(raise_on_error=False)
-                if isinstance(result, NoScriptError) and attempt == 1:
-                    await self.redis.script_load(script.script)  # Redis restarted or flushed
-                    continue
-                for outcome in (result, *rest):
-                    if isinstance(outcome, Exception):
-                        raise outcome
-                return result, decode_profile(rest[0]) if reads else None, rest[len(reads):]
-            raise AssertionError("unreachable")
+            # The script and the reads in one write: one round trip (the commands are GETs, whose
+            # raw replies are what redis-py's pipeline would give).
+            result, *rest = await script(keys, args, *((name.upper(), *command_args)
+                                                       for name, command_args in (*reads, *also)))
+            for outcome in rest:
+                if isinstance(outcome, Exception):
+                    raise outcome
+            return result, decode_profile(rest[0]) if reads else None, rest[len(reads):]
 
     async def _with_profile_cluster(self, script, keys: list[str], args: list[Any], profile_of: str | None,
                                     also: list[tuple[str, tuple]] = ()):
@@ -261,6 +260,8 @@ class RedisStore(RedisFunnel, RedisKeyspace, Store):
             return False
 
     async def close(self) -> None:
+        if self.line is not None:
+            await self.line.close()
         await self.redis.aclose()
 
 

@@ -1,5 +1,6 @@
-"""Opening a Redis client (single node or `redis+cluster://`) with hop-sized timeouts, and
-running a script on one cluster node (NodeScript)."""
+"""Opening a Redis client (single node or `redis+cluster://`) with hop-sized timeouts, and the
+two ways a RedisStore runs a script other than redis-py's own: NodeScript (one cluster node)
+and LineScript (a bare EVALSHA on the store's RedisLine)."""
 from __future__ import annotations
 
 from typing import Any
@@ -9,20 +10,23 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError
 
+from .redis_line import RedisLine
+
 CLUSTER_SCHEME = "redis+cluster://"
-MAX_CONNECTIONS = 1000  # per process (per node on a cluster)
+MAX_CONNECTIONS = 100  # per process (per node on a cluster), when the caller does not size it
+SOCKET_TIMEOUT = 1.0  # a dead or hung Redis fails a hop fast (503 E1603, BDApps redelivers)
 
 
-def connect(url: str, **options: Any) -> aioredis.Redis:
+def connect(url: str, *, max_connections: int = MAX_CONNECTIONS, **options: Any) -> aioredis.Redis:
     """A client with timeouts short enough that a dead Redis fails a hop fast.
 
-    redis-py (>= 6) caps a pool at 100 connections and then fails the command at once
-    (MaxConnectionsError) instead of waiting: a burst of more than 100 hops in one worker
-    would answer 503. A hop holds a connection only for its round trip, so the cap is raised
-    well above any worker's concurrency (Redis' own default maxclients is 10000)."""
-    defaults: dict[str, Any] = dict(socket_timeout=1.0, socket_connect_timeout=0.5,
-                                    health_check_interval=15, retry_on_timeout=False,
-                                    max_connections=MAX_CONNECTIONS)
+    Single node: a blocking pool of `max_connections`. redis-py's default pool fails a command
+    at once (MaxConnectionsError) when it is exhausted; this one makes the command wait for a
+    connection (up to the socket timeout), so a burst is slower, never refused by accident.
+    The hop path's scripts do not use this pool (RedisLine below), and hops are bounded per
+    worker (server/bdapps/admission.py)."""
+    defaults: dict[str, Any] = dict(socket_timeout=SOCKET_TIMEOUT, socket_connect_timeout=0.5,
+                                    health_check_interval=15, retry_on_timeout=False)
     defaults.update(options)
     if is_cluster_url(url):
         from redis.asyncio.cluster import RedisCluster
@@ -36,8 +40,11 @@ def connect(url: str, **options: Any) -> aioredis.Redis:
         # it redelivers; the failure also makes the client re-read the slot map (failover).
         # MOVED/ASK redirections (resharding) are followed all the same: they are not retries.
         defaults.setdefault("retry", Retry(NoBackoff(), 0))
-        return RedisCluster.from_url("redis://" + url[len(CLUSTER_SCHEME):], **defaults)  # type: ignore[return-value]
-    return aioredis.from_url(url, **defaults)
+        return RedisCluster.from_url("redis://" + url[len(CLUSTER_SCHEME):],  # type: ignore[return-value]
+                                     max_connections=max_connections, **defaults)
+    pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=max_connections,
+                                                    timeout=SOCKET_TIMEOUT, **defaults)
+    return aioredis.Redis.from_pool(pool)
 
 
 def is_cluster_url(url: str) -> bool:
@@ -69,3 +76,26 @@ class NodeScript:
             node = self.client.get_node_from_key(keys[0])
             await self.client.execute_command("SCRIPT LOAD", self.script, target_nodes=node)
             return await self.client.evalsha(self.sha, len(keys), *keys, *args)
+
+
+class LineScript:
+    """A script on a single node, called like redis-py's Script (`keys=`, `args=`) but sent as
+    a bare EVALSHA on the store's RedisLine (server/store/redis_line.py explains why)."""
+
+    def __init__(self, client: Any, line: RedisLine, script: str) -> None:
+        self.line = line
+        self.script = script
+        self.sha = client.register_script(script).sha
+
+    async def __call__(self, keys: list[str], args: list[Any], *also: Any) -> Any:
+        """The script's result; with `also` (more commands, sent in the same write) the list of
+        every result, error replies as exceptions."""
+        for attempt in (1, 2):
+            replies = await self.line.call(("EVALSHA", self.sha, len(keys), *keys, *args), *also)
+            if isinstance(replies[0], NoScriptError) and attempt == 1:  # Redis restarted or flushed
+                await self.line.call(("SCRIPT", "LOAD", self.script))
+                continue
+            if isinstance(replies[0], Exception):
+                raise replies[0]
+            return replies if also else replies[0]
+        raise AssertionError("unreachable")
