@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import time
 
+from structlog.testing import capture_logs
+
+from server.app import run_jobs_once
 from server.store.redis_backend import RedisStore, connect
 
 from tests.conftest import APP_ID, RedisServer, start_stack
@@ -46,6 +49,25 @@ async def test_redis_outage_and_recovery(aiohttp_server):
                 break
             await asyncio.sleep(0.02)
         assert stack.sent()[0]["message"].startswith("আলাপে স্বাগতম")
+    finally:
+        await stack.http.close()
+        redis.cleanup()
+
+
+async def test_background_jobs_while_redis_is_away_log_one_line_each_and_no_traceback(aiohttp_server):
+    """The jobs every worker runs (parked SMS, session sweep, flow versions) meet Redis away during
+    a restart: each says so in one warning line, none writes a traceback, and none raises."""
+    redis = RedisServer().start()
+    store = RedisStore(connect(redis.url), prefix="alap-outage-jobs:")
+    stack = await start_stack(aiohttp_server, store=store)
+    try:
+        redis.stop()
+        with capture_logs() as logs:
+            await run_jobs_once(stack.app)
+        events = {line["event"]: line for line in logs if line["log_level"] in ("warning", "error")}
+        assert set(events) == {"messaging_job_store_unavailable", "session_sweep_store_unavailable",
+                               "flow_versions_keep_store_unavailable"}
+        assert all(line["log_level"] == "warning" and "exc_info" not in line for line in events.values())
     finally:
         await stack.http.close()
         redis.cleanup()
