@@ -144,8 +144,8 @@ def ensure_venv() -> Path:
     print(f"installing ussd-airflow 0.0.6 into {VENV} ...", flush=True)
     subprocess.run([sys.executable, "-m", "venv", "--clear", str(VENV)], check=True)
     pip = [str(VENV / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-    subprocess.run([*pip, "--no-deps", "ussd-airflow==0.0.6"], check=True)  # its own pins need Django 2.2
     subprocess.run([*pip, *PINS], check=True)
+    subprocess.run([*pip, "--no-deps", "ussd-airflow==0.0.6"], check=True)  # its own pins: Django 2.2.6
     stamp.write_text(wanted)
     return VENV
 
