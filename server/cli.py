@@ -7,13 +7,9 @@ import argparse
 import asyncio
 import sys
 
+from .cli_common import fail, redis_store, run_on_redis
 from .config import ConfigError, Settings, load_settings
 from .engine.errors import FlowErrors
-
-
-def _fail(message: str) -> int:
-    print(f"alap: {message}", file=sys.stderr)
-    return 2
 
 
 def _use_uvloop() -> None:
@@ -34,7 +30,7 @@ def _run(app_factory, settings: Settings, banner: str, *, json_logs: bool) -> in
         app = app_factory(settings)
     except FlowErrors as exc:
         print(str(exc), file=sys.stderr)
-        return _fail(f"{len(exc.problems)} problem(s) in flows or catalogs; not starting")
+        return fail(f"{len(exc.problems)} problem(s) in flows or catalogs; not starting")
     _use_uvloop()
     print(banner, flush=True)
     web.run_app(app, host="0.0.0.0", port=settings.port, access_log=None, print=None, shutdown_timeout=10)
@@ -52,7 +48,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return serve(settings)
     except FlowErrors as exc:
         print(str(exc), file=sys.stderr)
-        return _fail(f"{len(exc.problems)} problem(s) in flows or catalogs; not starting")
+        return fail(f"{len(exc.problems)} problem(s) in flows or catalogs; not starting")
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
@@ -107,12 +103,12 @@ def cmd_test(args: argparse.Namespace) -> int:
         structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.CRITICAL))
     files = [Path(f) for f in args.files] or default_files(project_root())
     if not files:
-        return _fail(f"no conversation test files in {project_root() / 'tests' / 'flows'} (*.yaml)")
+        return fail(f"no conversation test files in {project_root() / 'tests' / 'flows'} (*.yaml)")
     try:
         return asyncio.run(run_files(settings, files, keyword=args.k, verbose=args.verbose))
     except FlowErrors as exc:  # the flows under test do not load: nothing can run
         print(str(exc), file=sys.stderr)
-        return _fail(f"{len(exc.problems)} problem(s) in flows; run `alap check`")
+        return fail(f"{len(exc.problems)} problem(s) in flows; run `alap check`")
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
@@ -127,7 +123,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
     settings = load_settings()
     path = find_flow_file(Path(settings.flows_dir), args.flow)
     if path is None:
-        return _fail(f"no flow {args.flow!r} in {settings.flows_dir} (give a flow name or a .yaml path)")
+        return fail(f"no flow {args.flow!r} in {settings.flows_dir} (give a flow name or a .yaml path)")
     upstreams = Upstreams.from_settings(settings)  # only for the action names: opens no connection
     try:
         renderer = Renderer(settings.templates_dir, settings.locales_dir)
@@ -136,7 +132,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
         asyncio.run(upstreams.aclose())
     if flow is None or problems:
         print("\n".join(str(p) for p in problems), file=sys.stderr)
-        return _fail(f"{path}: {len(problems)} problem(s); run `alap check`")
+        return fail(f"{path}: {len(problems)} problem(s); run `alap check`")
     text = to_dot(flow) if args.format == "dot" else to_mermaid(flow)
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
@@ -159,7 +155,7 @@ def cmd_new(args: argparse.Namespace) -> int:
     try:
         print(scaffold(args.directory))
     except ScaffoldError as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
     return 0
 
 
@@ -178,26 +174,23 @@ def cmd_push(args: argparse.Namespace) -> int:
     for item in args.var:
         name, sep, value = item.partition("=")
         if not sep or not name:
-            return _fail(f"--var takes name=value, got {item!r}")
+            return fail(f"--var takes name=value, got {item!r}")
         variables[name] = value
     token = args.token or load_settings().admin_token
     if not token:
-        return _fail("ALAP_ADMIN_TOKEN (or --token) is needed to push")
+        return fail("ALAP_ADMIN_TOKEN (or --token) is needed to push")
     return asyncio.run(run_push(args.url, token, args.address, args.flow, variables))
 
 
 def cmd_flows(args: argparse.Namespace) -> int:
-    from .store import StoreUnavailable
     from .tooling.flow_versions import flows_report
 
     settings = load_settings()
     try:
-        return asyncio.run(flows_report(settings, sys.stdout, as_json=args.json))
+        return run_on_redis(lambda: flows_report(settings, sys.stdout, as_json=args.json), "REDIS_URL is unreachable")
     except FlowErrors as exc:
         print(str(exc), file=sys.stderr)
-        return _fail(f"{len(exc.problems)} problem(s) in flows")
-    except StoreUnavailable as exc:
-        return _fail(f"REDIS_URL is unreachable ({exc})")
+        return fail(f"{len(exc.problems)} problem(s) in flows")
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -213,27 +206,18 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def cmd_ledger(args: argparse.Namespace) -> int:
     from .recharge.operator import ledger_command
-    from .store import open_store
     from .store.ledger import open_ledger
 
     settings = load_settings()
     if not settings.redis_url:
-        return _fail("REDIS_URL is required by `alap ledger` (the ledger lives in Redis)")
+        return fail("REDIS_URL is required by `alap ledger` (the ledger lives in Redis)")
 
     async def go() -> int:
-        store = open_store(settings.redis_url, settings.redis_prefix)
-        try:
+        async with redis_store(settings) as store:
             return await ledger_command(open_ledger(store), args.action, args.id, state=args.state,
                                         limit=args.limit, note=args.note, by=args.by, as_json=args.json)
-        finally:
-            await store.close()
 
-    from .store import StoreUnavailable
-
-    try:
-        return asyncio.run(go())
-    except StoreUnavailable as exc:
-        return _fail(f"the ledger's Redis is unreachable ({exc})")
+    return run_on_redis(go, "the ledger's Redis is unreachable")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -316,6 +300,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except ConfigError as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
     except KeyboardInterrupt:
         return 130

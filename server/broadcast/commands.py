@@ -12,6 +12,7 @@ from typing import Any, Awaitable, Callable
 
 import jinja2
 
+from server.cli_common import fail, redis_store, run_on_redis
 from server.config import load_settings
 
 from .dry_run import plan_sms, plan_to_all
@@ -21,11 +22,6 @@ from .recipients import TEL_ALL, BadLine, RecipientsFileError
 from .runner import MAX_BATCH, Busy
 from .scheduler import default_batch
 from .store import CANCELLED, DONE, PARKED, SCHEDULED, BroadcastExists, BroadcastStore, Spec
-
-def _fail(message: str, code: int = 2) -> int:
-    print(f"alap: {message}", file=sys.stderr)
-    return code
-
 
 def _print_bad(source: str):
     def show(bad: BadLine) -> None:
@@ -37,29 +33,29 @@ def cmd_broadcast_send(args: argparse.Namespace) -> int:
     settings = load_settings()
     to_all = args.to.strip().lower().replace(" ", "") == TEL_ALL
     if to_all and args.kind == "ussd":
-        return _fail("tel:all is for SMS only (BDApps sends one SMS to the subscribed base)")
+        return fail("tel:all is for SMS only (BDApps sends one SMS to the subscribed base)")
     if to_all and args.route not in ("auto", "bdapps"):
-        return _fail(f"tel:all reaches BDApps' subscribed base: only the bdapps route can send it, not {args.route}")
+        return fail(f"tel:all reaches BDApps' subscribed base: only the bdapps route can send it, not {args.route}")
     route = "bdapps" if to_all else args.route
     source = TEL_ALL if to_all else os.path.abspath(args.to)
     if not to_all and not os.path.isfile(source):
-        return _fail(f"{args.to}: no such file")
+        return fail(f"{args.to}: no such file")
     if args.batch is not None and not 1 <= args.batch <= MAX_BATCH:
-        return _fail(f"--batch must be between 1 and {MAX_BATCH}")
+        return fail(f"--batch must be between 1 and {MAX_BATCH}")
     variables: dict[str, str] = {}
     for item in getattr(args, "var", []):
         key, sep, value = item.partition("=")
         if not sep or not key:
-            return _fail(f"--var takes name=value, got {item!r}")
+            return fail(f"--var takes name=value, got {item!r}")
         variables[key] = value
     try:
         at = parse_at(args.at) if args.at else None
     except ScheduleError as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
     lang = args.lang or settings.default_language
     text = (args.text or "").strip() if args.kind == "sms" else None
     if args.kind == "sms" and not text:
-        return _fail("--text is empty")
+        return fail("--text is empty")
     from .context import BroadcastContext
     from .sms_runner import compile_text
 
@@ -69,46 +65,40 @@ def cmd_broadcast_send(args: argparse.Namespace) -> int:
         try:
             template = compile_text(Renderer(settings.templates_dir, settings.locales_dir, strict=True), text, lang)
         except jinja2.TemplateSyntaxError as exc:
-            return _fail(f"--text: line {exc.lineno}: {exc.message}")
+            return fail(f"--text: line {exc.lineno}: {exc.message}")
         problem = _check_template(source, template, lang) if not to_all else None
         if problem:
-            return _fail(problem)
+            return fail(problem)
     if args.dry_run:
         return _dry_run(args, settings, source, to_all, route, template if args.kind == "sms" else None, lang)
     if not settings.redis_url:
-        return _fail("REDIS_URL is required by `alap broadcast` (progress lives in Redis so that nothing is sent twice)")
+        return fail("REDIS_URL is required by `alap broadcast` (progress lives in Redis so that nothing is sent twice)")
     if not settings.bdapps_app_id or not settings.bdapps_password:
-        return _fail("BDAPPS_APP_ID and BDAPPS_PASSWORD are required by `alap broadcast`")
+        return fail("BDAPPS_APP_ID and BDAPPS_PASSWORD are required by `alap broadcast`")
     spec = Spec(name=args.name, kind=args.kind, route=route, text=text, flow=getattr(args, "flow", None),
                 vars=variables, lang=args.lang, to_all=to_all, source=source, at=at, created_at=time.time())
     try:
         spec.fingerprint = fingerprint(source, args.kind, route, text or "", spec.flow or "", repr(sorted(variables.items())))
     except OSError as exc:
-        return _fail(f"{args.to}: cannot read ({exc.strerror})")
-    from server.store import StoreUnavailable
+        return fail(f"{args.to}: cannot read ({exc.strerror})")
 
     async def go() -> int:
-        context = BroadcastContext.open(settings)
-        try:
+        async with BroadcastContext.open(settings) as context:
             return await _send(args, context, spec)
-        finally:
-            await context.aclose()
 
     try:
-        return asyncio.run(go())
-    except StoreUnavailable as exc:
-        return _fail(f"Redis is unreachable ({exc})")
+        return run_on_redis(go)
     except RecipientsFileError as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
 
 
 async def _send(args: argparse.Namespace, context: Any, spec: Spec) -> int:
     if spec.kind == "ussd" and spec.flow not in context.push_service().engine.flows:
-        return _fail(f"unknown flow {spec.flow!r}")
+        return fail(f"unknown flow {spec.flow!r}")
     try:
         loaded = await create_broadcast(context.bstore, spec, on_bad_line=_print_bad(args.to))
     except BroadcastExists:
-        return _fail(f"broadcast {spec.name!r} already exists with another FILE, text, flow or route; "
+        return fail(f"broadcast {spec.name!r} already exists with another FILE, text, flow or route; "
                      f"choose another NAME (see `alap broadcast status {spec.name}`)")
     b = loaded.broadcast
     verb = "created" if loaded.created else "continuing"
@@ -126,7 +116,7 @@ async def _send(args: argparse.Namespace, context: Any, spec: Spec) -> int:
     try:
         result = await runner.run(spec.name, retry_unknown=args.retry_unknown)
     except Busy as exc:
-        return _fail(f"broadcast {spec.name!r} is being sent by {exc} right now", 1)
+        return fail(f"broadcast {spec.name!r} is being sent by {exc} right now", 1)
     finally:
         progress.close()
     final = result.broadcast
@@ -137,7 +127,7 @@ async def _send(args: argparse.Namespace, context: Any, spec: Spec) -> int:
         print(f"{spec.name}: parked until {until} ({result.detail}); `alap worker` continues it", file=sys.stderr)
         return 0
     if result.state not in (DONE, CANCELLED):
-        return _fail(f"{spec.name}: {result.state}: {result.detail}; run the same command again to continue", 1)
+        return fail(f"{spec.name}: {result.state}: {result.detail}; run the same command again to continue", 1)
     return 0
 
 
@@ -176,7 +166,7 @@ def _dry_run(args: argparse.Namespace, settings: Any, source: str, to_all: bool,
                     bad += 1
                     _print_bad(args.to)(item)
         except RecipientsFileError as exc:
-            return _fail(str(exc))
+            return fail(str(exc))
         print(f"recipients: {count:,}" + (f" ({bad:,} bad lines skipped)" if bad else ""))
         print(f"USSD mt-init of flow {args.flow} to each; nothing was sent (dry run)")
         return 0
@@ -191,9 +181,9 @@ def _dry_run(args: argparse.Namespace, settings: Any, source: str, to_all: bool,
         plan = plan_sms(source, template, route, RoutingPolicy(sender.policy.order), sender.routes, lang,
                         on_bad_line=_print_bad(args.to))
     except RecipientsFileError as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
     except jinja2.UndefinedError as exc:
-        return _fail(f"--text: {exc.message} (the CSV's columns are the template's variables)")
+        return fail(f"--text: {exc.message} (the CSV's columns are the template's variables)")
     finally:
         asyncio.run(sender.aclose())
     for line in plan.lines():
@@ -206,22 +196,14 @@ def _on_store(command: str, work: Callable[[BroadcastStore], Awaitable[int]]) ->
     traceback, when Redis is not configured or unreachable."""
     settings = load_settings()
     if not settings.redis_url:
-        return _fail(f"REDIS_URL is required by `alap broadcast {command}`")
-    from server.store import StoreUnavailable, open_store
-
+        return fail(f"REDIS_URL is required by `alap broadcast {command}`")
     from .redis_store import open_broadcast_store
 
     async def go() -> int:
-        store = open_store(settings.redis_url, settings.redis_prefix)
-        try:
+        async with redis_store(settings) as store:
             return await work(open_broadcast_store(store))
-        finally:
-            await store.close()
 
-    try:
-        return asyncio.run(go())
-    except StoreUnavailable as exc:
-        return _fail(f"Redis is unreachable ({exc})")
+    return run_on_redis(go)
 
 
 def cmd_broadcast_status(args: argparse.Namespace) -> int:
@@ -232,7 +214,7 @@ def cmd_broadcast_status(args: argparse.Namespace) -> int:
         for name in names:
             b = await bstore.get(name)
             if b is None:
-                return _fail(f"no broadcast named {name!r}", 1)
+                return fail(f"no broadcast named {name!r}", 1)
             t = b.totals
             when = f" until {format_dhaka(b.not_before)}" if b.not_before and b.state in (SCHEDULED, PARKED) else ""
             print(f"{name} ({b.spec.kind}, route {b.spec.route}): {b.state}{when}"
@@ -252,7 +234,7 @@ def cmd_broadcast_cancel(args: argparse.Namespace) -> int:
     async def cancel(bstore: BroadcastStore) -> int:
         b = await bstore.get(args.name)
         if b is None:
-            return _fail(f"no broadcast named {args.name!r}", 1)
+            return fail(f"no broadcast named {args.name!r}", 1)
         if not await bstore.cancel(args.name, time.time()):
             print(f"{args.name}: already {b.state}")
             return 0

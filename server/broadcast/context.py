@@ -78,6 +78,12 @@ class BroadcastContext:
                                   default_language=self.settings.default_language,
                                   source_address=self.settings.bdapps_sms_source_address, **options)
 
+    async def __aenter__(self) -> "BroadcastContext":
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
     async def aclose(self) -> None:
         for sender in self._senders.values():
             await sender.aclose()

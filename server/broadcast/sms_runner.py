@@ -26,6 +26,7 @@ its own message log), a few at a time.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Any
 
 import jinja2
@@ -61,6 +62,25 @@ def compile_text(renderer: Renderer, text: str, lang: str) -> jinja2.Template:
     return renderer.envs[lang].from_string(text)
 
 
+@dataclass
+class SmsText:
+    """A broadcast's --text, compiled at the start of each run in the broadcast's language (else
+    the default) and filled in for each recipient."""
+
+    renderer: Renderer
+    default_language: str
+    template: jinja2.Template | None = None
+    lang: str = ""
+
+    def prepare(self, spec: Spec) -> None:
+        self.lang = spec.lang or self.default_language
+        self.template = compile_text(self.renderer, spec.text or "", self.lang)
+
+    def render(self, columns: dict[str, str], address: str) -> str:
+        assert self.template is not None, "prepare() first"
+        return self.template.render(**columns, lang=self.lang, msisdn=address[4:]).strip()
+
+
 class SmsBroadcastRunner(BroadcastRunner):
     def __init__(self, bstore: Any, store: Store, gateway: BdappsGateway, sender: SmsSender, renderer: Renderer,
                  *, default_language: str = "bn", source_address: str | None = None, **options: Any) -> None:
@@ -68,23 +88,12 @@ class SmsBroadcastRunner(BroadcastRunner):
         self.store = store
         self.gateway = gateway
         self.sender = sender
-        self.renderer = renderer
-        self.default_language = default_language
         self.source_address = source_address
-        self.template: jinja2.Template | None = None
-        self.lang = default_language
-        # The route's bucket of the sender: shared by every process through Redis when there is
-        # one (server/messaging/throttle.py), so a broadcast and the server's own SMS share the limit.
-        bucket = sender.buckets.get(BDAPPS)
-        self.bucket = bucket if bucket is not None else sender.bucket_factory(BDAPPS, sender.rate, sender.burst)
+        self.text = SmsText(renderer, default_language)
+        self.bucket = sender.bucket_for(BDAPPS)  # shared with the server's own SMS
 
     async def prepare(self, spec: Spec) -> None:
-        self.lang = spec.lang or self.default_language
-        self.template = compile_text(self.renderer, spec.text or "", self.lang)
-
-    def _text(self, columns: dict[str, str], address: str) -> str:
-        assert self.template is not None
-        return self.template.render(**columns, lang=self.lang, msisdn=address[4:]).strip()
+        self.text.prepare(spec)
 
     # -- one batch ---------------------------------------------------------------------------
     async def send_batch(self, spec: Spec, items: list[tuple[int, str]]) -> BatchResult:
@@ -98,7 +107,7 @@ class SmsBroadcastRunner(BroadcastRunner):
                 result.outcomes.append((seq, Status.OPTED_OUT.value))
                 continue
             try:
-                text = self._text(entry.columns, entry.address)
+                text = self.text.render(entry.columns, entry.address)
             except Exception as exc:  # a filter refusing this row's value: this recipient only
                 log.warning("broadcast_text_failed", broadcast=self.name, seq=seq, error=type(exc).__name__)
                 text = ""
@@ -135,7 +144,7 @@ class SmsBroadcastRunner(BroadcastRunner):
         if not await self.begin([0]):
             result.halt = Halt(CANCELLED)
             return result
-        await self._send_bdapps([(0, TEL_ALL)], self._text({}, "tel:"), result, tokens=1)
+        await self._send_bdapps([(0, TEL_ALL)], self.text.render({}, "tel:"), result, tokens=1)
         return result
 
     # -- BDApps, batched --------------------------------------------------------------------

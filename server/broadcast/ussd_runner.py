@@ -33,10 +33,7 @@ class UssdBroadcastRunner(BroadcastRunner):
         super().__init__(bstore, **options)
         self.push = push
         self.sender = sender
-        # The route's bucket of the sender: shared by every process through Redis when there is
-        # one (server/messaging/throttle.py), so a broadcast and the server's own SMS share the limit.
-        bucket = sender.buckets.get(BDAPPS)
-        self.bucket = bucket if bucket is not None else sender.bucket_factory(BDAPPS, sender.rate, sender.burst)
+        self.bucket = sender.bucket_for(BDAPPS)  # shared with the server's own SMS
 
     async def send_batch(self, spec: Spec, items: list[tuple[int, str]]) -> BatchResult:
         result = BatchResult()

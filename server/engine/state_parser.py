@@ -6,7 +6,7 @@ validator, routes, action call and paging targets. Every problem is collected as
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from ..render.environment import Renderer, TextError
 from .errors import FlowProblem, Mark
@@ -167,6 +167,19 @@ def _paging(node: MarkedDict, field: str, problems: Collector, renderer: Rendere
     return Route(target, mark, when) if target else None
 
 
+def _mappings(items: MarkedList, fields: tuple[str, ...], what: str, needs: str,
+              problems: Collector) -> Iterator[tuple[int, Mark, MarkedDict]]:
+    """(index, mark, entry) for each entry of a menu's options or a router's routes that is a
+    mapping; an entry that is not, and a field not in `fields`, is a problem."""
+    for i, item in enumerate(items):
+        mark = items.mark_at(i)
+        if not isinstance(item, MarkedDict):
+            problems.add(mark, f"{article(what)} must be a mapping with {needs}")
+            continue
+        reject_unknown_keys(item, fields, f"unknown {what} field '{{key}}'", problems.add)
+        yield i, mark, item
+
+
 def _parse_options(state: State, node: MarkedDict, problems: Collector, renderer: Renderer,
                    navigation: Navigation) -> None:
     options = node.get("options")
@@ -177,12 +190,7 @@ def _parse_options(state: State, node: MarkedDict, problems: Collector, renderer
     seen: dict[str, Mark] = {}
     duplicated: set[str] = set()
     reserved = {navigation.back, navigation.home, navigation.more}
-    for i, item in enumerate(options):
-        mark = options.mark_at(i)
-        if not isinstance(item, MarkedDict):
-            problems.add(mark, "an option must be a mapping with 'label' and 'next'")
-            continue
-        reject_unknown_keys(item, _OPTION_FIELDS, "unknown option field '{key}'", problems.add)
+    for i, mark, item in _mappings(options, _OPTION_FIELDS, "option", "'label' and 'next'", problems):
         label = _inline(item.get("label"), item.value_mark("label"), problems, renderer, "label") \
             if "label" in item else None
         if label is None and "label" not in item:
@@ -263,12 +271,7 @@ def _parse_routes(state: State, node: MarkedDict, problems: Collector, renderer:
     if not isinstance(routes, MarkedList) or not routes:
         problems.add(node.mark, f"router '{state.name}' needs a non-empty 'routes' list")
         return
-    for i, item in enumerate(routes):
-        mark = routes.mark_at(i)
-        if not isinstance(item, MarkedDict):
-            problems.add(mark, "a route must be a mapping with 'next' and an optional 'when'")
-            continue
-        reject_unknown_keys(item, _ROUTE_FIELDS, "unknown route field '{key}'", problems.add)
+    for i, mark, item in _mappings(routes, _ROUTE_FIELDS, "route", "'next' and an optional 'when'", problems):
         target = _name(item.get("next"), item.value_mark("next") if "next" in item else mark, problems, "next")
         when = _condition(item.get("when"), item.value_mark("when"), problems, renderer)
         if target:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 import structlog
@@ -98,56 +98,53 @@ class PollReport:
     errors: int = 0  # queries that failed for a passing reason (asked again next time)
 
 
+@dataclass(eq=False)
 class SmsSender:
-    def __init__(self, routes: Iterable[SmsRoute] | Mapping[str, SmsRoute], message_log: MessageLog,
-                 store: Store | None = None, *, policy: RoutingPolicy | None = None,
-                 rate: float = 10.0, burst: float = 1.0,
-                 rate_limit_retries: int = 3, rate_limit_backoff: float = 1.0,
-                 retry_delay: float = 60.0, max_retry_delay: float = 3600.0, max_age: float = 3 * 86400,
-                 flush_lease: float = 300.0, clock: Callable[[], float] = time.time,
-                 daily_reset: Callable[[float], float] = next_dhaka_day,
-                 owned: Sequence[Any] = (),
-                 bucket_factory: Callable[[str, float, float], Bucket] | None = None) -> None:
-        """
-        routes: the available routes (any subset of bdapps, aamarsms, dinisoft).
-        message_log: where every message is recorded (server/store/messages.py).
-        store: for subscriber profiles (opt-out); None = nobody is opted out.
-        policy: the route order rule (default: bdapps, aamarsms, dinisoft).
-        rate, burst: sends per second per route (0: unlimited) and how many may be saved up.
-        rate_limit_retries, rate_limit_backoff: after E1318 retry the same route this many times,
-          waiting backoff, 2x backoff, 4x backoff... seconds.
-        retry_delay, max_retry_delay: when every route failed for a passing reason, park for
-          retry_delay, doubling per attempt up to max_retry_delay.
-        max_age: a parked message older than this is given up (FAILED "expired").
-        flush_lease: a flushed message is not handed to another flusher for this long.
-        clock: wall-clock seconds (not-before times, record timestamps); tests move it.
-        daily_reset: when a route that answered "per-day limit" may be tried again.
-        owned: clients closed by aclose() (the factory's gateway clients).
-        bucket_factory: (route, rate, burst) -> its bucket; default one per process
-          (build_sms_sender shares them through Redis: server/messaging/throttle.py).
-        """
-        items = routes.values() if isinstance(routes, Mapping) else routes
-        self.routes: dict[str, SmsRoute] = {r.name: r for r in items}
-        self.log = message_log
-        self.store = store
-        self.policy = policy or RoutingPolicy([n for n in DEFAULT_ROUTES])
-        self.rate = rate
-        self.burst = burst
-        self.rate_limit_retries = rate_limit_retries
-        self.rate_limit_backoff = rate_limit_backoff
-        self.retry_delay = retry_delay
-        self.max_retry_delay = max_retry_delay
-        self.max_age = max_age
-        self.flush_lease = flush_lease
-        self.clock = clock
-        self.daily_reset = daily_reset
-        self.bucket_factory = bucket_factory or (lambda _route, rate, burst: TokenBucket(rate, burst))
-        self.buckets: dict[str, Bucket] = {name: self.bucket_factory(name, rate, burst) for name in self.routes}
-        self.paused_until: dict[str, float] = {}  # route -> wall-clock time (per-day limit)
-        self._owned = list(owned)
+    """Sends each SMS on the first route the policy allows that takes it, and parks it when every
+    route failed for a passing reason (flushed again later)."""
+
+    # The available routes (any subset of bdapps, aamarsms, dinisoft): given as a list, kept by name.
+    routes: dict[str, SmsRoute] | Iterable[SmsRoute]
+    log: MessageLog  # where every message is recorded (server/store/messages.py)
+    store: Store | None = None  # subscriber profiles (opt-out); None = nobody is opted out
+    _: KW_ONLY
+    policy: RoutingPolicy | None = None  # the route order rule (None: bdapps, aamarsms, dinisoft)
+    # Sends per second per route (0: unlimited) and how many may be saved up.
+    rate: float = 10.0
+    burst: float = 1.0
+    # After E1318 retry the same route this many times, waiting backoff, 2x backoff, 4x backoff... s.
+    rate_limit_retries: int = 3
+    rate_limit_backoff: float = 1.0
+    # When every route failed for a passing reason, park for retry_delay, doubling per attempt up
+    # to max_retry_delay; a parked message older than max_age is given up (FAILED "expired").
+    retry_delay: float = 60.0
+    max_retry_delay: float = 3600.0
+    max_age: float = 3 * 86400
+    flush_lease: float = 300.0  # a flushed message is not handed to another flusher for this long
+    clock: Callable[[], float] = time.time  # wall-clock seconds (not-before times, timestamps); tests move it
+    daily_reset: Callable[[float], float] = next_dhaka_day  # when a route at its per-day limit may be tried again
+    owned: Sequence[Any] = ()  # clients closed by aclose() (the factory's gateway clients)
+    # (route, rate, burst) -> its bucket; None: one per process (build_sms_sender shares them
+    # through Redis: server/messaging/throttle.py).
+    bucket_factory: Callable[[str, float, float], Bucket] | None = None
+    buckets: dict[str, Bucket] = field(init=False)  # route -> its bucket
+    paused_until: dict[str, float] = field(init=False, default_factory=dict)  # route -> wall-clock time (per-day limit)
+
+    def __post_init__(self) -> None:
+        items = self.routes.values() if isinstance(self.routes, Mapping) else self.routes
+        self.routes = {r.name: r for r in items}
+        self.policy = self.policy or RoutingPolicy([n for n in DEFAULT_ROUTES])
+        self.bucket_factory = self.bucket_factory or (lambda _route, rate, burst: TokenBucket(rate, burst))
+        self.buckets = {name: self.bucket_factory(name, self.rate, self.burst) for name in self.routes}
+
+    def bucket_for(self, route: str) -> Bucket:
+        """The route's bucket: shared by every process through Redis when there is one
+        (server/messaging/throttle.py), so a broadcast and the server's own SMS share the limit."""
+        bucket = self.buckets.get(route)
+        return bucket if bucket is not None else self.bucket_factory(route, self.rate, self.burst)
 
     async def aclose(self) -> None:
-        for client in self._owned:
+        for client in self.owned:
             await client.aclose()
 
     # -- sending ---------------------------------------------------------------------------
@@ -264,8 +261,7 @@ class SmsSender:
         now = self.clock()
         record.status = status
         record.updated_at = now
-        record.text = None
-        record.not_before = None
+        record.text = record.not_before = None  # kept only while PARKED
         if route is not None:
             record.route = route
         if status is MessageStatus.ACCEPTED:

@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import os
 import signal
+from dataclasses import KW_ONLY, dataclass, field
 import socket
 import time
 from typing import Any
@@ -55,26 +56,28 @@ def default_worker_id() -> str:
     return dyno.replace("|", "_") if dyno else f"{socket.gethostname()}:{os.getpid()}"
 
 
+@dataclass(eq=False)
 class RechargeWorker:
     """Claims due ledger records and runs saga steps on them; usable in-process too (e.g. in
     `alap dev` with the memory ledger: `asyncio.create_task(worker.run(stop_event))`)."""
 
-    def __init__(self, ledger: Ledger, saga: RechargeSaga, *, worker_id: str | None = None,
-                 concurrency: int = 8, lease: float = 60.0, poll_interval: float = 1.0,
-                 sweep_interval: float = SWEEP_SECONDS, sms_sender: Any | None = None,
-                 flush_interval: float = SMS_FLUSH_SECONDS, drain: float = DRAIN_SECONDS) -> None:
-        self.ledger = ledger
-        self.saga = saga
-        self.worker_id = worker_id or default_worker_id()
-        self.concurrency = max(1, concurrency)
-        self.lease = lease
-        self.poll_interval = poll_interval
-        self.sweep_interval = sweep_interval
-        self.sms_sender = sms_sender
-        self.flush_interval = flush_interval
-        self.drain = drain
-        self.tasks: set[asyncio.Task[None]] = set()
-        self.steps = 0  # steps run (metrics, tests)
+    ledger: Ledger
+    saga: RechargeSaga
+    _: KW_ONLY
+    worker_id: str | None = None  # None: default_worker_id()
+    concurrency: int = 8  # steps at once (at least 1)
+    lease: float = 60.0
+    poll_interval: float = 1.0
+    sweep_interval: float = SWEEP_SECONDS
+    sms_sender: Any | None = None
+    flush_interval: float = SMS_FLUSH_SECONDS
+    drain: float = DRAIN_SECONDS
+    tasks: set[asyncio.Task[None]] = field(default_factory=set, init=False)
+    steps: int = field(default=0, init=False)  # steps run (metrics, tests)
+
+    def __post_init__(self) -> None:
+        self.worker_id = self.worker_id or default_worker_id()
+        self.concurrency = max(1, self.concurrency)
 
     async def resume(self) -> int:
         resumed = await self.ledger.resume(self.worker_id)

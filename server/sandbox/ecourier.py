@@ -45,21 +45,24 @@ def _parcel(refid: str, product_id: str, name: str, mobile: str, area: str, pric
 
 
 CHANGED = "Status has been changed"
+# The API document's own sample: delivered, seven events, no product id (tests/integrations
+# test the client against it too).
+DOC_SAMPLE_PARCEL: dict[str, Any] = {
+    "status": [["Delivered", "", "2017-01-20 12:04:55"],
+               ["On the way to Delivery", CHANGED, "2017-01-20 12:03:39"],
+               ["In Destination Branch", CHANGED, "2017-01-20 12:03:34"],
+               ["In Transit", CHANGED, "2017-01-20 12:03:25"],
+               ["In Source Branch", CHANGED, "2017-01-20 12:03:20"],
+               ["Picked Up", CHANGED, "2017-01-20 12:01:37"],
+               ["Initiated", "An order has been made by ecommerce", "2017-01-20 12:00:09"]],
+    "REFID": "ECR1022001175478", "company": "MyTOTOcompany", "product_id": "", "r_name": "Mannan",
+    "r_mobile": "01848308508", "r_address": "House:d,Block:d,Road:d,Area:Gopibag,City:Dhaka,Landmark:f",
+    "r_area": "Gulshan-2", "r_type": "BOX", "r_time": "2017-01-20 12:00:09", "agent": "Sayeed",
+    "paymentmethod": "COD", "paymentclear": "Clear", "r_timing": "Next Day(24hr)",
+    "r_coverage": "Inside Dhaka", "r_weight": "Up To 500gm", "product_price": "10000",
+    "shipping_price": "60", "cod": 100}
 PARCELS: list[dict[str, Any]] = [
-    # The API document's own sample: delivered, seven events, no product id.
-    {"status": [["Delivered", "", "2017-01-20 12:04:55"],
-                ["On the way to Delivery", CHANGED, "2017-01-20 12:03:39"],
-                ["In Destination Branch", CHANGED, "2017-01-20 12:03:34"],
-                ["In Transit", CHANGED, "2017-01-20 12:03:25"],
-                ["In Source Branch", CHANGED, "2017-01-20 12:03:20"],
-                ["Picked Up", CHANGED, "2017-01-20 12:01:37"],
-                ["Initiated", "An order has been made by ecommerce", "2017-01-20 12:00:09"]],
-     "REFID": "ECR1022001175478", "company": "MyTOTOcompany", "product_id": "", "r_name": "Mannan",
-     "r_mobile": "01848308508", "r_address": "House:d,Block:d,Road:d,Area:Gopibag,City:Dhaka,Landmark:f",
-     "r_area": "Gulshan-2", "r_type": "BOX", "r_time": "2017-01-20 12:00:09", "agent": "Sayeed",
-     "paymentmethod": "COD", "paymentclear": "Clear", "r_timing": "Next Day(24hr)",
-     "r_coverage": "Inside Dhaka", "r_weight": "Up To 500gm", "product_price": "10000",
-     "shipping_price": "60", "cod": 100},
+    DOC_SAMPLE_PARCEL,
     # Product id ALP-1001 was booked twice (the second parcel is still cancellable).
     _parcel("ECR2311005123401", "ALP-1001", "Rahima Khatun", "01711223344", "Middle Badda", "1200",
             [["On the way to Delivery", CHANGED, "2024-11-23 10:15:02"],

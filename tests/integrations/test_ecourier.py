@@ -25,7 +25,7 @@ from server.integrations.ecourier import (
     ECourierSmsNotSent, FraudStatus, NamedValue, OrderRequest, Package, PlacedOrder, SmsResult,
     TopUpAccepted, TopUpStatus, TrackResult, normalize_mobile,
 )
-from server.sandbox.ecourier import ECOURIER_FAKE_KEY, create_ecourier_fake
+from server.sandbox.ecourier import DOC_SAMPLE_PARCEL, ECOURIER_FAKE_KEY, create_ecourier_fake
 
 KEY, SECRET, USER = "test-key-9f3", "test-secret-77ab", "U-4242"
 LONG_ECR = "ECR1022001175478"
@@ -97,20 +97,7 @@ CALLS: dict[str, Callable[[ECourierClient], Awaitable[Any]]] = {
 WRITES = {"/order-place-reseller", "/cancel-order", "/bs-sms", "/bs-top", "/bs-top-otp"}
 
 UNAUTHORIZED = {"errors": ["Unauthorized Access"], "response_code": 401}
-TRACK_FOUND = {"response_code": 200, "message": "Success", "query_data": [{
-    "status": [["Delivered", "", "2017-01-20 12:04:55"],
-               ["On the way to Delivery", "Status has been changed", "2017-01-20 12:03:39"],
-               ["In Destination Branch", "Status has been changed", "2017-01-20 12:03:34"],
-               ["In Transit", "Status has been changed", "2017-01-20 12:03:25"],
-               ["In Source Branch", "Status has been changed", "2017-01-20 12:03:20"],
-               ["Picked Up", "Status has been changed", "2017-01-20 12:01:37"],
-               ["Initiated", "An order has been made by ecommerce", "2017-01-20 12:00:09"]],
-    "REFID": "ECR1022001175478", "company": "MyTOTOcompany", "product_id": "", "r_name": "Mannan",
-    "r_mobile": "01848308508", "r_address": "House:d,Block:d,Road:d,Area:Gopibag,City:Dhaka,Landmark:f",
-    "r_area": "Gulshan-2", "r_type": "BOX", "r_time": "2017-01-20 12:00:09", "agent": "Sayeed",
-    "paymentmethod": "COD", "paymentclear": "Clear", "r_timing": "Next Day(24hr)",
-    "r_coverage": "Inside Dhaka", "r_weight": "Up To 500gm", "product_price": "10000",
-    "shipping_price": "60", "cod": 100}]}
+TRACK_FOUND = {"response_code": 200, "message": "Success", "query_data": [DOC_SAMPLE_PARCEL]}
 PACKAGE = {"package_name": "SAMEDAY_Inside_120tk", "package_code": "#2505", "shipping_charge": "120",
            "weight": "Up To 500gm", "delivery_time": "Same Day(8Hr)", "coverage_id": "1", "coverage": "Inside Dhaka"}
 POSTCODES = {"success": True, "message": [{"name": "8210(Babuganj)", "value": "8210"},
