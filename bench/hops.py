@@ -80,9 +80,10 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
-def load(port: int, gateway_port: int, args: argparse.Namespace, core: int | None) -> dict:
-    argv = pinned(core, [sys.executable, str(SHARED / "loadgen.py"), "--proto", "bdapps",
-                         "--url", f"http://127.0.0.1:{port}/bdapps/ussd", "--gateway-port", str(gateway_port),
+def load(port: int, gateway_port: int, args: argparse.Namespace, core: int | None,
+         proto: str = "bdapps", path: str = "/bdapps/ussd") -> dict:
+    argv = pinned(core, [sys.executable, str(SHARED / "loadgen.py"), "--proto", proto,
+                         "--url", f"http://127.0.0.1:{port}{path}", "--gateway-port", str(gateway_port),
                          "--inputs", "*213#,1,0", "--users", str(args.users), "--seconds", str(args.seconds),
                          "--warmup", str(args.warmup)])
     out = subprocess.run(argv, capture_output=True, text=True, timeout=args.seconds + args.warmup + 60).stdout
@@ -90,6 +91,14 @@ def load(port: int, gateway_port: int, args: argparse.Namespace, core: int | Non
     if not match:
         raise SystemExit(f"load generator printed no figures: {out!r}")
     return {k: float(v) for k, v in match.groupdict().items()}
+
+
+def alap_env(port: int, base_url: str, args: argparse.Namespace) -> dict[str, str]:
+    """The environment `alap serve` runs with in the benchmark (Redis database 12, English)."""
+    return {**os.environ, "PORT": str(port), "REDIS_URL": "redis://127.0.0.1:6379/12",
+            "BDAPPS_BASE_URL": base_url, "BDAPPS_APP_ID": "APP_900001", "BDAPPS_PASSWORD": "pw",
+            "ALAP_DEFAULT_LANGUAGE": "en", "ALAP_LOG_LEVEL": args.log_level,
+            "WEB_CONCURRENCY": str(args.workers)}
 
 
 def main() -> None:
@@ -124,10 +133,7 @@ def main() -> None:
             stop(base)
         for name, argv, cwd in checkouts:
             port = free_port()
-            env = {**os.environ, "PORT": str(port), "REDIS_URL": "redis://127.0.0.1:6379/12",
-                   "BDAPPS_BASE_URL": base_url, "BDAPPS_APP_ID": "APP_900001", "BDAPPS_PASSWORD": "pw",
-                   "ALAP_DEFAULT_LANGUAGE": "en", "ALAP_LOG_LEVEL": args.log_level,
-                   "WEB_CONCURRENCY": str(args.workers)}
+            env = alap_env(port, base_url, args)
             alap = subprocess.Popen(pinned(server_core, argv), env=env, cwd=cwd,
                                     stdout=open(LOG_DIR / f"alap-bench-{name}.log", "wb"), stderr=subprocess.STDOUT)
             try:
