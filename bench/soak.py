@@ -5,8 +5,11 @@ Redis restarted under it. A script that prints figures, not a test.
     python bench/soak.py --minutes 2 --rate 150
 
 What it starts: a redis-server of its own on a free port (appendonly, as docs/deploy.md
-recommends), `alap serve` (WEB_CONCURRENCY=--workers) pointed at it, and, in this process, the
-sandbox BDApps gateway (server/sandbox/bdapps.py) receiving `/ussd/send`.
+recommends), `alap serve` (WEB_CONCURRENCY=--workers) pointed at it, and, in a process of its
+own, the sandbox BDApps gateway (server/sandbox/bdapps.py) receiving `/ussd/send` and reporting
+each screen to this process (the generator) over a UNIX socket. With one worker, the server is
+pinned to core 0 and the generator and gateway to core 1, as in ../shared/bench. The generator
+delivers callbacks over a pool of --connections connections, as a gateway does.
 
 1. Peak: --users subscribers in a closed loop for --peak-seconds, no faults: hops per second.
 2. Soak: new subscribers arrive at a steady rate so that hops run at half that peak (or
@@ -61,7 +64,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from server.sandbox.bdapps import SCREENS, create_bdapps_fake  # noqa: E402
-from server.sandbox.faults import FAULTS_KEY, Fault  # noqa: E402
+from server.sandbox.faults import FAULTS_KEY  # noqa: E402
 
 APP_ID, PASSWORD = "APP_SOAK", "soak-password"
 JOURNEY = ["*213#", "2", "1250", "4"]
@@ -162,35 +165,40 @@ class Soak:
         self.redis = Redis(self.tmp)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/bdapps/ussd"
-        self.gateway = create_bdapps_fake("http://127.0.0.1:9/unused", APP_ID, PASSWORD)
-        self.gateway.middlewares.append(self._count_sends)
+        self.gateway_port = free_port()
+        self.gateway_socket = str(Path(self.tmp) / "screens.sock")
+        self.gateway: subprocess.Popen | None = None
+        self.screens: defaultdict[str, asyncio.Queue] = defaultdict(asyncio.Queue)  # session id -> screens
         self.refusals: defaultdict[str, int] = defaultdict(int)  # session id -> /ussd/send refused
         self.server: subprocess.Popen | None = None
-        self.runner: web.AppRunner | None = None
+        self.screen_feed: asyncio.AbstractServer | None = None
         self.log_path = Path(self.tmp) / "alap-serve.log"
         self.ids = itertools.count()
         self.figures = Figures()
         self.last_restart_end = 0.0
         self.outage_backlog: set[str] = set()  # requestIds refused while Redis was down, not yet acked
 
-    # -- the gateway -------------------------------------------------------------------------
-    @web.middleware
-    async def _count_sends(self, request: web.Request, handler):
-        response = await handler(request)
-        if request.path == "/ussd/send" and isinstance(response, web.Response) and response.body is not None:
-            if b'"S1000"' not in bytes(response.body):
-                body = await request.json()
-                self.refusals[str(body.get("sessionId"))] += 1
-        return response
+    # -- the gateway's reports ----------------------------------------------------------------
+    async def _read_screens(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """One JSON line per `/ussd/send` from the gateway process (run_gateway below)."""
+        async for line in reader:
+            sent = json.loads(line)
+            if sent["refused"]:
+                self.refusals[sent["sessionId"]] += 1
+            else:
+                self.screens[sent["sessionId"]].put_nowait(sent["screen"])
+        writer.close()
 
     # -- processes ---------------------------------------------------------------------------
     async def start(self) -> None:
         self.redis.start()
-        runner = web.AppRunner(self.gateway, access_log=None)
-        await runner.setup()
-        gateway_port = free_port()
-        await web.TCPSite(runner, "127.0.0.1", gateway_port).start()
-        self.runner = runner
+        self.screen_feed = await asyncio.start_unix_server(self._read_screens, self.gateway_socket)
+        gateway = [sys.executable, str(Path(__file__).resolve()), "--gateway", str(self.gateway_port),
+                   self.gateway_socket]
+        if self.args.pin:
+            gateway = ["taskset", "-c", "1", *gateway]
+        self.gateway = subprocess.Popen(gateway, cwd=ROOT)
+        gateway_port = self.gateway_port
         env = {k: v for k, v in os.environ.items() if not k.startswith(("BDAPPS_", "ALAP_", "REDIS_URL", "PORT"))}
         env.update(PORT=str(self.port), REDIS_URL=self.redis.url, BDAPPS_APP_ID=APP_ID, BDAPPS_PASSWORD=PASSWORD,
                    BDAPPS_BASE_URL=f"http://127.0.0.1:{gateway_port}", BDAPPS_ALLOWED_IPS="127.0.0.0/8",
@@ -203,6 +211,12 @@ class Soak:
             self.server = subprocess.Popen(argv, env=env, stdout=out,
                                            stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
         async with aiohttp.ClientSession() as http:
+            for _ in range(100):  # the gateway first
+                try:
+                    async with http.delete(f"http://127.0.0.1:{gateway_port}/_control/calls"):
+                        break
+                except aiohttp.ClientError:
+                    await asyncio.sleep(0.1)
             for _ in range(600):
                 if self.server.poll() is not None:
                     raise SystemExit(f"alap serve exited; see {self.log_path}")
@@ -230,8 +244,11 @@ class Soak:
                 await asyncio.sleep(0.1)
             else:
                 os.killpg(self.server.pid, signal.SIGKILL)
-        if self.runner is not None:
-            await self.runner.cleanup()
+        if self.gateway is not None:
+            self.gateway.terminate()
+            self.gateway.wait(10)
+        if self.screen_feed is not None:
+            self.screen_feed.close()
         self.redis.stop()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
@@ -287,7 +304,7 @@ class Soak:
         figures = self.figures
         session_id = f"soak-{n}"
         address = f"tel:88018{n % 10**8:08d}"
-        queue: asyncio.Queue = self.gateway[SCREENS][session_id]
+        queue = self.screens[session_id]
         done = 0
         for hop, message in enumerate(JOURNEY):
             body = {"applicationId": APP_ID, "sessionId": session_id, "requestId": f"{session_id}-{hop}",
@@ -354,14 +371,17 @@ class Soak:
             print(f"  [{time.strftime('%H:%M:%S')}] Redis is back", flush=True)
 
     async def soak(self, rate: float, seconds: float) -> None:
-        self.gateway[FAULTS_KEY].add(Fault(endpoint="/ussd/send", mode="body", chance=self.args.fail_share,
-                                           json={"statusCode": "E1603", "statusDetail": "Temporary System Error"}))
+        async with aiohttp.ClientSession() as control:
+            await control.post(f"http://127.0.0.1:{self.gateway_port}/_control/faults",
+                               json={"endpoint": "/ussd/send", "mode": "body", "chance": self.args.fail_share,
+                                     "json": {"statusCode": "E1603", "statusDetail": "Temporary System Error"}})
         arrivals = rate / len(JOURNEY)  # subscribers per second
         tasks: set[asyncio.Task] = set()
         began = time.monotonic()
         restarts = asyncio.create_task(self.restarts(seconds))
         next_report = began + 30
-        connector = aiohttp.TCPConnector(limit=0)
+        # A gateway calls from a pool of connections, not one per waiting callback.
+        connector = aiohttp.TCPConnector(limit=self.args.connections)
         async with aiohttp.ClientSession(connector=connector) as http:
             k = 0
             while time.monotonic() - began < seconds:
@@ -374,7 +394,6 @@ class Soak:
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
                 k += 1
-                self.gateway[FAULTS_KEY].calls.clear()  # the fake records every call: keep it small
                 if time.monotonic() >= next_report:
                     next_report += 30
                     f = self.figures
@@ -385,7 +404,7 @@ class Soak:
             if tasks:
                 await asyncio.wait(tasks, timeout=self.args.redeliver_for + self.args.screen_timeout + 30)
         await asyncio.sleep(2)  # anything that arrives now was not asked for
-        self.figures.extra_screens = sum(q.qsize() for q in self.gateway[SCREENS].values())
+        self.figures.extra_screens = sum(q.qsize() for q in self.screens.values())
 
 
 async def main() -> None:
@@ -395,6 +414,8 @@ async def main() -> None:
     parser.add_argument("--users", type=int, default=32, help="closed-loop subscribers measuring the peak")
     parser.add_argument("--peak-seconds", type=float, default=15)
     parser.add_argument("--workers", type=int, default=1, help="WEB_CONCURRENCY of the server")
+    parser.add_argument("--connections", type=int, default=256,
+                        help="connections the delivering gateway keeps to the server (BDApps calls from a pool)")
     parser.add_argument("--no-pin", dest="pin", action="store_false",
                         help="do not pin the server to core 0 and this process to core 1 (the default with "
                              "one worker and taskset on the machine, as in ../shared/bench)")
@@ -472,6 +493,33 @@ async def main() -> None:
         print(f"                    first: {first[-700:]}")
 
 
+async def run_gateway(port: int, socket_path: str) -> None:
+    """The fake BDApps gateway (server/sandbox/bdapps.py) in a process of its own, as the real
+    one runs on machines of its own: its answers to `/ussd/send` never wait behind the
+    generator's work. Every `/ussd/send` is reported to the soak process as one JSON line on a
+    UNIX socket: the screen, or that it was refused (the fault the soak adds, `chance`)."""
+    _, feed = await asyncio.open_unix_connection(socket_path)
+    app = create_bdapps_fake("http://127.0.0.1:9/unused", APP_ID, PASSWORD)
+
+    @web.middleware
+    async def report(request: web.Request, handler):
+        response = await handler(request)
+        if request.path == "/ussd/send" and isinstance(response, web.Response) and response.body is not None:
+            session_id = str((await request.json()).get("sessionId"))
+            queue = request.app[SCREENS].pop(session_id, None)
+            screen = queue.get_nowait() if queue is not None and not queue.empty() else None
+            refused = b'"S1000"' not in bytes(response.body)
+            feed.write(json.dumps({"sessionId": session_id, "refused": refused, "screen": screen}).encode() + b"\n")
+            request.app[FAULTS_KEY].calls.clear()  # the fake records every call: keep it small
+        return response
+
+    app.middlewares.append(report)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    await asyncio.Event().wait()
+
+
 def _event_of(line: str) -> str:
     """The `event` of a JSON log line (server/logs.py), "other" for anything else."""
     try:
@@ -501,4 +549,10 @@ if __name__ == "__main__":
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _interrupted)
-    asyncio.run(main())
+    if sys.argv[1:2] == ["--gateway"]:
+        try:
+            asyncio.run(run_gateway(int(sys.argv[2]), sys.argv[3]))
+        except KeyboardInterrupt:
+            pass
+    else:
+        asyncio.run(main())
