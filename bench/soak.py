@@ -67,6 +67,8 @@ from server.sandbox.bdapps import SCREENS, create_bdapps_fake  # noqa: E402
 from server.sandbox.faults import FAULTS_KEY  # noqa: E402
 
 APP_ID, PASSWORD = "APP_SOAK", "soak-password"
+_JSON = {"Content-Type": "application/json"}
+_ANSWER_TIMEOUT = aiohttp.ClientTimeout(total=10)  # a callback not answered in 10 s is delivered again
 JOURNEY = ["*213#", "2", "1250", "4"]
 
 
@@ -169,6 +171,7 @@ class Soak:
         self.gateway_socket = str(Path(self.tmp) / "screens.sock")
         self.gateway: subprocess.Popen | None = None
         self.screens: defaultdict[str, asyncio.Queue] = defaultdict(asyncio.Queue)  # session id -> screens
+        self.delivering = asyncio.Semaphore(args.connections)
         self.refusals: defaultdict[str, int] = defaultdict(int)  # session id -> /ussd/send refused
         self.server: subprocess.Popen | None = None
         self.screen_feed: asyncio.AbstractServer | None = None
@@ -259,17 +262,19 @@ class Soak:
         figures = self.figures if measuring else Figures()  # the peak phase counts nothing
         deadline = time.monotonic() + self.args.redeliver_for
         deliveries = 0
+        payload = json.dumps(body).encode()
         while True:
             if deliveries:
                 figures.redeliveries += 1
             deliveries += 1
             status: int | str
-            try:
-                async with http.post(self.url, json=body, timeout=aiohttp.ClientTimeout(total=10)) as resp:
-                    status = resp.status
-                    answer = await resp.read()
-            except (aiohttp.ClientError, asyncio.TimeoutError):
-                status, answer = "no answer", b""
+            async with self.delivering:  # a free connection of the gateway's pool; the wait is not the answer's
+                try:
+                    async with http.post(self.url, data=payload, headers=_JSON, timeout=_ANSWER_TIMEOUT) as resp:
+                        status = resp.status
+                        answer = await resp.read()
+                except (aiohttp.ClientError, asyncio.TimeoutError):
+                    status, answer = "no answer", b""
             figures.answers[status] += 1
             if status == 200 and b'"S1000"' in answer:
                 self._backlog_done(body["requestId"], measuring)
@@ -340,6 +345,8 @@ class Soak:
                 break
         if measuring:
             figures.journeys += 1
+        if queue.empty():
+            self.screens.pop(session_id, None)  # a screen arriving later makes a new queue: counted at the end
         return done
 
     # -- phases ------------------------------------------------------------------------------
@@ -380,8 +387,10 @@ class Soak:
         began = time.monotonic()
         restarts = asyncio.create_task(self.restarts(seconds))
         next_report = began + 30
-        # A gateway calls from a pool of connections, not one per waiting callback.
-        connector = aiohttp.TCPConnector(limit=self.args.connections)
+        # A gateway calls from a pool of connections, not one per waiting callback: at most
+        # --connections deliveries at once (self.delivering, a FIFO; aiohttp's own connector limit
+        # costs more per request the more callbacks wait, and counts the wait in the timeout).
+        connector = aiohttp.TCPConnector(limit=0)
         async with aiohttp.ClientSession(connector=connector) as http:
             k = 0
             while time.monotonic() - began < seconds:
