@@ -101,12 +101,17 @@ def alap_env(port: int, base_url: str, args: argparse.Namespace) -> dict[str, st
             "WEB_CONCURRENCY": str(args.workers)}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_load_arguments(parser: argparse.ArgumentParser) -> None:
+    """The benchmark of record's load (../shared/bench/README.md), for every script that drives it."""
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--users", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=6)
     parser.add_argument("--warmup", type=float, default=2)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_load_arguments(parser)
     parser.add_argument("--workers", type=int, default=1, help="WEB_CONCURRENCY of alap serve (2: unpinned)")
     parser.add_argument("--log-level", default="info", help="ALAP_LOG_LEVEL of alap serve (production: info)")
     parser.add_argument("--compare", metavar="DIR", help="another Alap checkout to run in the same runs")

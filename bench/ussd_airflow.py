@@ -48,7 +48,7 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from hops import SHARED, alap_env, free_port, load, pinned, start, stop, wait_listening  # noqa: E402
+from hops import SHARED, add_load_arguments, alap_env, free_port, load, pinned, start, stop, wait_listening  # noqa: E402
 
 VENV = Path(os.environ.get("TMPDIR") or "/tmp") / "alap-bench-airflow-venv"
 PINS = [  # Django 3.2 is the newest ussd_airflow 0.0.6 runs with; the rest: newest that go with it
@@ -205,10 +205,7 @@ def figures(name: str, r: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--users", type=int, default=32)
-    parser.add_argument("--seconds", type=float, default=6)
-    parser.add_argument("--warmup", type=float, default=2)
+    add_load_arguments(parser)
     parser.add_argument("--airflow-workers", default="gthread:4",
                         help="gunicorn worker kinds for ussd_airflow, comma-separated: sync, gthread:N")
     args = parser.parse_args()
