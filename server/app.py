@@ -120,9 +120,10 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     app[HTTP] = http
     # BDApps' /ussd/send and /sms/send on a client of their own: a hop holds one connection at
     # most, so hops never wait for one (server/bdapps/admission.py).
-    bdapps_http = gateway_session(settings.max_hops_in_flight + RESERVED_CONNECTIONS)
+    connections = settings.max_hops_in_flight + RESERVED_CONNECTIONS
+    bdapps_http = gateway_session(connections)
     gateway = BdappsGateway(settings.bdapps_base_url, settings.bdapps_app_id, settings.bdapps_password, bdapps_http,
-                            connections=settings.max_hops_in_flight + RESERVED_CONNECTIONS)
+                            connections=connections)
     engine, store = app[ENGINE], app[STORE]
     sender = build_sms_sender(settings, http, store, gateway=gateway)
     app[SMS_SENDER] = sender
