@@ -300,6 +300,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.sort(key=lambda item: 0 if str(item.path) in longest else 1 if _takes_seconds(item) else 2)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Compile server/ to bytecode once, in the controller, before the workers start. Python
+    then reads the .pyc files instead of compiling every module again in each of the ~150
+    `alap` processes the suite starts and in each xdist worker: where PYTHONDONTWRITEBYTECODE
+    is set (as on CI) no process would ever write them. compileall writes them regardless of
+    that variable, and only for sources newer than their .pyc."""
+    if hasattr(config, "workerinput"):
+        return
+    import compileall
+
+    compileall.compile_dir(REPO_ROOT / "server", quiet=2)
+
+
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
     """`-n auto`: one worker per core and half as many again (at least 2). About half of the
     suite's time is spent waiting (real processes starting, product timers such as a 3 s
