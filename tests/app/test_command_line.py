@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from server.integrations.base import default_ssl_context  # shared: httpx's default loads the CA bundle per call
 from tests.conftest import free_port
 
 ALAP = [sys.executable, "-m", "server"]
@@ -96,7 +97,8 @@ def wait_healthy(port: int, proc: subprocess.Popen) -> None:
     while time.monotonic() < deadline:
         assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=0.5).status_code == 200:
+            health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=0.5, verify=default_ssl_context())
+            if health.status_code == 200:
                 return
         except httpx.HTTPError:
             time.sleep(0.1)

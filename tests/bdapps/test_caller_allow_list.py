@@ -11,6 +11,7 @@ from typing import Any, AsyncIterator
 
 import pytest
 
+from server.integrations.base import default_ssl_context  # shared: httpx's default loads the CA bundle per call
 from server.store.redis_backend import RedisStore
 
 from ..conftest import APP_ID, Stack, free_port, redis_test_store, start_stack
@@ -126,7 +127,8 @@ def _start_output(env: dict[str, str]) -> str:
         while time.monotonic() < deadline:
             assert proc.poll() is None
             try:
-                if httpx.get(f"http://127.0.0.1:{env['PORT']}/healthz", timeout=1).status_code == 200:
+                health = httpx.get(f"http://127.0.0.1:{env['PORT']}/healthz", timeout=1, verify=default_ssl_context())
+                if health.status_code == 200:
                     break
             except httpx.HTTPError:
                 time.sleep(0.1)

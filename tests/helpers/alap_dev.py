@@ -12,6 +12,8 @@ from typing import Iterator
 
 import httpx
 
+from server.integrations.base import default_ssl_context  # shared: httpx's default loads the CA bundle per call
+
 
 @contextmanager
 def alap_dev(port: int, env: dict[str, str], log: Path, *, ready_within: float = 30) -> Iterator[subprocess.Popen]:
@@ -23,7 +25,8 @@ def alap_dev(port: int, env: dict[str, str], log: Path, *, ready_within: float =
         while True:
             assert proc.poll() is None, log.read_text()
             try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=0.5).status_code == 200:
+                health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=0.5, verify=default_ssl_context())
+                if health.status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
