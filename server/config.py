@@ -189,10 +189,10 @@ class Settings(BaseSettings):
     @field_validator("bdapps_allowed_ips", "trusted_proxies")
     @classmethod
     def _cidrs(cls, value: str | None) -> str | None:
-        from .bdapps.callers import parse_networks
-
         if value is None or not value.strip():
             return None
+        from .bdapps.callers import parse_networks  # here: it imports aiohttp.web, which most commands never need
+
         return ",".join(str(n) for n in parse_networks(value))  # ValueError names the bad entry
 
     @field_validator("redis_url")
