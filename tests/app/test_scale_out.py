@@ -95,7 +95,8 @@ class Serve:
             assert self.proc is not None and self.proc.poll() is None, self.logs()
             try:
                 async with http.get(f"{self.url}/healthz", timeout=aiohttp.ClientTimeout(total=1)) as resp:
-                    if resp.status == 200 and len(self.workers()) >= workers:
+                    started = workers == 1 or self._started() >= workers
+                    if resp.status == 200 and len(self.workers()) >= workers and started:
                         return
             except (aiohttp.ClientError, asyncio.TimeoutError):
                 pass
@@ -104,6 +105,12 @@ class Serve:
 
     def workers(self) -> list[int]:
         return children(self.pid)
+
+    def _started(self) -> int:
+        """Workers whose app has started (each publishes its flow versions once, at start-up).
+        A worker that is only forked has not installed its own SIGTERM handler yet: a SIGTERM
+        then is lost, and the master waits its graceful timeout (20 s) before killing it."""
+        return sum(len(self.events(name)) for name in ("flow_versions_published", "flow_versions_not_published"))
 
     async def wait_exit(self, timeout: float) -> int | None:
         """Poll (never block: the sandbox gateway runs in this event loop)."""
