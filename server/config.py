@@ -125,6 +125,7 @@ class Settings(BaseSettings):
     sms_session_ttl: int = Field(900, ge=30, le=7 * 86400, validation_alias="ALAP_SMS_SESSION_TTL")
     sms_routes: str = Field("bdapps,aamarsms,dinisoft", validation_alias="ALAP_SMS_ROUTES")
     sms_rate: float = Field(10.0, ge=0, le=1000, validation_alias="ALAP_SMS_RATE")
+    broadcast_lease: float = Field(10.0, ge=1, le=600, validation_alias="ALAP_BROADCAST_LEASE")  # broadcast/store.py
     bdapps_sms_source_address: str | None = Field(None, validation_alias="BDAPPS_SMS_SOURCE_ADDRESS")
     default_language: Literal["bn", "en"] = Field("bn", validation_alias="ALAP_DEFAULT_LANGUAGE")
     ussd_unicode: bool = Field(True, validation_alias="ALAP_USSD_UNICODE")

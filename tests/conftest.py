@@ -298,9 +298,9 @@ def _takes_seconds(item: pytest.Item) -> bool:
 # run depends on this table: a file missing from it counts 1 s per test when it starts processes
 # (above), a few milliseconds otherwise.
 _SECONDS = {
-    "tests/broadcast/test_scheduled_by_worker.py::test_a_worker_killed_mid_broadcast_is_continued_by_the_next": 30,
+    "tests/broadcast/test_scheduled_by_worker.py::test_a_worker_killed_mid_broadcast_is_continued_by_the_next": 24,
     "tests/store/test_recharge_ledger.py::test_alap_ledger_lists_shows_and_resolves": 8,
-    "tests/broadcast/test_scheduled_by_worker.py": 41,
+    "tests/broadcast/test_scheduled_by_worker.py": 35,
     "tests/broadcast/test_crash_resume.py": 20,
     "tests/admin/test_console_browser.py": 19,
     "tests/recharge/test_worker_crash_and_resume.py": 19,

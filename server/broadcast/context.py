@@ -72,6 +72,7 @@ class BroadcastContext:
         return self._push
 
     def runner(self, spec: Spec, **options: Any) -> BroadcastRunner:
+        options.setdefault("lease", self.settings.broadcast_lease)
         if spec.kind == "ussd":
             return UssdBroadcastRunner(self.bstore, self.push_service(), self.sender, **options)
         return SmsBroadcastRunner(self.bstore, self.store, self.gateway, self.sender_for(spec.route), self.renderer,

@@ -66,7 +66,8 @@ async def test_a_worker_killed_mid_broadcast_is_continued_by_the_next(aiohttp_se
     gateway, url = await start_gateway(aiohttp_server)
     addresses = write_numbers(tmp_path / "to.txt", 3000)
     prefix = f"alap-test-{uuid.uuid4().hex[:8]}:"
-    env = cli_env(redis_url, prefix, url, ALAP_SMS_RATE="500")
+    # A lease of 4 s instead of 10: the second worker waits for the dead one's to run out.
+    env = cli_env(redis_url, prefix, url, ALAP_SMS_RATE="500", ALAP_BROADCAST_LEASE="4")
     first = second = None
     try:
         code, _, err = await run_cli("broadcast", "sms", "big", "--text", "Offer", "--to", str(tmp_path / "to.txt"),
@@ -80,7 +81,7 @@ async def test_a_worker_killed_mid_broadcast_is_continued_by_the_next(aiohttp_se
         at_kill = len(sent_sms(gateway))
         assert at_kill < 3000
         second = await start_worker(env, tmp_path / "w2.log")
-        # The dead worker's lease (10 s) runs out, then the new worker takes the broadcast over.
+        # The dead worker's lease (4 s) runs out, then the new worker takes the broadcast over.
         await wait_for(lambda: len(sent_sms(gateway)) >= 2900, timeout=90)
         await asyncio.sleep(1)
         got = received(gateway)
