@@ -74,6 +74,17 @@ class CompileOnceEnvironment(jinja2.Environment):
         return TemplateExpression(template, undefined_to_none)
 
 
+class ExpressionEnvironment(CompileOnceEnvironment):
+    """The environment of conditions (`when:`), evaluated on every hop (menu options, paging).
+    Jinja gives each template a ChainMap over the environment's globals, so that globals added
+    later still show, and copies it into every render's context (jinja2.runtime.new_context):
+    iterating a ChainMap costs more than the rest of evaluating a short condition. Nothing adds
+    globals to this environment after it is made (Renderer.__init__), so a plain dict serves."""
+
+    def make_globals(self, d):  # type: ignore[override]
+        return {**self.globals, **(d or {})}
+
+
 class TextError(Exception):
     """A Jinja syntax error in a text or template, with the line inside that text."""
 
@@ -105,7 +116,7 @@ class Renderer:
         undefined = jinja2.StrictUndefined if strict else jinja2.ChainableUndefined
         self.envs = {lang: self._make_env(lang, undefined) for lang in languages}
         # Conditions are language-neutral expressions over session variables.
-        self.expr_env = CompileOnceEnvironment(undefined=jinja2.ChainableUndefined, autoescape=False)
+        self.expr_env = ExpressionEnvironment(undefined=jinja2.ChainableUndefined, autoescape=False)
         self.expr_env.filters.update(MONEY_FILTERS)
         self._texts: dict[tuple[str, str], jinja2.Template] = {}
         # Translated texts with no Jinja syntax render to themselves: skip Jinja on the hop.
