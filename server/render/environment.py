@@ -121,6 +121,7 @@ class Renderer:
         self._texts: dict[tuple[str, str], jinja2.Template] = {}
         # Translated texts with no Jinja syntax render to themselves: skip Jinja on the hop.
         self._static: dict[tuple[str, str], str] = {}
+        self._translated: dict[tuple[str, str], str] = {}
         self._exprs: dict[str, Callable[..., Any]] = {}
 
     def _make_env(self, lang: str, undefined: type[jinja2.Undefined]) -> jinja2.Environment:
@@ -144,7 +145,13 @@ class Renderer:
 
     # -- translation -------------------------------------------------------------------------
     def gettext(self, lang: str, msgid: str) -> str:
-        return self.catalogs[lang].translations.gettext(msgid)
+        # Remembered: the catalogs are fixed for the renderer's life, the msgids are the flows'
+        # and the engine's own (a bounded set), and every screen asks for its navigation lines.
+        key = (lang, msgid)
+        text = self._translated.get(key)
+        if text is None:
+            text = self._translated[key] = self.catalogs[lang].translations.gettext(msgid)
+        return text
 
     def message(self, lang: str, msgid: str) -> tuple[Message | None, LoadedCatalog]:
         """The catalog entry a msgid is translated from, as gettext picks it: the project's when
