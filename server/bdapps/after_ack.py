@@ -1,8 +1,8 @@
 """What the BDApps services do after the HTTP answer (the ack), shared by USSD, SMS and push:
 
 - `AckedService`: what each of them runs a turn with (engine, store, session TTL, default
-  language) and `spawn`: the rest of the work runs as a task kept in the service's set, which
-  the shutdown drains (app.py) so an acknowledged hop is never dropped;
+  language), and `spawn`: the rest of the work runs as a task kept in the service's set, which
+  the shutdown drains (app.py `_drain_hops`) so an acknowledged hop is never dropped;
 - `apply_profile_changes`: the profile changes a turn asks for (language, SMS opt-out), once
   its session is saved.
 """
@@ -35,11 +35,6 @@ class AckedService:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
         return task
-
-    async def drain(self, timeout: float) -> None:
-        """Let the work in flight finish (graceful shutdown)."""
-        if self.tasks:
-            await asyncio.wait(list(self.tasks), timeout=timeout)
 
 
 async def apply_profile_changes(store: Store, key: str, reply: Reply) -> None:
