@@ -16,16 +16,16 @@ from dataclasses import dataclass, field
 import structlog
 
 from .. import metrics
-from ..engine.engine import Engine, Reply, Subscriber
+from ..engine.engine import Reply, Subscriber
 from ..engine.session import decode_session, encode_session
 from ..render import system
 from ..render.budget import encoding_for
 from ..integrations.bdapps import BdappsGateway
-from ..store import Claim, ForeignSession, HopSuperseded, LockTimeout, SessionLease, Store, StoreUnavailable
+from ..store import Claim, ForeignSession, HopSuperseded, LockTimeout, SessionLease, StoreUnavailable
 from ..store.funnel import FunnelHop, day_of, hop_counts
 from .admission import HopGate
 from .payloads import UssdReceive, msisdn_of, subscriber_key
-from .after_ack import apply_profile_changes, spawn
+from .after_ack import AckedService, apply_profile_changes
 from .resume import Resumes, is_offer
 
 log = structlog.get_logger("alap.ussd")
@@ -42,15 +42,10 @@ class HopStats:
     errors: int = 0
 
 
-@dataclass
-class UssdService:
-    engine: Engine
-    store: Store
+@dataclass(kw_only=True)
+class UssdService(AckedService):
     gateway: BdappsGateway
-    session_ttl: int
-    default_language: str
     resumes: Resumes = Resumes(window=0, session_ttl=0)
-    tasks: set[asyncio.Task] = field(default_factory=set)
     stats: HopStats = field(default_factory=HopStats)
     gate: HopGate = field(default_factory=HopGate)
 
@@ -77,7 +72,7 @@ class UssdService:
                 self.stats.duplicates += 1
                 log.info("ussd_duplicate", session_id=mo.sessionId, request_id=mo.requestId)
                 return False
-            spawn(self.tasks, self._hop(mo, claim, started)).add_done_callback(self._hop_done)
+            self.spawn(self._hop(mo, claim, started)).add_done_callback(self._hop_done)
             accepted = True
             return True
         finally:
@@ -86,11 +81,6 @@ class UssdService:
 
     def _hop_done(self, _task: asyncio.Task) -> None:
         self.gate.leave()
-
-    async def drain(self, timeout: float) -> None:
-        """Let in-flight hops finish (graceful shutdown)."""
-        if self.tasks:
-            await asyncio.wait(list(self.tasks), timeout=timeout)
 
     async def _hop(self, mo: UssdReceive, claim: Claim, started: float) -> None:
         """Exactly one screen for an acknowledged hop, whatever happens (server/store/base.py
