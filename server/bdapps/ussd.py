@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 import structlog
@@ -31,22 +32,14 @@ from .resume import Resumes, is_offer
 log = structlog.get_logger("alap.ussd")
 
 
-@dataclass
-class HopStats:
-    """Counters the metrics endpoint and tests read."""
-
-    hops: int = 0
-    duplicates: int = 0
-    sent: int = 0
-    send_failures: int = 0
-    errors: int = 0
-
-
 @dataclass(kw_only=True)
 class UssdService(AckedService):
     gateway: BdappsGateway
     resumes: Resumes = Resumes(window=0, session_ttl=0)
-    stats: HopStats = field(default_factory=HopStats)
+    # This worker's hop outcomes, for tests and debugging: "duplicate" (a redelivery dropped at
+    # the claim), "sent" and "send_failed" (the screen's /ussd/send). Operators read the
+    # Prometheus metrics (server/metrics.py) instead.
+    stats: Counter[str] = field(default_factory=Counter)
     gate: HopGate = field(default_factory=HopGate)
 
     async def receive(self, mo: UssdReceive) -> bool:
@@ -69,7 +62,7 @@ class UssdService(AckedService):
                 log.warning("ussd_foreign_session", session_id=mo.sessionId, address=mo.sourceAddress)
                 raise ForeignSession(mo.sessionId)
             if claim.status == "duplicate":
-                self.stats.duplicates += 1
+                self.stats["duplicate"] += 1
                 log.info("ussd_duplicate", session_id=mo.sessionId, request_id=mo.requestId)
                 return False
             self.spawn(self._hop(mo, claim, started)).add_done_callback(self._hop_done)
@@ -85,7 +78,6 @@ class UssdService(AckedService):
     async def _hop(self, mo: UssdReceive, claim: Claim, started: float) -> None:
         """Exactly one screen for an acknowledged hop, whatever happens (server/store/base.py
         explains the one exception: a redelivery took the hop over and sends it instead)."""
-        self.stats.hops += 1
         lease = claim.lease
         try:
             if lease is None:  # another hop of this session held the lock: wait our turn
@@ -106,7 +98,6 @@ class UssdService(AckedService):
             log.error("ussd_store_unavailable", session_id=mo.sessionId, error=str(exc))
             reply = self.engine.system_reply(self.default_language, system.SERVICE_BUSY, "error")
         except Exception:
-            self.stats.errors += 1
             log.exception("ussd_hop_failed", session_id=mo.sessionId)
             reply = self.engine.system_reply(self.default_language, system.SYSTEM_ERROR, "error")
             if lease is not None:
@@ -177,9 +168,9 @@ class UssdService(AckedService):
                                               encoding_for(reply.text))
         elapsed = time.perf_counter() - started
         if result.ok:
-            self.stats.sent += 1
+            self.stats["sent"] += 1
         else:
-            self.stats.send_failures += 1
+            self.stats["send_failed"] += 1
         metrics.hop_seconds(mo.ussdOperation).observe(elapsed)
         for flow, state in reply.entered:
             metrics.state_entries(flow, state).inc()
