@@ -127,13 +127,14 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     engine, store = app[ENGINE], app[STORE]
     sender = build_sms_sender(settings, http, store, gateway=gateway)
     app[SMS_SENDER] = sender
-    app[USSD_SERVICE] = UssdService(engine, store, gateway, settings.session_ttl, settings.default_language,
+    turns = dict(engine=engine, store=store, default_language=settings.default_language)
+    app[USSD_SERVICE] = UssdService(**turns, session_ttl=settings.session_ttl, gateway=gateway,
                                     resumes=Resumes(settings.resume_window, settings.session_ttl),
                                     gate=HopGate(settings.max_hops_in_flight))
-    app[SMS_SERVICE] = SmsService(engine, store, reply=lambda to, text: sender.send(to, text, kind="reply"),
-                                  session_ttl=settings.sms_session_ttl, default_language=settings.default_language)
-    app[PUSH_SERVICE] = PushService(engine, store, gateway, lambda to, text: sender.send(to, text, kind="notice"),
-                                    settings.session_ttl, settings.default_language)
+    app[SMS_SERVICE] = SmsService(**turns, session_ttl=settings.sms_session_ttl,
+                                  reply=lambda to, text: sender.send(to, text, kind="reply"))
+    app[PUSH_SERVICE] = PushService(**turns, session_ttl=settings.session_ttl, gateway=gateway,
+                                    notice_by_sms=lambda to, text: sender.send(to, text, kind="notice"))
     # Reports of broadcast recipients update the broadcast's totals (server/broadcast/reports.py).
     app[DELIVERY_REPORTS] = delivery_report_hook(sender, open_broadcast_store(store))
     await flow_publishing.publish(engine, store, flow_publishing.version_ttl(settings))

@@ -16,24 +16,24 @@ NonEmpty = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 Text = Annotated[str, msgspec.Meta(max_length=4096)]
 
 
-class UssdReceive(msgspec.Struct):
+class MoReceive(msgspec.Struct):
+    """What every mobile-originated callback (USSD and SMS) carries."""
+
     applicationId: NonEmpty
+    sourceAddress: NonEmpty
+    message: Text
+    requestId: NonEmpty
+    encoding: str | int | None = None
+    version: str | int | float | None = None
+
+
+class UssdReceive(MoReceive, kw_only=True):
     sessionId: NonEmpty
     ussdOperation: NonEmpty
-    sourceAddress: NonEmpty
-    message: Text
-    requestId: NonEmpty
-    encoding: str | int | None = None
-    version: str | int | float | None = None
 
 
-class SmsReceive(msgspec.Struct):
-    applicationId: NonEmpty
-    sourceAddress: NonEmpty
-    message: Text
-    requestId: NonEmpty
-    encoding: str | int | None = None
-    version: str | int | float | None = None
+class SmsReceive(MoReceive):
+    pass
 
 
 class DeliveryReport(msgspec.Struct):

@@ -12,23 +12,22 @@ failed fallback SMS are both logged with their codes (`push_refused`, `push_sms_
 """
 from __future__ import annotations
 
-import asyncio
 import hmac
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
 import msgspec
 import structlog
 from aiohttp import web
 
-from ..engine.engine import Engine, Subscriber
+from ..engine.engine import Subscriber
 from ..engine.session import encode_session
 from ..render.budget import encoding_for
 from ..integrations.bdapps import BdappsGateway
-from ..store import Store, StoreUnavailable
+from ..store import StoreUnavailable
 from ..store.funnel import FunnelHop, day_of, hop_counts
-from .after_ack import spawn
+from .after_ack import AckedService
 from .payloads import (TEMPORARY_ERROR, InvalidRequest, NonEmpty, decode, invalid_body, msisdn_of,
                        subscriber_key)
 
@@ -43,20 +42,15 @@ class PushRequest(msgspec.Struct):
     vars: dict[str, Any] = {}
 
 
-@dataclass
-class PushService:
-    engine: Engine
-    store: Store
+@dataclass(kw_only=True)
+class PushService(AckedService):
     gateway: BdappsGateway
     notice_by_sms: NoticeFn
-    session_ttl: int
-    default_language: str
-    tasks: set[asyncio.Task] = field(default_factory=set)
 
     async def push(self, request: PushRequest) -> str:
         """Start the flow; returns the session id. The screen goes out in the background."""
         session_id, text, final = await self.open_session(request.address, request.flow, request.vars)
-        spawn(self.tasks, self._send(session_id, request.address, text, final))
+        self.spawn(self._send(session_id, request.address, text, final))
         return session_id
 
     async def open_session(self, address: str, flow: str, variables: dict[str, Any], *,

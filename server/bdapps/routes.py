@@ -17,7 +17,7 @@ from .. import metrics
 from ..store import ForeignSession, StoreUnavailable
 from .admission import Overloaded
 from .callers import refusal
-from .payloads import (ACK, TEMPORARY_ERROR, DeliveryReport, InvalidRequest, SmsReceive, UssdReceive,
+from .payloads import (ACK, TEMPORARY_ERROR, DeliveryReport, InvalidRequest, MoReceive, SmsReceive, UssdReceive,
                        auth_failed_body, decode, invalid_body)
 from .sms import SmsService
 from .ussd import UssdService
@@ -57,7 +57,7 @@ def _parse(raw: bytes, kind: type[msgspec.Struct], app_id: str) -> msgspec.Struc
     return payload
 
 
-def _mo_route(kind: type[msgspec.Struct], service: web.AppKey) -> Callable[[web.Request], Awaitable[web.Response]]:
+def _mo_route(kind: type[MoReceive], service: web.AppKey) -> Callable[[web.Request], Awaitable[web.Response]]:
     """A mobile-originated callback (USSD or SMS): check, claim in the store, ack at once; the
     service carries on in the background. Store down: 503 E1603, which BDApps retries."""
 

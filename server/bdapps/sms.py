@@ -8,20 +8,19 @@ the outbound SMS sender as replies to the subscriber's own request (so opt-out n
 """
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Awaitable, Callable
 
 import structlog
 
-from ..engine.engine import Engine, Reply, Subscriber
+from ..engine.engine import Reply, Subscriber
 from ..engine.session import decode_session, encode_session
 from ..render import system
-from ..store import Claim, HopSuperseded, LockTimeout, SessionLease, Store, StoreUnavailable
+from ..store import Claim, HopSuperseded, LockTimeout, SessionLease, StoreUnavailable
 from .payloads import SmsReceive, msisdn_of, subscriber_key
-from .after_ack import apply_profile_changes, spawn
+from .after_ack import AckedService, apply_profile_changes
 
 log = structlog.get_logger("alap.sms")
 
@@ -29,14 +28,9 @@ log = structlog.get_logger("alap.sms")
 ReplyFn = Callable[[str, str], Awaitable[object]]
 
 
-@dataclass
-class SmsService:
-    engine: Engine
-    store: Store
+@dataclass(kw_only=True)
+class SmsService(AckedService):
     reply: ReplyFn
-    session_ttl: int
-    default_language: str
-    tasks: set[asyncio.Task] = field(default_factory=set)
 
     async def receive(self, mo: SmsReceive) -> bool:
         """Claim the message; False for a duplicate delivery. Raises StoreUnavailable."""
@@ -45,12 +39,8 @@ class SmsService:
         if claim.status == "duplicate":
             log.info("sms_duplicate", request_id=mo.requestId)
             return False
-        spawn(self.tasks, self._handle(mo, key, claim, time.perf_counter()))
+        self.spawn(self._handle(mo, key, claim, time.perf_counter()))
         return True
-
-    async def drain(self, timeout: float) -> None:
-        if self.tasks:
-            await asyncio.wait(list(self.tasks), timeout=timeout)
 
     async def _handle(self, mo: SmsReceive, key: str, claim: Claim, started: float) -> None:
         lease = claim.lease

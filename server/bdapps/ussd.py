@@ -11,47 +11,35 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 import structlog
 
 from .. import metrics
-from ..engine.engine import Engine, Reply, Subscriber
+from ..engine.engine import Reply, Subscriber
 from ..engine.session import decode_session, encode_session
 from ..render import system
 from ..render.budget import encoding_for
 from ..integrations.bdapps import BdappsGateway
-from ..store import Claim, ForeignSession, HopSuperseded, LockTimeout, SessionLease, Store, StoreUnavailable
+from ..store import Claim, ForeignSession, HopSuperseded, LockTimeout, SessionLease, StoreUnavailable
 from ..store.funnel import FunnelHop, day_of, hop_counts
 from .admission import HopGate
 from .payloads import UssdReceive, msisdn_of, subscriber_key
-from .after_ack import apply_profile_changes, spawn
+from .after_ack import AckedService, apply_profile_changes
 from .resume import Resumes, is_offer
 
 log = structlog.get_logger("alap.ussd")
 
 
-@dataclass
-class HopStats:
-    """Counters the metrics endpoint and tests read."""
-
-    hops: int = 0
-    duplicates: int = 0
-    sent: int = 0
-    send_failures: int = 0
-    errors: int = 0
-
-
-@dataclass
-class UssdService:
-    engine: Engine
-    store: Store
+@dataclass(kw_only=True)
+class UssdService(AckedService):
     gateway: BdappsGateway
-    session_ttl: int
-    default_language: str
     resumes: Resumes = Resumes(window=0, session_ttl=0)
-    tasks: set[asyncio.Task] = field(default_factory=set)
-    stats: HopStats = field(default_factory=HopStats)
+    # This worker's hop outcomes, for tests and debugging: "duplicate" (a redelivery dropped at
+    # the claim), "sent" and "send_failed" (the screen's /ussd/send). Operators read the
+    # Prometheus metrics (server/metrics.py) instead.
+    stats: Counter[str] = field(default_factory=Counter)
     gate: HopGate = field(default_factory=HopGate)
 
     async def receive(self, mo: UssdReceive) -> bool:
@@ -74,10 +62,10 @@ class UssdService:
                 log.warning("ussd_foreign_session", session_id=mo.sessionId, address=mo.sourceAddress)
                 raise ForeignSession(mo.sessionId)
             if claim.status == "duplicate":
-                self.stats.duplicates += 1
+                self.stats["duplicate"] += 1
                 log.info("ussd_duplicate", session_id=mo.sessionId, request_id=mo.requestId)
                 return False
-            spawn(self.tasks, self._hop(mo, claim, started)).add_done_callback(self._hop_done)
+            self.spawn(self._hop(mo, claim, started)).add_done_callback(self._hop_done)
             accepted = True
             return True
         finally:
@@ -87,15 +75,9 @@ class UssdService:
     def _hop_done(self, _task: asyncio.Task) -> None:
         self.gate.leave()
 
-    async def drain(self, timeout: float) -> None:
-        """Let in-flight hops finish (graceful shutdown)."""
-        if self.tasks:
-            await asyncio.wait(list(self.tasks), timeout=timeout)
-
     async def _hop(self, mo: UssdReceive, claim: Claim, started: float) -> None:
         """Exactly one screen for an acknowledged hop, whatever happens (server/store/base.py
         explains the one exception: a redelivery took the hop over and sends it instead)."""
-        self.stats.hops += 1
         lease = claim.lease
         try:
             if lease is None:  # another hop of this session held the lock: wait our turn
@@ -116,7 +98,6 @@ class UssdService:
             log.error("ussd_store_unavailable", session_id=mo.sessionId, error=str(exc))
             reply = self.engine.system_reply(self.default_language, system.SERVICE_BUSY, "error")
         except Exception:
-            self.stats.errors += 1
             log.exception("ussd_hop_failed", session_id=mo.sessionId)
             reply = self.engine.system_reply(self.default_language, system.SYSTEM_ERROR, "error")
             if lease is not None:
@@ -187,9 +168,9 @@ class UssdService:
                                               encoding_for(reply.text))
         elapsed = time.perf_counter() - started
         if result.ok:
-            self.stats.sent += 1
+            self.stats["sent"] += 1
         else:
-            self.stats.send_failures += 1
+            self.stats["send_failed"] += 1
         metrics.hop_seconds(mo.ussdOperation).observe(elapsed)
         for flow, state in reply.entered:
             metrics.state_entries(flow, state).inc()

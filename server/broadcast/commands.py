@@ -24,7 +24,7 @@ from .store import CANCELLED, DONE, PARKED, SCHEDULED, BroadcastExists, Broadcas
 
 def _print_bad(source: str):
     def show(bad: BadLine) -> None:
-        print(f"{source}:{bad.line}: {bad.reason}: {bad.text[:60]!r} (skipped)", file=sys.stderr)
+        print(f"{source}:{bad.line}: {bad.problem} (skipped)", file=sys.stderr)
     return show
 
 

@@ -66,9 +66,10 @@ class BroadcastContext:
 
             self._upstreams = Upstreams.from_settings(self.settings)
             engine = build_engine(self.settings, upstreams=self._upstreams, ledger=open_ledger(self.store))
-            self._push = PushService(engine, self.store, self.gateway,
-                                     lambda to, text: self.sender.send(to, text, kind="notice"),
-                                     self.settings.session_ttl, self.settings.default_language)
+            self._push = PushService(engine=engine, store=self.store, gateway=self.gateway,
+                                     notice_by_sms=lambda to, text: self.sender.send(to, text, kind="notice"),
+                                     session_ttl=self.settings.session_ttl,
+                                     default_language=self.settings.default_language)
         return self._push
 
     def runner(self, spec: Spec, **options: Any) -> BroadcastRunner:

@@ -38,8 +38,13 @@ class BadLine:
     text: str
     reason: str
 
-    def __str__(self) -> str:
-        return f"line {self.line}: {self.reason}: {self.text[:60]!r}"
+    @property
+    def problem(self) -> str:
+        """The reason and the line's start, as both the stored and the printed report say it."""
+        return f"{self.reason}: {self.text[:60]!r}"
+
+    def __str__(self) -> str:  # kept for `alap broadcast status --bad-lines` (loading.py)
+        return f"line {self.line}: {self.problem}"
 
 
 class RecipientsFileError(Exception):

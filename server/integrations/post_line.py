@@ -133,6 +133,11 @@ def _parse(buffer: bytearray, at_eof: bool) -> tuple[int, bytes, bool] | None:
     return status, body, False
 
 
+def _time_out(answer: asyncio.Future) -> None:
+    if not answer.done():
+        answer.set_exception(TimeoutError())
+
+
 class PostLine:
     """POSTs to one URL's origin. At most `connections` at once; more wait their turn."""
 
@@ -158,12 +163,14 @@ class PostLine:
         async with self._free:
             conn = await self._connection()
             loop = asyncio.get_running_loop()
-            conn.answer = loop.create_future()
+            conn.answer = waiting = loop.create_future()
             assert conn.transport is not None
             conn.transport.write(b"%s%d\r\n\r\n%s" % (head, len(body), body))
+            # The deadline fails the answer's own future (no task cancellation to undo, as
+            # asyncio.timeout must): one timer per send, on every hop.
+            timer = loop.call_later(timeout, _time_out, waiting)
             try:
-                async with asyncio.timeout(timeout):
-                    status, answer, keep_alive = await conn.answer
+                status, answer, keep_alive = await waiting
             except TimeoutError:
                 conn.close()
                 raise PostFailed(TIMEOUT, "TimeoutError") from None
@@ -171,6 +178,7 @@ class PostLine:
                 conn.close()
                 raise
             finally:
+                timer.cancel()
                 conn.answer = None
             if keep_alive and conn.reusable and not conn.closed and not conn.buffer:
                 conn.idle_since = time.monotonic()

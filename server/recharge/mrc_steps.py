@@ -17,7 +17,7 @@ from server.store.ledger import RechargeRecord
 
 from .ecare_codes import ecare_operator, parse_number_type
 from .lease_keeper import RechargeLeaseKeeper
-from .saga_steps import Next, Outcome, S, SagaSteps, Wait
+from .saga_steps import Next, Outcome, S, SagaSteps, StepResult
 
 log = structlog.get_logger("alap.recharge")
 
@@ -142,6 +142,6 @@ class MrcSteps(SagaSteps):
                                       ecare_status=status.state.value)
         return await self._poll_later(record, polls, f"MRCSTATUS {status.state.value}")
 
-    async def _poll_later(self, record: RechargeRecord, polls: int, note: str) -> Wait:
+    async def _poll_later(self, record: RechargeRecord, polls: int, note: str) -> StepResult:
         return await self._later(record, note, base=self.policy.poll_delay, maximum=self.policy.poll_max_delay,
                                  n=polls + 1, polls=polls)

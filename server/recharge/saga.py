@@ -54,7 +54,7 @@ from .lease_keeper import RechargeLeaseKeeper
 from .mrc_steps import MrcSteps
 from .receipts import build_receipts
 from .saga_policy import SagaPolicy
-from .saga_steps import CURRENT_LEASE, Outcome, S, StepResult, Wait
+from .saga_steps import CURRENT_LEASE, Outcome, S, StepResult
 
 log = structlog.get_logger("alap.recharge")
 
@@ -137,8 +137,8 @@ class RechargeSaga(DebitSteps, MrcSteps):
                 if record is not None and not record.final:
                     return StepResult(record, self.clock() + self.policy.retry_delay)
                 continue
-            if isinstance(outcome, Wait):
-                return StepResult(outcome.record, outcome.due_at)
+            if isinstance(outcome, StepResult):
+                return outcome
             record = outcome.record
         return StepResult(record, self.clock() + self.policy.retry_delay)
 

@@ -42,16 +42,13 @@ class StepResult:
 
 @dataclass(frozen=True)
 class Next:
+    """A handler moved the record on: the step goes on with the next state's handler."""
+
     record: RechargeRecord
 
 
-@dataclass(frozen=True)
-class Wait:
-    record: RechargeRecord
-    due_at: float
-
-
-Outcome = Next | Wait
+# A handler's answer: go on (Next), or end the step to look again at `due_at` (a StepResult).
+Outcome = Next | StepResult
 
 
 class SagaSteps:
@@ -90,13 +87,13 @@ class SagaSteps:
         return Next(await self._move(record, new, note, reason=reason, next_at=None, **fields))
 
     async def _later(self, record: RechargeRecord, note: str, *, base: float | None = None,
-                     maximum: float | None = None, n: int | None = None, **fields: Any) -> Wait:
+                     maximum: float | None = None, n: int | None = None, **fields: Any) -> StepResult:
         attempts = fields.pop("attempts", record.attempts)
         due = self.clock() + self._delay(self.policy.retry_delay if base is None else base,
                                          self.policy.retry_max_delay if maximum is None else maximum,
                                          attempts if n is None else n)
         record = await self._update(record, attempts=attempts, next_at=due, note=note, **fields)
-        return Wait(record, due)
+        return StepResult(record, due)
 
     def _gave_up(self, record: RechargeRecord) -> bool:
         return self.clock() - record.state_since >= self.policy.give_up_after

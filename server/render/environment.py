@@ -74,6 +74,17 @@ class CompileOnceEnvironment(jinja2.Environment):
         return TemplateExpression(template, undefined_to_none)
 
 
+class ExpressionEnvironment(CompileOnceEnvironment):
+    """The environment of conditions (`when:`), evaluated on every hop (menu options, paging).
+    Jinja gives each template a ChainMap over the environment's globals, so that globals added
+    later still show, and copies it into every render's context (jinja2.runtime.new_context):
+    iterating a ChainMap costs more than the rest of evaluating a short condition. Nothing adds
+    globals to this environment after it is made (Renderer.__init__), so a plain dict serves."""
+
+    def make_globals(self, d):  # type: ignore[override]
+        return {**self.globals, **(d or {})}
+
+
 class TextError(Exception):
     """A Jinja syntax error in a text or template, with the line inside that text."""
 
@@ -105,11 +116,12 @@ class Renderer:
         undefined = jinja2.StrictUndefined if strict else jinja2.ChainableUndefined
         self.envs = {lang: self._make_env(lang, undefined) for lang in languages}
         # Conditions are language-neutral expressions over session variables.
-        self.expr_env = CompileOnceEnvironment(undefined=jinja2.ChainableUndefined, autoescape=False)
+        self.expr_env = ExpressionEnvironment(undefined=jinja2.ChainableUndefined, autoescape=False)
         self.expr_env.filters.update(MONEY_FILTERS)
         self._texts: dict[tuple[str, str], jinja2.Template] = {}
         # Translated texts with no Jinja syntax render to themselves: skip Jinja on the hop.
         self._static: dict[tuple[str, str], str] = {}
+        self._translated: dict[tuple[str, str], str] = {}
         self._exprs: dict[str, Callable[..., Any]] = {}
 
     def _make_env(self, lang: str, undefined: type[jinja2.Undefined]) -> jinja2.Environment:
@@ -133,7 +145,13 @@ class Renderer:
 
     # -- translation -------------------------------------------------------------------------
     def gettext(self, lang: str, msgid: str) -> str:
-        return self.catalogs[lang].translations.gettext(msgid)
+        # Remembered: the catalogs are fixed for the renderer's life, the msgids are the flows'
+        # and the engine's own (a bounded set), and every screen asks for its navigation lines.
+        key = (lang, msgid)
+        text = self._translated.get(key)
+        if text is None:
+            text = self._translated[key] = self.catalogs[lang].translations.gettext(msgid)
+        return text
 
     def message(self, lang: str, msgid: str) -> tuple[Message | None, LoadedCatalog]:
         """The catalog entry a msgid is translated from, as gettext picks it: the project's when

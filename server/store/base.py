@@ -33,7 +33,7 @@ import secrets
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 import msgspec
 
@@ -87,8 +87,9 @@ def decode_profile(data: bytes | None) -> Profile:
         return Profile()
 
 
-@dataclass(frozen=True)
-class ResumeKey:
+class ResumeKey(NamedTuple):
+    """Where a dropped session waits to be resumed: a dict key in memory, a Redis key's parts."""
+
     subscriber: str
     service: str
 

@@ -35,6 +35,11 @@ from .redis_keyspace import RedisKeyspace, hash_tag
 from .redis_line import RedisLine
 from .versions import RedisVersions
 
+# The expiry sweep (sweep_expired): sessions popped per script call, and calls per round (the
+# round runs every MESSAGING_JOB_SECONDS in each worker, server/app.py; the rest waits a round).
+SWEEP_CHUNK = 1000
+SWEEP_CHUNKS = 50
+
 
 class RedisStore(RedisFunnel, RedisKeyspace, Store):
     name = "redis"
@@ -206,16 +211,24 @@ class RedisStore(RedisFunnel, RedisKeyspace, Store):
             return int(await self.redis.zcount(self.open_key, f"({time.time()}", "+inf"))
 
     async def sweep_expired(self) -> tuple[int, int]:
-        async with self._guard():
-            if self.cluster:
-                gone = await self._sweep_script(keys=[self.open_key], args=[time.time()])
-                await self._abandon_cluster([m.decode() if isinstance(m, bytes) else m for m in gone[0::2]])
-            else:
-                gone = await self._sweep_script(keys=[self.open_key, self.waiting_key],
-                                                args=[time.time(), RETENTION_SECONDS])
-        scores = [float(score) for score in gone[1::2]]
-        abandoned = sum(1 for score in scores if score % 1 >= 0.25)
-        return len(scores) - abandoned, abandoned
+        """Pop and count the expired sessions, SWEEP_CHUNK at a time (redis_hop_scripts.py
+        SWEEP: hops run between the chunks), at most SWEEP_CHUNKS chunks a round."""
+        timed_out = abandoned = 0
+        now = time.time()
+        for _ in range(SWEEP_CHUNKS):
+            async with self._guard():
+                if self.cluster:
+                    gone = await self._sweep_script(keys=[self.open_key], args=[now, RETENTION_SECONDS, SWEEP_CHUNK])
+                    await self._abandon_cluster([m.decode() if isinstance(m, bytes) else m for m in gone[0::2]])
+                else:
+                    gone = await self._sweep_script(keys=[self.open_key, self.waiting_key],
+                                                    args=[now, RETENTION_SECONDS, SWEEP_CHUNK])
+            scores = [float(score) for score in gone[1::2]]
+            replied = sum(1 for score in scores if score % 1 >= 0.25)
+            timed_out, abandoned = timed_out + len(scores) - replied, abandoned + replied
+            if len(scores) < SWEEP_CHUNK:
+                break
+        return timed_out, abandoned
 
     async def _release(self, lease):
         sid = lease.session_id

@@ -12,18 +12,18 @@ from .redis_funnel import FUNNEL_COMMIT, FUNNEL_SWEEP
 # subscriber address the session belongs to. All of a session's keys share its hash tag.
 
 # KEYS seen, lock, session, owner   ARGV token, dedupe ttl (s), lock ttl (ms), owner address or ''
+# The four keys are read with one MGET: a script runs atomically, so reading them all before
+# the writes below reads what a GET at each step would (each write touches a key read earlier
+# only), and each redis.call from Lua costs more than a whole GET from a client (two scripts
+# on every hop: bench/hops.py).
 CLAIM = """
-if ARGV[4] ~= '' then
-  local owner = redis.call('GET', KEYS[4])
-  if owner and owner ~= ARGV[4] then return {'foreign'} end
-end
-local seen = redis.call('GET', KEYS[1])
+local owner, seen, holder, session = unpack(redis.call('MGET', KEYS[4], KEYS[1], KEYS[2], KEYS[3]))
+if ARGV[4] ~= '' and owner and owner ~= ARGV[4] then return {'foreign'} end
 if seen == '1' then return {'duplicate'} end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-local holder = redis.call('GET', KEYS[2])
 if holder and holder ~= seen then return {'busy'} end
 redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[3])
-return {'ok', redis.call('GET', KEYS[3])}
+return {'ok', session}
 """
 
 # KEYS lock, session, seen, owner   ARGV token, lock ttl (ms), '1' when a request is checked, owner or ''
@@ -39,9 +39,11 @@ return {'ok', redis.call('GET', KEYS[2])}
 
 # KEYS lock, session, seen, owner [, open index]
 # ARGV token, session or '', ttl (s), '1' when a request is marked, owner or '' [, index member or '', score]
+# (lock and request read with one MGET, as in CLAIM)
 COMMIT_SAVE = """
-if ARGV[4] == '1' and redis.call('GET', KEYS[3]) ~= ARGV[1] then return 'superseded' end
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 'lost' end
+local holder, seen = unpack(redis.call('MGET', KEYS[1], KEYS[3]))
+if ARGV[4] == '1' and seen ~= ARGV[1] then return 'superseded' end
+if holder ~= ARGV[1] then return 'lost' end
 if ARGV[2] == '' then
   redis.call('DEL', KEYS[2], KEYS[4])
 else
@@ -79,10 +81,14 @@ end
 return outcome
 """
 
-# Pop the sessions whose expiry passed: each is counted by exactly one process.
+# Pop at most ARGV[3] of the sessions whose expiry passed (the lowest scores, so ranks 0..n-1):
+# each is counted by exactly one process. A script holds Redis for every other client, so the
+# store pops in chunks (RedisStore.sweep_expired) and each chunk's work is a few calls whatever
+# its size; one ZREM per session made a 10,000-session sweep hold Redis for ~70 ms.
+# KEYS open index [, waiting]   ARGV now, funnel retention (s), limit
 SWEEP = """
-local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, 10000)
-for i = 1, #gone, 2 do redis.call('ZREM', KEYS[1], gone[i]) end
+local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, ARGV[3])
+if #gone > 0 then redis.call('ZREMRANGEBYRANK', KEYS[1], 0, #gone / 2 - 1) end
 """ + FUNNEL_SWEEP + """return gone
 """
 

@@ -12,7 +12,7 @@ overrides the engine's translation, and `alap translate` keeps it (it is never "
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -89,14 +89,26 @@ def pot_msgids(path: Path) -> set[str] | None:
         return None
 
 
-@dataclass
+@dataclass(frozen=True)
 class Update:
+    """What merging the template changed in one language's catalog."""
+
     language: str
     path: Path
-    new: list[str] = field(default_factory=list)
-    fuzzy: list[str] = field(default_factory=list)
-    obsolete: list[str] = field(default_factory=list)
-    untranslated: int = 0
+    new: list[str]
+    fuzzy: list[str]  # made fuzzy by this merge
+    obsolete: list[str]
+    untranslated: int
+
+
+def _update_of(language: str, path: Path, catalog: Catalog, fuzzy_before: dict[str, bool]) -> Update:
+    """`fuzzy_before`: msgid -> fuzzy, of the catalog before the merge."""
+    messages = [m for m in catalog if m.id]
+    return Update(language, path,
+                  new=[m.id for m in messages if m.id not in fuzzy_before],
+                  fuzzy=[m.id for m in messages if m.fuzzy and not fuzzy_before.get(m.id, False)],
+                  obsolete=[str(k) for k in catalog.obsolete],
+                  untranslated=0 if language == "en" else sum(1 for m in messages if not m.string))
 
 
 def update_catalogs(template: Catalog, locales_dir: Path, languages: Iterable[str] = LANGUAGES,
@@ -121,17 +133,7 @@ def update_catalogs(template: Catalog, locales_dir: Path, languages: Iterable[st
                 merged.add(msgid, locations=[], auto_comments=["overrides the engine's text"])
         before = {m.id: m.fuzzy for m in catalog if m.id}
         catalog.update(merged)
-        update = Update(lang, path)
-        for message in catalog:
-            if not message.id:
-                continue
-            if message.id not in before:
-                update.new.append(message.id)
-            if message.fuzzy and not before.get(message.id, False):
-                update.fuzzy.append(message.id)
-            if not message.string and lang != "en":
-                update.untranslated += 1
-        update.obsolete = [str(k) for k in catalog.obsolete]
+        update = _update_of(lang, path, catalog, before)
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("wb") as fh:
             write_po(fh, catalog, width=100, ignore_obsolete=False)

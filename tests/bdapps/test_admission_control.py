@@ -59,7 +59,7 @@ async def test_a_refused_duplicate_or_failed_claim_gives_its_place_back(aiohttp_
                 async with stack.http.post(f"{stack.app_url}/bdapps/ussd", json=mo_init("adm-dup")) as resp:
                     assert resp.status == 200
                 await stack.settle()
-            assert stack.service.stats.duplicates == 2
+            assert stack.service.stats["duplicate"] == 2
             assert stack.service.gate.in_flight == 0 and stack.service.gate.refused == 0
             assert len(stack.faults.calls_to("/ussd/send")) == 1
         finally:

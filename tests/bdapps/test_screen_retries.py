@@ -26,7 +26,7 @@ async def test_a_screen_refused_four_times_in_a_row_still_arrives(aiohttp_server
             sends = stack.faults.calls_to("/ussd/send")
             assert len(sends) == 5  # four refusals, then the screen
             assert {s["json"]["message"] for s in sends} == {sends[0]["json"]["message"]}  # the same screen
-            assert stack.service.stats.sent == 1 and stack.service.stats.send_failures == 0
+            assert stack.service.stats["sent"] == 1 and stack.service.stats["send_failed"] == 0
             assert await store.get_session("retry-1") is not None
         finally:
             await stack.http.close()
@@ -43,6 +43,6 @@ async def test_a_screen_whose_send_timed_out_is_not_sent_again(aiohttp_server, r
                 assert resp.status == 200
             await stack.settle()
             assert len(stack.faults.calls_to("/ussd/send")) == 1  # may have been delivered: never again
-            assert stack.service.stats.send_failures == 1
+            assert stack.service.stats["send_failed"] == 1
         finally:
             await stack.http.close()

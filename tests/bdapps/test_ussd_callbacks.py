@@ -97,7 +97,7 @@ async def test_repeated_request_id_is_acked_and_not_processed_again(stack: Stack
     await asyncio.sleep(0.1)
     await stack.settle()
     assert len(stack.sent()) == 1
-    assert stack.service.stats.duplicates == 1
+    assert stack.service.stats["duplicate"] == 1
 
 
 @pytest.mark.parametrize("lang, text", [
@@ -157,7 +157,7 @@ async def test_send_retried_on_retryable_code(stack: Stack):
     with capture_logs() as logs:
         await stack.post_mo(mo())
         sent = await wait_sent(stack, 2)
-    assert len(sent) == 2 and stack.service.stats.sent == 1
+    assert len(sent) == 2 and stack.service.stats["sent"] == 1
     failure = next(e for e in logs if e["event"] == "bdapps_send_failed")
     assert failure["status_code"] == "E1318" and failure["retryable"] is True
 
@@ -168,7 +168,7 @@ async def test_send_not_retried_on_permanent_code(stack: Stack):
         await stack.post_mo(mo())
         await wait_sent(stack, 1)
         await asyncio.sleep(0.3)
-    assert len(stack.sent()) == 1 and stack.service.stats.send_failures == 1
+    assert len(stack.sent()) == 1 and stack.service.stats["send_failed"] == 1
     failure = next(e for e in logs if e["event"] == "bdapps_send_failed")
     assert failure["status_code"] == "E1313" and failure["retryable"] is False
 

@@ -36,7 +36,7 @@ async def test_a_ussd_screen_whose_connection_dropped_is_not_sent_again(aiohttp_
             if not service.tasks:
                 break
             await asyncio.sleep(0.02)
-        assert service.stats.send_failures == 1
+        assert service.stats["send_failed"] == 1
         assert gateway.requests == 1  # the screen may be on the phone: never a second copy
     finally:
         await gateway.close()

@@ -11,8 +11,8 @@ from .errors import (
     ECourierNotCancelled, ECourierNotEnabled, ECourierNotFound, ECourierSmsNotSent,
 )
 from .models import (
-    PAYMENT_METHODS, Cancelled, FraudStatus, NamedValue, OrderRequest, Package, Parcel, PlacedOrder,
-    SmsResult, StatusEvent, TopUpAccepted, TopUpStatus, TrackResult,
+    PAYMENT_METHODS, Cancelled, FraudStatus, NamedValue, OrderAnswer, OrderRequest, Package, Parcel, PlacedOrder,
+    SmsResult, StatusEvent, TopUp, TopUpAccepted, TopUpStatus, TrackResult,
 )
 from .values import DHAKA
 
@@ -21,6 +21,6 @@ __all__ = [
     "ECourierDuplicateOrder", "ECourierInsufficientBalance", "ECourierInvalidAmount", "ECourierInvalidId",
     "ECourierInvalidNumber", "ECourierInvalidPackage", "ECourierInvalidRequest", "ECourierNotCancelled",
     "ECourierNotEnabled", "ECourierNotFound", "ECourierSmsNotSent", "FraudStatus", "NamedValue",
-    "OrderRequest", "Package", "Parcel", "PlacedOrder", "SmsResult", "StatusEvent", "TopUpAccepted",
-    "TopUpStatus", "TrackResult", "normalize_mobile",
+    "OrderAnswer", "OrderRequest", "Package", "Parcel", "PlacedOrder", "SmsResult", "StatusEvent", "TopUp",
+    "TopUpAccepted", "TopUpStatus", "TrackResult", "normalize_mobile",
 ]

@@ -11,9 +11,15 @@ from .values import DHAKA
 PAYMENT_METHODS = ("COD", "POS", "MPAY", "CCRD")
 
 @dataclass(frozen=True)
-class PlacedOrder:
+class OrderAnswer:
+    """eCourier's answer to booking or cancelling one order: the same two facts either way."""
+
     tracking_id: str  # "ECR..."
     message: str
+
+
+PlacedOrder = OrderAnswer  # what place_order answers
+Cancelled = OrderAnswer  # what cancel_order answers
 
 
 @dataclass(frozen=True)
@@ -96,12 +102,6 @@ class FraudStatus:
 
 
 @dataclass(frozen=True)
-class Cancelled:
-    tracking_id: str
-    message: str
-
-
-@dataclass(frozen=True)
 class SmsResult:
     message: str
     wrong: tuple[str, ...]  # numbers eCourier did not send to (response_code 206)
@@ -112,16 +112,16 @@ class SmsResult:
 
 
 @dataclass(frozen=True)
-class TopUpAccepted:
+class TopUp:
+    """A booster top-up as eCourier reports it, when accepted and when asked about later."""
+
     transaction_id: str
     message: str
+    recharged: bool | None = None  # eCourier's `success` on a status query; None: just accepted
 
 
-@dataclass(frozen=True)
-class TopUpStatus:
-    transaction_id: str
-    recharged: bool
-    message: str
+TopUpAccepted = TopUp  # what booster_top_up answers (recharged None)
+TopUpStatus = TopUp  # what booster_top_up_status answers
 
 
 @dataclass(frozen=True)
