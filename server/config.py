@@ -125,7 +125,9 @@ class Settings(BaseSettings):
     sms_session_ttl: int = Field(900, ge=30, le=7 * 86400, validation_alias="ALAP_SMS_SESSION_TTL")
     sms_routes: str = Field("bdapps,aamarsms,dinisoft", validation_alias="ALAP_SMS_ROUTES")
     sms_rate: float = Field(10.0, ge=0, le=1000, validation_alias="ALAP_SMS_RATE")
-    broadcast_lease: float = Field(10.0, ge=1, le=600, validation_alias="ALAP_BROADCAST_LEASE")  # broadcast/store.py
+    # Defaults as server/broadcast/store.py's LEASE_SECONDS and runner.py's RATE_LIMIT_HOLD.
+    broadcast_lease: float = Field(10.0, ge=1, le=600, validation_alias="ALAP_BROADCAST_LEASE")
+    broadcast_e1318_hold: float = Field(1.0, gt=0, le=30, validation_alias="ALAP_BROADCAST_E1318_HOLD")
     bdapps_sms_source_address: str | None = Field(None, validation_alias="BDAPPS_SMS_SOURCE_ADDRESS")
     default_language: Literal["bn", "en"] = Field("bn", validation_alias="ALAP_DEFAULT_LANGUAGE")
     ussd_unicode: bool = Field(True, validation_alias="ALAP_USSD_UNICODE")

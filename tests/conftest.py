@@ -311,7 +311,6 @@ _SECONDS = {
     "tests/broadcast/test_status_and_cancel_commands.py": 13,
     "tests/store/test_redis_cluster.py": 11,
     "tests/app/test_scale_out.py": 11,
-    "tests/broadcast/test_batched_sms.py": 11,
     "tests/actions/test_parcel_balance_offers_flows.py": 10,
     "tests/sandbox/test_web_simulator.py": 9,
     "tests/bdapps/test_profile_writes.py": 9,

@@ -74,6 +74,7 @@ class BroadcastContext:
 
     def runner(self, spec: Spec, **options: Any) -> BroadcastRunner:
         options.setdefault("lease", self.settings.broadcast_lease)
+        options.setdefault("rate_limit_hold", self.settings.broadcast_e1318_hold)
         if spec.kind == "ussd":
             return UssdBroadcastRunner(self.bstore, self.push_service(), self.sender, **options)
         return SmsBroadcastRunner(self.bstore, self.store, self.gateway, self.sender_for(spec.route), self.renderer,

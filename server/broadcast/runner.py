@@ -32,6 +32,9 @@ log = structlog.get_logger("alap.broadcast")
 DEFAULT_BATCH = 100  # recipients per /sms/send request (and per progress step)
 MAX_BATCH = 1000
 ERROR_RETRY_SECONDS = 60.0  # a run that failed unexpectedly is due again after this
+# E1318 (rate limit): the bucket holds this long, doubling at each E1318 in a row up to the
+# maximum (ALAP_BROADCAST_E1318_HOLD sets the first hold; server/config.py).
+RATE_LIMIT_HOLD, MAX_RATE_LIMIT_HOLD = 1.0, 30.0
 
 
 def new_owner() -> str:
@@ -107,11 +110,13 @@ ProgressFn = Callable[[Broadcast], None]
 class BroadcastRunner:
     def __init__(self, bstore: BroadcastStore, owner: str | None = None, *, batch: int = DEFAULT_BATCH,
                  lease: float = LEASE_SECONDS, clock: Callable[[], float] = time.time,
-                 progress: ProgressFn | None = None, interrupted_state: str = STOPPED) -> None:
+                 progress: ProgressFn | None = None, interrupted_state: str = STOPPED,
+                 rate_limit_hold: float = RATE_LIMIT_HOLD) -> None:
         self.bstore = bstore
         self.owner = owner or new_owner()
         self.batch = max(1, min(MAX_BATCH, batch))
         self.lease = lease
+        self.rate_limit_hold = rate_limit_hold
         self.clock = clock
         self.progress = progress
         self.interrupted_state = interrupted_state

@@ -39,13 +39,12 @@ from server.render.environment import Renderer
 from server.store.base import Store
 
 from .recipients import TEL_ALL
-from .runner import STATUS_OF_SENT, BatchResult, BroadcastRunner, Halt, decode_entry
+from .runner import MAX_RATE_LIMIT_HOLD, STATUS_OF_SENT, BatchResult, BroadcastRunner, Halt, decode_entry
 from .store import CANCELLED, PARKED, STOPPED, Spec, Status
 
 log = structlog.get_logger("alap.broadcast")
 
 RETRY_DELAY, MAX_RETRY_DELAY = 1.0, 60.0  # a gateway refusing for a passing reason
-RATE_LIMIT_HOLD, MAX_RATE_LIMIT_HOLD = 1.0, 30.0  # E1318: the bucket's hold, doubling
 SENDER_CONCURRENCY = 8  # one-by-one sends in flight through the SmsSender
 
 
@@ -151,7 +150,7 @@ class SmsBroadcastRunner(BroadcastRunner):
     async def _send_bdapps(self, group: list[tuple[int, str]], text: str, result: BatchResult,
                            *, tokens: int | None = None) -> None:
         pending = list(group)
-        hold, delay = RATE_LIMIT_HOLD, RETRY_DELAY
+        hold, delay = self.rate_limit_hold, RETRY_DELAY
         while pending:
             for _ in range(tokens or len(pending)):
                 await self.bucket.acquire()

@@ -18,14 +18,13 @@ from server.bdapps.push import PushService
 from server.messaging import BDAPPS, SmsSender, next_dhaka_day
 from server.render.budget import encoding_for
 
-from .runner import STATUS_OF_SENT, BatchResult, BroadcastRunner, Halt, decode_entry
+from .runner import MAX_RATE_LIMIT_HOLD, STATUS_OF_SENT, BatchResult, BroadcastRunner, Halt, decode_entry
 from .store import CANCELLED, PARKED, Spec, Status
 
 log = structlog.get_logger("alap.broadcast")
 
 USSD_CONCURRENCY = 16  # mt-init requests in flight (the bucket sets the rate)
 AMBIGUOUS = ("timeout", "transport", "malformed")
-RATE_LIMIT_HOLD, MAX_RATE_LIMIT_HOLD = 1.0, 30.0
 
 
 class UssdBroadcastRunner(BroadcastRunner):
@@ -63,7 +62,7 @@ class UssdBroadcastRunner(BroadcastRunner):
     async def _one(self, spec: Spec, seq: int, address: str, variables: dict[str, str], result: BatchResult) -> None:
         assert spec.flow is not None
         session_id, text, final = await self.push.open_session(address, spec.flow, variables, language=spec.lang)
-        hold = RATE_LIMIT_HOLD
+        hold = self.rate_limit_hold
         while True:
             await self.bucket.acquire()
             answer = await self.push.gateway.send_ussd(session_id, address, text, "mt-fin" if final else "mt-init",
