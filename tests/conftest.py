@@ -334,6 +334,7 @@ _SECONDS = {
     "tests/app/test_flows_command.py": 4,
     "tests/messaging/test_shared_throttle.py": 4,
     "tests/tooling/test_conversation_tests.py": 4,
+    "tests/store/test_redis_sweep.py": 4,
     "tests/store/test_store_contract.py": 3,
     "tests/app/test_json_logs.py": 3,
     "tests/broadcast/test_recipients_file.py": 3,
