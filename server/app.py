@@ -123,7 +123,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     connections = settings.max_hops_in_flight + RESERVED_CONNECTIONS
     bdapps_http = gateway_session(connections)
     gateway = BdappsGateway(settings.bdapps_base_url, settings.bdapps_app_id, settings.bdapps_password, bdapps_http,
-                            connections=connections)
+                            connections=connections, timeout=settings.bdapps_timeout)
     engine, store = app[ENGINE], app[STORE]
     sender = build_sms_sender(settings, http, store, gateway=gateway)
     app[SMS_SENDER] = sender

@@ -94,6 +94,7 @@ class Settings(BaseSettings):
     bdapps_app_id: str = Field("", validation_alias="BDAPPS_APP_ID")
     bdapps_password: str = Field("", validation_alias="BDAPPS_PASSWORD", repr=False)
     bdapps_base_url: str = Field("https://developer.bdapps.com", validation_alias="BDAPPS_BASE_URL")
+    bdapps_timeout: float = Field(3.0, gt=0, le=30, validation_alias="BDAPPS_TIMEOUT")  # integrations/bdapps.py
 
     ecourier_base_url: str = Field("https://staging.ecourier.com.bd/api", validation_alias="ECOURIER_BASE_URL")
     ecourier_api_key: str = Field("", validation_alias="ECOURIER_API_KEY", repr=False)

@@ -27,7 +27,8 @@ class BroadcastContext:
         self.store = store
         self.http = http
         self.bstore: BroadcastStore = open_broadcast_store(store)
-        self.gateway = BdappsGateway(settings.bdapps_base_url, settings.bdapps_app_id, settings.bdapps_password, http)
+        self.gateway = BdappsGateway(settings.bdapps_base_url, settings.bdapps_app_id, settings.bdapps_password, http,
+                                     timeout=settings.bdapps_timeout)
         self.sender = sender or build_sms_sender(settings, http, store, gateway=self.gateway)
         self._senders: dict[str, SmsSender] = {}
         self._renderer: Renderer | None = None

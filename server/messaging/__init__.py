@@ -56,7 +56,8 @@ def build_sms_sender(settings: Any, http_session: aiohttp.ClientSession, store: 
     for name in order:
         if name == BDAPPS and settings.bdapps_app_id and settings.bdapps_password:
             gw = gateway or BdappsGateway(settings.bdapps_base_url, settings.bdapps_app_id,
-                                          settings.bdapps_password, http_session)
+                                          settings.bdapps_password, http_session,
+                                          timeout=getattr(settings, "bdapps_timeout", 3.0))
             routes.append(BdappsRoute(gw, source_address=getattr(settings, "bdapps_sms_source_address", None)))
         elif name == AAMARSMS and settings.aamarsms_user and settings.aamarsms_password:
             client = AamarSmsClient(settings.aamarsms_base_url, settings.aamarsms_user,

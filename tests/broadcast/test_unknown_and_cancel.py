@@ -21,9 +21,9 @@ def spec(name: str, source: str) -> Spec:
 async def test_a_timed_out_request_is_unknown_and_only_retried_on_request(aiohttp_server, store, tmp_path):
     gateway, url = await start_gateway(aiohttp_server)
     addresses = write_numbers(tmp_path / "to.txt", 30)
-    fault(gateway, mode="delay", seconds=4, times=1)  # longer than the client's 3 s: no answer in time
+    fault(gateway, mode="delay", seconds=2, times=1)  # longer than the client's 1 s: no answer in time
     async with aiohttp.ClientSession() as http:
-        ctx = context(store, http, url)
+        ctx = context(store, http, url, bdapps_timeout=1.0)  # BDAPPS_TIMEOUT, 3 s by default
         await create_broadcast(ctx.bstore, spec("t", str(tmp_path / "to.txt")))
         first = await ctx.runner(spec("t", ""), batch=10).run("t")
         t = first.broadcast.totals

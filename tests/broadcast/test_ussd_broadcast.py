@@ -25,12 +25,12 @@ async def test_ussd_broadcast_pushes_each_recipient_with_fallback_and_unknowns(a
     fault(gateway, endpoint="/ussd/send", mode="body", json={"statusCode": "E1325", "statusDetail": "bad address"},
           times=1)
     async with aiohttp.ClientSession() as http:
-        ctx = context(store, http, url)
+        ctx = context(store, http, url, bdapps_timeout=1.0)  # BDAPPS_TIMEOUT, 3 s by default
         spec = Spec(name="notice", kind="ussd", route="bdapps", flow="parcel_notice", vars={"agent_phone": "01712345678"},
                     source=str(path), fingerprint="n", created_at=time.time())
         await create_broadcast(ctx.bstore, spec)
         runner = ctx.runner(spec, batch=1)
-        runner.progress = lambda b: (fault(gateway, endpoint="/ussd/send", mode="delay", seconds=4, times=1)
+        runner.progress = lambda b: (fault(gateway, endpoint="/ussd/send", mode="delay", seconds=2, times=1)
                                      if b.cursor == 1 else None)
         result = await runner.run("notice")
         await ctx.aclose()
