@@ -313,7 +313,6 @@ _SECONDS = {
     "tests/app/test_scale_out.py": 11,
     "tests/actions/test_parcel_balance_offers_flows.py": 10,
     "tests/sandbox/test_web_simulator.py": 9,
-    "tests/bdapps/test_profile_writes.py": 9,
     "tests/broadcast/test_unknown_and_cancel.py": 4,
     "tests/tooling/test_project_scaffold.py": 8,
     "tests/app/test_graceful_shutdown.py": 8,
