@@ -407,13 +407,12 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
-    """`-n auto`: one worker per core and half as many again (at least 2). About half of the
-    suite's time is spent waiting (real processes starting, product timers such as a 3 s
-    upstream timeout or a 10 s lease, Chromium), so a core runs one worker's code while another
-    worker waits. Two per core was measured no faster on 2 cores (the fourth worker's start-up,
-    collecting every test, costs what its overlap saves) for a quarter more CPU.
-    PYTEST_XDIST_AUTO_NUM_WORKERS still sets the number."""
+    """`-n auto`: two workers per core (at least 2). Most of a worker's time is spent waiting
+    (real processes starting, product timers such as a 3 s upstream timeout or a 5 s session
+    lock, Chromium), so a core runs one worker's code while another waits. Measured on 2 cores:
+    4 workers 104 s, 3 workers 114 s (each worker's start-up, collecting every test, costs about
+    5 s of CPU). PYTEST_XDIST_AUTO_NUM_WORKERS still sets the number."""
     if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
         return None  # xdist's own hook reads it
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(2, cores * 3 // 2)
+    return max(2, cores * 2)
