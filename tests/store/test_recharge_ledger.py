@@ -259,3 +259,22 @@ async def test_alap_ledger_lists_shows_and_resolves(redis_store: RedisStore, red
     assert missing.returncode == 1 and "no recharge 'nope'" in missing.stderr
     unknown = await run("--state", "LOST")
     assert unknown.returncode == 1 and "unknown state" in unknown.stderr
+
+
+def test_money_keys_made_in_one_process_never_repeat_even_in_the_same_millisecond():
+    from server.store.ledger.records import _numeric_key
+
+    keys = [_numeric_key() for _ in range(20_000)]  # thousands a millisecond
+    assert len(set(keys)) == len(keys)
+
+
+def test_a_forked_worker_draws_money_keys_of_its_own():
+    import multiprocessing
+
+    from server.store.ledger.records import _numeric_key
+
+    context = multiprocessing.get_context("fork")
+    with context.Pool(1) as pool:
+        child = pool.apply(_numeric_key)
+    parent = _numeric_key()
+    assert child[13:] != parent[13:]  # not the master's sequence, continued in both processes

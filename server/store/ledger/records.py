@@ -1,12 +1,14 @@
 """Recharge records: states, the record and its history, JSON codec, and `new_record`."""
 from __future__ import annotations
 
+import itertools
+import os
 import secrets
 import time
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import Enum
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import msgspec
 
@@ -143,10 +145,23 @@ def decode_record(data: bytes | str) -> RechargeRecord:
 
 # --- record creation -------------------------------------------------------------------------
 
+def _random_sequence() -> Iterator[int]:
+    return itertools.count(secrets.randbelow(1_000_000))
+
+
+_key_sequence = _random_sequence()
+# A forked worker draws its own start: two workers counting on from the master's value would
+# make the same keys in the same millisecond.
+os.register_at_fork(after_in_child=lambda: globals().update(_key_sequence=_random_sequence()))
+
+
 def _numeric_key() -> str:
-    """19 digits: epoch milliseconds (13) + 6 random digits. Fits a signed 64-bit integer (the
-    eCare sample refid is numeric) and 32 characters (CAAS externalTrxId is String(32))."""
-    return f"{int(time.time() * 1000):013d}{secrets.randbelow(1_000_000):06d}"
+    """19 digits: epoch milliseconds (13) + 6 digits counting on from a random start. Fits a
+    signed 64-bit integer (the eCare sample refid is numeric) and 32 characters (CAAS
+    externalTrxId is String(32)). Keys one process makes never repeat (six random digits could,
+    for two keys in the same millisecond); another process's may, and the ledger then draws
+    again (server/store/ledger/base.py `create`)."""
+    return f"{int(time.time() * 1000):013d}{next(_key_sequence) % 1_000_000:06d}"
 
 
 def new_record_id() -> str:
