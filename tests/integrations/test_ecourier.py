@@ -19,11 +19,11 @@ from server.integrations.base import (
     UpstreamRejected, UpstreamTimeout, UpstreamUnavailable, default_ssl_context,
 )
 from server.integrations.ecourier import (
-    Cancelled, ECourierBusy, ECourierClient, ECourierDuplicateOrder, ECourierInsufficientBalance,
+    ECourierBusy, ECourierClient, ECourierDuplicateOrder, ECourierInsufficientBalance,
     ECourierInvalidAmount, ECourierInvalidId, ECourierInvalidNumber, ECourierInvalidPackage,
     ECourierInvalidRequest, ECourierNotCancelled, ECourierNotEnabled, ECourierNotFound,
-    ECourierSmsNotSent, FraudStatus, NamedValue, OrderRequest, Package, PlacedOrder, SmsResult,
-    TopUpAccepted, TopUpStatus, TrackResult, normalize_mobile,
+    ECourierSmsNotSent, FraudStatus, NamedValue, OrderAnswer, OrderRequest, Package, SmsResult,
+    TopUp, TrackResult, normalize_mobile,
 )
 from server.sandbox.ecourier import DOC_SAMPLE_PARCEL, ECOURIER_FAKE_KEY, create_ecourier_fake
 
@@ -127,7 +127,7 @@ SMS_CODES = [  # bs-sms and bs-top-otp document the same answers
 # (endpoint, documented body, expected result type or error class, expected retryable for errors)
 DOCUMENTED: list[tuple[str, Any, type, bool | None]] = [
     ("/order-place-reseller", {"errors": [], "response_code": 200, "message": "Order Submitted",
-                               "ID": "ECR1030102170392"}, PlacedOrder, None),
+                               "ID": "ECR1030102170392"}, OrderAnswer, None),
     ("/order-place-reseller", UNAUTHORIZED, UpstreamAuthError, False),
     ("/order-place-reseller", {"errors": ["Invalid Request", "recipient_name Parameter either missing or not set "
                                           "correctly. "], "response_code": 400}, ECourierInvalidRequest, False),
@@ -147,7 +147,7 @@ DOCUMENTED: list[tuple[str, Any, type, bool | None]] = [
      ECourierInvalidId, False),
     ("/packages", [PACKAGE, PACKAGE], list, None),
     ("/packages", UNAUTHORIZED, UpstreamAuthError, False),
-    ("/cancel-order", {"success": "true", "message": "Order canceled"}, Cancelled, None),
+    ("/cancel-order", {"success": "true", "message": "Order canceled"}, OrderAnswer, None),
     ("/cancel-order", {"success": "false", "message": " Order not cancelled"}, ECourierNotCancelled, False),
     ("/cancel-order", {"success": "false", "message": "Invalid Tracking"}, ECourierNotFound, False),
     ("/cancel-order", UNAUTHORIZED, UpstreamAuthError, False),
@@ -190,7 +190,7 @@ DOCUMENTED: list[tuple[str, Any, type, bool | None]] = [
     ("/branch-list", UNAUTHORIZED, UpstreamAuthError, False),
     *[("/bs-sms", body, kind, retry) for body, kind, retry in SMS_CODES],
     *[("/bs-top-otp", body, kind, retry) for body, kind, retry in SMS_CODES],
-    ("/bs-top", TOPUP_OK, TopUpAccepted, None),
+    ("/bs-top", TOPUP_OK, TopUp, None),
     ("/bs-top", {"errors": ["Invalid Request", None], "response_code": 400, "success": False},
      ECourierInvalidRequest, False),
     # 401 here is a bad subscriber number, not bad credentials.
@@ -206,7 +206,7 @@ DOCUMENTED: list[tuple[str, Any, type, bool | None]] = [
      ECourierInvalidRequest, False),
     ("/bs-top", {"success": False, "response_code": 405, "message": "Top up amount must be between 50 to 1,000 TK."},
      ECourierInvalidAmount, False),
-    ("/bs-top-status", {"success": True, "message": "Successfully recharged"}, TopUpStatus, None),
+    ("/bs-top-status", {"success": True, "message": "Successfully recharged"}, TopUp, None),
     ("/bs-top-status", {"errors": ["Invalid Request", None], "response_code": 400, "success": False},
      ECourierInvalidRequest, False),
     ("/bs-top-status", {"success": False, "response_code": 401, "message": "Invalid transaction ID supplied"},
@@ -323,7 +323,7 @@ async def test_place_order_fake_rejections(client: ECourierClient) -> None:
 
 
 async def test_cancel_order(fake: Any, client: ECourierClient) -> None:
-    assert await client.cancel_order("ecr2311005123402", "x" * 300) == Cancelled("ECR2311005123402", "Order canceled")
+    assert await client.cancel_order("ecr2311005123402", "x" * 300) == OrderAnswer("ECR2311005123402", "Order canceled")
     assert len((await calls(fake, "/cancel-order"))[-1]["json"]["comment"]) == 255
     assert (await client.track(ecr="ECR2311005123402")).latest.status.status == "Cancelled"  # type: ignore[union-attr]
     with pytest.raises(ECourierNotCancelled):

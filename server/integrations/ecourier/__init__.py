@@ -11,16 +11,16 @@ from .errors import (
     ECourierNotCancelled, ECourierNotEnabled, ECourierNotFound, ECourierSmsNotSent,
 )
 from .models import (
-    PAYMENT_METHODS, Cancelled, FraudStatus, NamedValue, OrderAnswer, OrderRequest, Package, Parcel, PlacedOrder,
-    SmsResult, StatusEvent, TopUp, TopUpAccepted, TopUpStatus, TrackResult,
+    PAYMENT_METHODS, FraudStatus, NamedValue, OrderAnswer, OrderRequest, Package, Parcel,
+    SmsResult, StatusEvent, TopUp, TrackResult,
 )
 from .values import DHAKA
 
 __all__ = [
-    "DEFAULT_BASE_URL", "DHAKA", "PAYMENT_METHODS", "UPSTREAM", "Cancelled", "ECourierBusy", "ECourierClient",
+    "DEFAULT_BASE_URL", "DHAKA", "PAYMENT_METHODS", "UPSTREAM", "ECourierBusy", "ECourierClient",
     "ECourierDuplicateOrder", "ECourierInsufficientBalance", "ECourierInvalidAmount", "ECourierInvalidId",
     "ECourierInvalidNumber", "ECourierInvalidPackage", "ECourierInvalidRequest", "ECourierNotCancelled",
     "ECourierNotEnabled", "ECourierNotFound", "ECourierSmsNotSent", "FraudStatus", "NamedValue",
-    "OrderAnswer", "OrderRequest", "Package", "Parcel", "PlacedOrder", "SmsResult", "StatusEvent", "TopUp",
-    "TopUpAccepted", "TopUpStatus", "TrackResult", "normalize_mobile",
+    "OrderAnswer", "OrderRequest", "Package", "Parcel", "SmsResult", "StatusEvent", "TopUp",
+    "TrackResult", "normalize_mobile",
 ]

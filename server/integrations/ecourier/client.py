@@ -44,8 +44,7 @@ from server.msisdn import local as local_number, normalise_digits
 from .answers import decode_response, field_of, items_of, malformed, named_values, parcel_of, sms_result
 from .errors import UPSTREAM, ECourierBusy, ECourierInvalidId, ECourierInvalidNumber, ECourierNotFound
 from .models import (
-    PAYMENT_METHODS, Cancelled, FraudStatus, NamedValue, OrderRequest, Package, PlacedOrder, SmsResult,
-    TopUpAccepted, TopUpStatus, TrackResult,
+    PAYMENT_METHODS, FraudStatus, NamedValue, OrderAnswer, OrderRequest, Package, SmsResult, TopUp, TrackResult,
 )
 from .values import as_bool, as_money, as_strings, as_text, as_whole_number
 
@@ -76,7 +75,7 @@ class ECourierClient(UpstreamClient):
 
     # -- orders ------------------------------------------------------------------------------
 
-    async def place_order(self, order: OrderRequest) -> PlacedOrder:
+    async def place_order(self, order: OrderRequest) -> OrderAnswer:
         """POST /order-place-reseller. Never retried: on a timeout or 5xx, ask `track(product_id=
         order.order_code)` or place again with the same `order_code` (eCourier then answers
         ECourierDuplicateOrder if the first one went through).
@@ -110,16 +109,16 @@ class ECourierClient(UpstreamClient):
         tracking = as_text(field_of(data, "ID", "id"))
         if not tracking:
             raise malformed("order accepted without an ID", data)
-        return PlacedOrder(tracking_id=tracking, message=as_text(field_of(data, "message")))
+        return OrderAnswer(tracking_id=tracking, message=as_text(field_of(data, "message")))
 
-    async def cancel_order(self, tracking_id: str, comment: str) -> Cancelled:
+    async def cancel_order(self, tracking_id: str, comment: str) -> OrderAnswer:
         """POST /cancel-order {"tracking", "comment"}. Only "Initiated" parcels can be cancelled.
         The ECR id is sent upper-cased without spaces; the comment stripped and cut to the
         documented 255 characters (a long reason should not cost the cancellation)."""
         tracking = _ecr(tracking_id)
         data = await self._post("/cancel-order", {"tracking": tracking, "comment": comment.strip()[:255]},
                                 idempotent=False)
-        return Cancelled(tracking_id=tracking, message=as_text(field_of(data, "message")))
+        return OrderAnswer(tracking_id=tracking, message=as_text(field_of(data, "message")))
 
     async def track(self, reference: str | None = None, *, ecr: str | None = None,
                     product_id: str | None = None) -> TrackResult:
@@ -217,7 +216,7 @@ class ECourierClient(UpstreamClient):
                 "op_body": text, "service_type": "mask" if masking else "nonmask"}
         return sms_result(await self._post("/bs-top-otp", body, idempotent=False))
 
-    async def booster_top_up(self, number: str, amount: int, *, postpaid: bool = False) -> TopUpAccepted:
+    async def booster_top_up(self, number: str, amount: int, *, postpaid: bool = False) -> TopUp:
         """POST /bs-top {"number", "amount", "operator_type"}: amount and operator_type (1 prepaid,
         2 postpaid) as JSON integers per the table. Moves money and has no client reference,
         so it is never retried: after a timeout, do not repeat blindly."""
@@ -233,14 +232,14 @@ class ECourierClient(UpstreamClient):
             trx = match.group(1).rstrip(".") if match else ""
         if not trx:
             raise malformed("top-up accepted without a transaction id", data)
-        return TopUpAccepted(transaction_id=trx, message=message)
+        return TopUp(transaction_id=trx, message=message)
 
-    async def booster_top_up_status(self, transaction_id: str) -> TopUpStatus:
+    async def booster_top_up_status(self, transaction_id: str) -> TopUp:
         """POST /bs-top-status {"transaction_id"}. `recharged` is eCourier's `success` flag (the
         API document shows no pending state); an unknown id raises ECourierNotFound."""
         trx = transaction_id.strip()
         data = await self._post("/bs-top-status", {"transaction_id": trx}, idempotent=True)
-        return TopUpStatus(transaction_id=trx, recharged=as_bool(field_of(data, "success")) is True,
+        return TopUp(transaction_id=trx, recharged=as_bool(field_of(data, "success")) is True,
                            message=as_text(field_of(data, "message")))
 
     # -- transport ---------------------------------------------------------------------------

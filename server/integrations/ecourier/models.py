@@ -18,10 +18,6 @@ class OrderAnswer:
     message: str
 
 
-PlacedOrder = OrderAnswer  # what place_order answers
-Cancelled = OrderAnswer  # what cancel_order answers
-
-
 @dataclass(frozen=True)
 class StatusEvent:
     status: str  # "Delivered", "In Transit", ...
@@ -118,10 +114,6 @@ class TopUp:
     transaction_id: str
     message: str
     recharged: bool | None = None  # eCourier's `success` on a status query; None: just accepted
-
-
-TopUpAccepted = TopUp  # what booster_top_up answers (recharged None)
-TopUpStatus = TopUp  # what booster_top_up_status answers
 
 
 @dataclass(frozen=True)
