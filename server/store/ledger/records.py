@@ -145,14 +145,18 @@ def decode_record(data: bytes | str) -> RechargeRecord:
 
 # --- record creation -------------------------------------------------------------------------
 
-def _random_sequence() -> Iterator[int]:
-    return itertools.count(secrets.randbelow(1_000_000))
+_key_sequence: Iterator[int]
 
 
-_key_sequence = _random_sequence()
+def _draw_key_sequence() -> None:
+    global _key_sequence
+    _key_sequence = itertools.count(secrets.randbelow(1_000_000))
+
+
+_draw_key_sequence()
 # A forked worker draws its own start: two workers counting on from the master's value would
 # make the same keys in the same millisecond.
-os.register_at_fork(after_in_child=lambda: globals().update(_key_sequence=_random_sequence()))
+os.register_at_fork(after_in_child=_draw_key_sequence)
 
 
 def _numeric_key() -> str:
