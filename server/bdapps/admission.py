@@ -11,10 +11,11 @@ queueing (1,500-2,000 hops/s), with room above the shared benchmark's 32 users: 
 bound keeps accepted hops faster under overload (bench/overload.py), a larger one lets a
 worker queue work it cannot finish in time.
 
-The limit also sizes the pools a hop draws from (server/app.py): a hop holds at most one Redis
-connection and one `/ussd/send` connection at a time, so with the Redis pool and the send
-client's connector sized as `limit` plus a reserve for everything else, hops alone can never
-exhaust either.
+The limit also sizes the pools a hop draws from (server/app.py): a hop's scripts share the
+worker's one pipelined Redis connection (server/store/redis_line.py), and its other Redis calls
+and its `/ussd/send` hold at most one connection each at a time, so with the Redis pool and the
+send client's connector sized as `limit` plus a reserve for everything else, hops alone can
+never exhaust either.
 """
 from __future__ import annotations
 

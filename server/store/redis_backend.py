@@ -52,7 +52,7 @@ class RedisStore(RedisFunnel, RedisKeyspace, Store):
             script = lambda text: NodeScript(client, text)  # noqa: E731
         else:
             pool = client.connection_pool
-            self.line = RedisLine(pool, pool.max_connections, SOCKET_TIMEOUT)
+            self.line = RedisLine(pool, SOCKET_TIMEOUT)
             script = lambda text: LineScript(client, self.line, text)  # noqa: E731
         self._claim_script = script(CLAIM)
         self._lock_script = script(LOCK)

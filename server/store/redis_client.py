@@ -23,7 +23,8 @@ def connect(url: str, *, max_connections: int = MAX_CONNECTIONS, **options: Any)
     Single node: a blocking pool of `max_connections`. redis-py's default pool fails a command
     at once (MaxConnectionsError) when it is exhausted; this one makes the command wait for a
     connection (up to the socket timeout), so a burst is slower, never refused by accident.
-    The hop path's scripts do not use this pool (RedisLine below), and hops are bounded per
+    The hop path's scripts do not use this pool (they share one pipelined connection,
+    server/store/redis_line.py), and hops are bounded per
     worker (server/bdapps/admission.py)."""
     defaults: dict[str, Any] = dict(socket_timeout=SOCKET_TIMEOUT, socket_connect_timeout=0.5,
                                     health_check_interval=15, retry_on_timeout=False)
