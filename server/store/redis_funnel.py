@@ -30,8 +30,13 @@ if #KEYS > 5 then
     redis.call('HSET', KEYS[6], ARGV[6], ARGV[9])
     redis.call('SET', KEYS[7], ARGV[6], 'EX', ARGV[3])
   end
-  for i = 10, #ARGV, 2 do redis.call('HINCRBY', KEYS[tonumber(ARGV[i])], ARGV[i + 1], 1) end
-  for i = 8, #KEYS do redis.call('EXPIRE', KEYS[i], ARGV[8]) end
+  -- A day hash gets its retention when an increment creates one of its fields (the count is
+  -- then 1, as it is when the hash is created): a few EXPIREs a day instead of one every hop.
+  -- Only these increments and the sweep's (which sets a missing retention itself) create them.
+  for i = 10, #ARGV, 2 do
+    local key = KEYS[tonumber(ARGV[i])]
+    if redis.call('HINCRBY', key, ARGV[i + 1], 1) == 1 then redis.call('EXPIRE', key, ARGV[8]) end
+  end
 end
 """
 
