@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 
 from structlog.testing import capture_logs
@@ -70,4 +72,42 @@ async def test_background_jobs_while_redis_is_away_log_one_line_each_and_no_trac
         assert all(line["log_level"] == "warning" and "exc_info" not in line for line in events.values())
     finally:
         await stack.http.close()
+        redis.cleanup()
+
+
+async def test_a_hung_redis_is_a_fast_503_and_the_server_recovers_when_it_answers_again(aiohttp_server):
+    """Redis stops answering without closing anything (SIGSTOP: a hung server, a network that
+    drops packets). Every callback is refused within the store's 1 s timeout, not held; once
+    Redis answers again the next delivery is served, on a connection no late reply can confuse
+    (server/store/redis_line.py)."""
+    redis = RedisServer().start()
+    store = RedisStore(connect(redis.url), prefix="alap-hung:")
+    stack = await start_stack(aiohttp_server, store=store)
+    try:
+        status, _ = await stack.post_mo(mo("warm"))  # opens the store's connections
+        assert status == 200
+        os.kill(redis.proc.pid, signal.SIGSTOP)
+        try:
+            started = time.perf_counter()
+            answers = await asyncio.gather(*(stack.post_mo({**mo(f"h{i}"), "sessionId": f"hung-{i}"})
+                                             for i in range(5)))
+            waited = time.perf_counter() - started
+        finally:
+            os.kill(redis.proc.pid, signal.SIGCONT)
+        assert [(status, answer["statusCode"]) for status, answer in answers] == [(503, "E1603")] * 5
+        assert waited < 2.5, waited
+        # The refused deliveries, retried by the gateway once Redis answers: each gets its screen.
+        for i in range(5):
+            status, answer = await stack.post_mo({**mo(f"h{i}"), "sessionId": f"hung-{i}"})
+            assert status == 200 and answer["statusCode"] == "S1000", (i, status, answer)
+        for _ in range(100):
+            if len({m["sessionId"] for m in stack.sent()} & {f"hung-{i}" for i in range(5)}) == 5:
+                break
+            await asyncio.sleep(0.02)
+        screens = [m for m in stack.sent() if m["sessionId"].startswith("hung-")]
+        assert sorted(m["sessionId"] for m in screens) == [f"hung-{i}" for i in range(5)]
+        assert all(m["message"].startswith("আলাপে স্বাগতম") for m in screens)
+    finally:
+        await stack.http.close()
+        await store.close()
         redis.cleanup()
