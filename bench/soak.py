@@ -406,8 +406,11 @@ class Soak:
                 if time.monotonic() >= next_report:
                     next_report += 30
                     f = self.figures
+                    # 5xx so far, and those no outage explains: when the refusals came, not only how many
+                    fivexx = sum(n for status, n in f.answers.items() if isinstance(status, int) and status >= 500)
                     print(f"  [{time.strftime('%H:%M:%S')}] {time.monotonic() - began:5.0f} s: hops {f.hops_sent}, "
                           f"screens {f.screens}, lost {f.lost}, in flight {len(tasks)}, "
+                          f"5xx {fivexx} (other {fivexx - f.answers_503_redis_down}), "
                           f"worker RSS {', '.join(f'{r:.1f}' for r in self.worker_rss())} MB", flush=True)
             await restarts
             if tasks:
