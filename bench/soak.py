@@ -159,6 +159,10 @@ class Figures:
     lost_examples: list[str] = field(default_factory=list)
     cut_screens: Counter = field(default_factory=Counter)  # the final screens that cut journeys short
 
+    @property
+    def fivexx(self) -> int:
+        return sum(n for status, n in self.answers.items() if isinstance(status, int) and status >= 500)
+
 
 class Soak:
     def __init__(self, args: argparse.Namespace) -> None:
@@ -407,10 +411,9 @@ class Soak:
                     next_report += 30
                     f = self.figures
                     # 5xx so far, and those no outage explains: when the refusals came, not only how many
-                    fivexx = sum(n for status, n in f.answers.items() if isinstance(status, int) and status >= 500)
                     print(f"  [{time.strftime('%H:%M:%S')}] {time.monotonic() - began:5.0f} s: hops {f.hops_sent}, "
                           f"screens {f.screens}, lost {f.lost}, in flight {len(tasks)}, "
-                          f"5xx {fivexx} (other {fivexx - f.answers_503_redis_down}), "
+                          f"5xx {f.fivexx} (other {f.fivexx - f.answers_503_redis_down}), "
                           f"worker RSS {', '.join(f'{r:.1f}' for r in self.worker_rss())} MB", flush=True)
             await restarts
             if tasks:
@@ -468,7 +471,7 @@ async def main() -> None:
         await soak.stop()
 
     f = soak.figures
-    fivexx = sum(n for status, n in f.answers.items() if isinstance(status, int) and status >= 500)
+    fivexx = f.fivexx
     other_5xx = fivexx - f.answers_503_redis_down
     tracebacks = sum("Traceback" in line for line in log_lines)
     print()

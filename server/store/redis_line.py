@@ -96,9 +96,10 @@ class RedisLine:
     def _expire(self, link: _Link, call: _Call) -> None:
         if call.future.done():
             return
-        call.future.set_exception(RedisTimeoutError("Timeout reading from Redis"))
+        error = RedisTimeoutError("Timeout reading from Redis")
+        call.future.set_exception(error)
         if time.monotonic() - link.answered_at >= self.timeout:  # nothing came back at all
-            self._break(link, RedisTimeoutError("Timeout reading from Redis"))
+            self._break(link, error)
 
     async def _open(self) -> _Link:
         if self._opening is None:
@@ -111,11 +112,10 @@ class RedisLine:
             try:
                 async with asyncio.timeout(self.timeout):
                     await conn.connect()
-            except TimeoutError:
+            except BaseException as exc:
                 await conn.disconnect(nowait=True)
-                raise RedisTimeoutError("Timeout connecting to Redis") from None
-            except BaseException:
-                await conn.disconnect(nowait=True)
+                if isinstance(exc, TimeoutError):
+                    raise RedisTimeoutError("Timeout connecting to Redis") from None
                 raise
             link = _Link(conn)
             link.reader = asyncio.create_task(self._read(link))
@@ -126,7 +126,7 @@ class RedisLine:
         link.flushing = False
         if link.broken is not None or not link.outbox:
             return
-        data = link.outbox[0] if len(link.outbox) == 1 else b"".join(link.outbox)
+        data = b"".join(link.outbox)  # a single item is returned as it is, not copied
         link.outbox.clear()
         try:
             link.conn._writer.write(data)  # type: ignore[union-attr]
@@ -179,10 +179,10 @@ class RedisLine:
             link.reader.cancel()
 
     async def close(self) -> None:
-        link, self._link = self._link, None
+        link = self._link
         if link is None:
             return
-        self._break(link, RedisConnectionError("Connection closed."))
+        self._break(link, RedisConnectionError("Connection closed."))  # also forgets it
         if link.reader is not None:
             try:
                 await link.reader
